@@ -1,0 +1,152 @@
+import { ConnectError } from "@connectrpc/connect";
+import type { Transport } from "@connectrpc/connect";
+import swagger from "@fastify/swagger";
+import swaggerUi from "@fastify/swagger-ui";
+import { Ajv } from "ajv";
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { fromConnectError, type HttpError, openAIError } from "./openai/errors.js";
+import { adminRoleRoutes } from "./routes/admin-roles.js";
+import { adminUserRoutes } from "./routes/admin-users.js";
+import { keyRoutes } from "./routes/keys.js";
+import { meRoutes } from "./routes/me.js";
+import { createClients } from "./rpc.js";
+import { apiKeySchema, meSchema, organizationSchema, roleSchema, userSchema } from "./schemas/accounts.js";
+import { errorSchema } from "./schemas/common.js";
+
+declare module "fastify" {
+  interface FastifyContextConfig {
+    /** Route callable without an API key. */
+    public?: boolean;
+  }
+}
+
+export interface BridgeOptions {
+  /** How the bridge reaches the services: in-process router transport, or Connect/gRPC to a remote core. */
+  transport: Transport;
+}
+
+const BEARER = /^Bearer[ \t]+\S+[ \t]*$/i;
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+function badRequest(message: string, code: string): FastifyError {
+  return Object.assign(new Error(message), { statusCode: 400, code, name: "BadRequest" }) as FastifyError;
+}
+
+/**
+ * The OpenAI-compatible REST API (and the reference system's own routes), as a Fastify plugin. Every route
+ * translates to an RPC through `transport`; the bridge holds no state and imports no service code.
+ */
+export async function bridgePlugin(app: FastifyInstance, opts: BridgeOptions): Promise<void> {
+  const clients = createClients(opts.transport);
+
+  // Bodies: strict JSON (well-formed UTF-8, no type coercion: a number where a string is expected is a 400).
+  // Query strings and params: coerced, since they are text by nature.
+  const strict = new Ajv({ coerceTypes: false, useDefaults: true, removeAdditional: false, strict: false });
+  const coercing = new Ajv({ coerceTypes: "array", useDefaults: true, removeAdditional: false, strict: false });
+  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === "body" ? strict : coercing).compile(schema));
+
+  app.removeContentTypeParser("application/json");
+  app.addContentTypeParser("application/json", { parseAs: "buffer" }, (_req, body: Buffer, done) => {
+    if (body.length === 0) return done(null, undefined);
+    let text: string;
+    try {
+      text = utf8.decode(body);
+    } catch {
+      return done(badRequest("The request body is not valid UTF-8.", "invalid_utf8"), undefined);
+    }
+    try {
+      done(null, JSON.parse(text));
+    } catch (err) {
+      done(badRequest(`The request body is not valid JSON: ${(err as Error).message}`, "invalid_json"), undefined);
+    }
+  });
+
+  for (const s of [errorSchema, userSchema, roleSchema, organizationSchema, apiKeySchema, meSchema]) app.addSchema(s);
+
+  app.addHook("onRequest", async (req, reply) => {
+    reply.header("x-request-id", req.id);
+    if (!req.routeOptions.url || req.routeOptions.config.public) return;
+    const auth = req.headers.authorization;
+    if (!auth || !BEARER.test(auth)) {
+      const missing = !auth;
+      const e = openAIError(
+        401,
+        "authentication_error",
+        missing
+          ? "Missing API key. Send it as 'Authorization: Bearer <API key>'."
+          : "Malformed Authorization header; expected 'Bearer <API key>'.",
+        null,
+        missing ? "missing_api_key" : "invalid_authorization_header",
+      );
+      return reply.code(401).send(e.body);
+    }
+  });
+
+  app.setErrorHandler((err: FastifyError, req: FastifyRequest, reply: FastifyReply) => {
+    const http = toHttpError(err);
+    const raw: unknown = err;
+    // A ConnectError was logged with its cause where it happened (the service); only note it here.
+    if (http.status >= 500 && raw instanceof ConnectError) req.log.warn({ code: raw.code }, "rpc failed");
+    else if (http.status >= 500) req.log.error({ err: raw }, "request failed");
+    return reply.code(http.status).headers(http.headers).send(http.body);
+  });
+
+  app.setNotFoundHandler((req, reply) => {
+    const e = openAIError(404, "not_found_error", `Unknown route: ${req.method} ${req.url.split("?")[0]}`, null, "unknown_route");
+    return reply.code(404).send(e.body);
+  });
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: "3.1.0",
+      info: {
+        title: "Passerelle REST API",
+        version: "0.1.0",
+        description:
+          "OpenAI-compatible API over open-weight models, with accounts, keys and governance. Every route is a " +
+          "translation of a Connect RPC (see proto/). Errors use OpenAI's shape.",
+      },
+      components: { securitySchemes: { bearer: { type: "http", scheme: "bearer", bearerFormat: "sk-…" } } },
+    },
+    refResolver: { buildLocalReference: (json, _base, _fragment, i) => (json.$id as string) ?? `def-${i}` },
+  });
+  app.addHook("onRoute", (route) => {
+    if (route.url.startsWith("/docs")) route.config = { ...(route.config ?? {}), public: true };
+  });
+  await app.register(swaggerUi, { routePrefix: "/docs", uiConfig: { docExpansion: "list" } });
+  app.get("/openapi.json", { config: { public: true }, schema: { hide: true } }, async () => app.swagger());
+
+  meRoutes(app, clients);
+  keyRoutes(app, clients);
+  adminUserRoutes(app, clients);
+  adminRoleRoutes(app, clients);
+}
+
+/** Every error a route can raise, in OpenAI's shape. */
+export function toHttpError(err: FastifyError | ConnectError | Error): HttpError {
+  if (err instanceof ConnectError) return fromConnectError(err);
+  const fe = err as FastifyError;
+  if (fe.validation) {
+    const first = fe.validation[0];
+    const path = first?.instancePath.replace(/^\//, "").replace(/\//g, ".");
+    const missing = (first?.params as { missingProperty?: string } | undefined)?.missingProperty;
+    const extra = (first?.params as { additionalProperty?: string } | undefined)?.additionalProperty;
+    const param = [path, missing ?? extra].filter(Boolean).join(".") || null;
+    const where = fe.validationContext === "body" ? "body" : (fe.validationContext ?? "request");
+    const detail = extra ? `has an unknown field '${extra}'` : (first?.message ?? "is invalid");
+    return openAIError(400, "invalid_request_error", `Invalid ${where}: ${param ?? where} ${detail}.`, param, "invalid_value");
+  }
+  switch (fe.code) {
+    case "FST_ERR_CTP_BODY_TOO_LARGE":
+      return openAIError(413, "invalid_request_error", "The request body is too large.", null, "request_too_large");
+    case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
+      return openAIError(415, "invalid_request_error", "Unsupported Content-Type; send application/json.", null, "unsupported_media_type");
+    case "FST_ERR_CTP_EMPTY_JSON_BODY":
+      return openAIError(400, "invalid_request_error", "The request body is empty.", null, "invalid_json");
+  }
+  const status = fe.statusCode ?? 500;
+  if (status >= 400 && status < 500) {
+    return openAIError(status, "invalid_request_error", fe.message, null, typeof fe.code === "string" ? fe.code.toLowerCase() : null);
+  }
+  return fromConnectError(err);
+}

@@ -1,0 +1,72 @@
+import { Code, ConnectError } from "@connectrpc/connect";
+import { ErrorInfoSchema } from "../../gen/passerelle/errors/v1/error_info_pb.js";
+
+/** OpenAI's error body: `{"error":{"message","type","param","code"}}`. */
+export interface OpenAIErrorBody {
+  error: { message: string; type: string; param: string | null; code: string | null };
+}
+
+export interface HttpError {
+  status: number;
+  body: OpenAIErrorBody;
+  headers: Record<string, string>;
+}
+
+/**
+ * Connect code → HTTP status and OpenAI error type. Written out here on purpose: Connect's own code→HTTP table is
+ * private API. Deviation from Connect: FailedPrecondition is 409 (a conflict with the resource's state, e.g.
+ * deleting a role still held by users), not 400.
+ */
+export const ERROR_TABLE: Readonly<Record<Code, { status: number; type: string }>> = {
+  [Code.Canceled]: { status: 499, type: "request_cancelled" },
+  [Code.Unknown]: { status: 500, type: "server_error" },
+  [Code.InvalidArgument]: { status: 400, type: "invalid_request_error" },
+  [Code.DeadlineExceeded]: { status: 504, type: "timeout_error" },
+  [Code.NotFound]: { status: 404, type: "not_found_error" },
+  [Code.AlreadyExists]: { status: 409, type: "conflict_error" },
+  [Code.PermissionDenied]: { status: 403, type: "permission_error" },
+  [Code.ResourceExhausted]: { status: 429, type: "rate_limit_error" },
+  [Code.FailedPrecondition]: { status: 409, type: "conflict_error" },
+  [Code.Aborted]: { status: 409, type: "conflict_error" },
+  [Code.OutOfRange]: { status: 400, type: "invalid_request_error" },
+  [Code.Unimplemented]: { status: 501, type: "not_implemented_error" },
+  [Code.Internal]: { status: 500, type: "server_error" },
+  [Code.Unavailable]: { status: 503, type: "service_unavailable_error" },
+  [Code.DataLoss]: { status: 500, type: "server_error" },
+  [Code.Unauthenticated]: { status: 401, type: "authentication_error" },
+};
+
+/** Codes whose message may carry internals: the client gets a generic text, the logs get the cause. */
+const GENERIC = new Set([Code.Unknown, Code.Internal, Code.DataLoss]);
+export const GENERIC_MESSAGE = "The server had an error while processing your request.";
+
+/** Reasons that OpenAI clients know by a type of their own. */
+const TYPE_BY_REASON: Readonly<Record<string, string>> = { INSUFFICIENT_QUOTA: "insufficient_quota" };
+
+export function openAIError(status: number, type: string, message: string, param?: string | null, code?: string | null) {
+  return { status, body: { error: { message, type, param: param ?? null, code: code ?? null } }, headers: {} };
+}
+
+/** Maps any error thrown by an RPC call to the HTTP response the REST API sends. */
+export function fromConnectError(err: unknown): HttpError {
+  const ce = ConnectError.from(err);
+  const row = ERROR_TABLE[ce.code] ?? ERROR_TABLE[Code.Unknown];
+  const info = ce.findDetails(ErrorInfoSchema)[0];
+  const reason = info?.reason ?? "";
+  const headers: Record<string, string> = {};
+  if (info && info.retryAfterSeconds > 0 && (row.status === 429 || row.status === 503)) {
+    headers["retry-after"] = String(info.retryAfterSeconds);
+  }
+  return {
+    status: row.status,
+    body: {
+      error: {
+        message: GENERIC.has(ce.code) ? GENERIC_MESSAGE : ce.rawMessage,
+        type: TYPE_BY_REASON[reason] ?? row.type,
+        param: info?.param ? info.param : null,
+        code: reason ? reason.toLowerCase() : null,
+      },
+    },
+    headers,
+  };
+}

@@ -1,0 +1,78 @@
+import { create } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import {
+  type ApiKey as ApiKeyMsg,
+  ApiKeyKind,
+  ApiKeySchema,
+  type Organization as OrganizationMsg,
+  OrganizationSchema,
+  Permission,
+  type Role as RoleMsg,
+  RoleSchema,
+  type User as UserMsg,
+  UserSchema,
+} from "../../gen/passerelle/accounts/v1/resources_pb.js";
+import type { ApiKey, Organization, Role, User } from "./entities.js";
+
+/** Stored permission names ⇄ proto enum values. */
+export const PERMISSION_NAMES: ReadonlyMap<Permission, string> = new Map([
+  [Permission.ADMIN, "admin"],
+  [Permission.CREATE_PUBLIC_COLLECTION, "create_public_collection"],
+  [Permission.READ_METRICS, "read_metrics"],
+]);
+const PERMISSION_VALUES = new Map([...PERMISSION_NAMES].map(([v, n]) => [n, v]));
+
+export function permissionFromName(name: string): Permission {
+  return PERMISSION_VALUES.get(name) ?? Permission.UNSPECIFIED;
+}
+
+const ts = (d: Date | null | undefined) => (d ? timestampFromDate(d) : undefined);
+
+export function toUserMsg(u: User): UserMsg {
+  return create(UserSchema, {
+    id: u.id,
+    email: u.email,
+    name: u.name,
+    roleId: u.role.id,
+    organizationId: u.organization?.id ?? "",
+    expireTime: ts(u.expiresAt),
+    hasPassword: u.passwordHash != null,
+    createTime: ts(u.createdAt),
+    updateTime: ts(u.updatedAt),
+  });
+}
+
+export function toRoleMsg(r: Role, userCount: number): RoleMsg {
+  return create(RoleSchema, {
+    id: r.id,
+    name: r.name,
+    permissions: r.permissions.map(permissionFromName).filter((p) => p !== Permission.UNSPECIFIED),
+    userCount: BigInt(userCount),
+    createTime: ts(r.createdAt),
+    updateTime: ts(r.updatedAt),
+  });
+}
+
+export function toOrganizationMsg(o: Organization, userCount: number): OrganizationMsg {
+  return create(OrganizationSchema, {
+    id: o.id,
+    name: o.name,
+    userCount: BigInt(userCount),
+    createTime: ts(o.createdAt),
+    updateTime: ts(o.updatedAt),
+  });
+}
+
+export function toApiKeyMsg(k: ApiKey): ApiKeyMsg {
+  return create(ApiKeySchema, {
+    id: k.id,
+    userId: k.user.id,
+    name: k.name,
+    maskedKey: k.masked,
+    kind: k.kind === "session" ? ApiKeyKind.SESSION : ApiKeyKind.STANDARD,
+    expireTime: ts(k.expiresAt),
+    revokeTime: ts(k.revokedAt),
+    lastUseTime: ts(k.lastUsedAt),
+    createTime: ts(k.createdAt),
+  });
+}

@@ -1,0 +1,105 @@
+import path from "node:path";
+
+/** Settings of the core (and of the one-process platform). Only config.ts files read process.env. */
+export interface CoreConfig {
+  readonly httpHost: string;
+  /** HTTP/1.1 port: REST bridge, Connect and gRPC-web. 0 picks a free port. */
+  readonly httpPort: number;
+  /** h2c port: gRPC (and Connect) over cleartext HTTP/2. 0 picks a free port. */
+  readonly grpcPort: number;
+  readonly dataDir: string;
+  /** Real PostgreSQL when set; embedded PGlite under dataDir otherwise. */
+  readonly databaseUrl: string | undefined;
+  /** Real Redis when set; in-process store otherwise. */
+  readonly redisUrl: string | undefined;
+  readonly elasticsearchUrl: string | undefined;
+  readonly bootstrap: {
+    readonly email: string;
+    readonly password: string | undefined;
+    readonly key: string | undefined;
+  };
+  readonly auth: {
+    /** Longest lifetime of an API key in days; undefined = unlimited. */
+    readonly keyMaxLifetimeDays: number | undefined;
+    /** Lifetime of a login session key in seconds. */
+    readonly sessionTtlSeconds: number;
+    /** How long a verified key stays in the per-process cache (revocations are pushed, this only bounds staleness of other changes). */
+    readonly cacheTtlMs: number;
+    readonly cacheMaxEntries: number;
+    /** Failed logins per e-mail per 15 minutes before login is refused. */
+    readonly maxFailedLogins: number;
+  };
+  /** Largest request body accepted, in bytes. */
+  readonly bodyLimitBytes: number;
+  /** Time given to in-flight requests and streams to finish on SIGTERM. */
+  readonly shutdownGraceMs: number;
+  /** Browser origins allowed by CORS; ["*"] allows any. */
+  readonly corsOrigins: readonly string[];
+  readonly logLevel: string;
+  /** Run the REST bridge inside the core process (default true). */
+  readonly bridgeEnabled: boolean;
+}
+
+export class ConfigError extends Error {}
+
+export function loadConfig(
+  env: NodeJS.ProcessEnv = process.env,
+  overrides: Partial<CoreConfig> = {},
+): CoreConfig {
+  const str = (name: string): string | undefined => {
+    const v = env[name]?.trim();
+    return v ? v : undefined;
+  };
+  const int = (name: string, fallback: number, min = 0, max = Number.MAX_SAFE_INTEGER): number => {
+    const raw = str(name);
+    if (raw === undefined) return fallback;
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n < min || n > max) {
+      throw new ConfigError(`${name} must be an integer between ${min} and ${max}, got "${raw}"`);
+    }
+    return n;
+  };
+  const bool = (name: string, fallback: boolean): boolean => {
+    const raw = str(name)?.toLowerCase();
+    if (raw === undefined) return fallback;
+    if (["1", "true", "yes", "on"].includes(raw)) return true;
+    if (["0", "false", "no", "off"].includes(raw)) return false;
+    throw new ConfigError(`${name} must be true or false, got "${raw}"`);
+  };
+  const bootstrapKey = str("PASSERELLE_BOOTSTRAP_ADMIN_KEY");
+  if (bootstrapKey !== undefined && !/^sk-[A-Za-z0-9_-]{20,200}$/.test(bootstrapKey)) {
+    throw new ConfigError("PASSERELLE_BOOTSTRAP_ADMIN_KEY must look like sk-… with at least 20 URL-safe characters");
+  }
+  const maxDays = str("PASSERELLE_AUTH_KEY_MAX_LIFETIME_DAYS");
+  const config: CoreConfig = {
+    httpHost: str("PASSERELLE_HTTP_HOST") ?? "0.0.0.0",
+    httpPort: int("PASSERELLE_HTTP_PORT", 8080, 0, 65535),
+    grpcPort: int("PASSERELLE_GRPC_PORT", 8081, 0, 65535),
+    dataDir: path.resolve(str("PASSERELLE_DATA_DIR") ?? "./data"),
+    databaseUrl: str("DATABASE_URL"),
+    redisUrl: str("REDIS_URL"),
+    elasticsearchUrl: str("ELASTICSEARCH_URL"),
+    bootstrap: {
+      email: (str("PASSERELLE_BOOTSTRAP_ADMIN_EMAIL") ?? "admin@passerelle.local").toLowerCase(),
+      password: str("PASSERELLE_BOOTSTRAP_ADMIN_PASSWORD"),
+      key: bootstrapKey,
+    },
+    auth: {
+      keyMaxLifetimeDays: maxDays === undefined ? undefined : int("PASSERELLE_AUTH_KEY_MAX_LIFETIME_DAYS", 0, 1, 36500),
+      sessionTtlSeconds: int("PASSERELLE_AUTH_SESSION_TTL_SECONDS", 3600, 60, 7 * 86400),
+      cacheTtlMs: int("PASSERELLE_AUTH_CACHE_TTL_MS", 30_000, 0, 3_600_000),
+      cacheMaxEntries: int("PASSERELLE_AUTH_CACHE_MAX_ENTRIES", 10_000, 1, 10_000_000),
+      maxFailedLogins: int("PASSERELLE_AUTH_MAX_FAILED_LOGINS", 10, 1, 1000),
+    },
+    bodyLimitBytes: int("PASSERELLE_BODY_LIMIT_BYTES", 8 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
+    shutdownGraceMs: int("PASSERELLE_SHUTDOWN_GRACE_MS", 10_000, 0, 600_000),
+    corsOrigins: (str("PASSERELLE_CORS_ORIGINS") ?? "*")
+      .split(",")
+      .map((s) => s.trim())
+      .filter(Boolean),
+    logLevel: str("PASSERELLE_LOG_LEVEL") ?? str("LOG_LEVEL") ?? "info",
+    bridgeEnabled: bool("PASSERELLE_BRIDGE_ENABLED", true),
+    ...overrides,
+  };
+  return Object.freeze(config);
+}

@@ -1,0 +1,105 @@
+import type { ConnectRouter, ConnectRouterOptions } from "@connectrpc/connect";
+import type { Logger } from "pino";
+import { AccountService } from "../gen/passerelle/accounts/v1/account_service_pb.js";
+import {
+  accountEntities,
+  type BootstrapResult,
+  bootstrapAccounts,
+  createAccountService,
+  createAccountStore,
+  createAuthenticator,
+} from "./accounts/index.js";
+import type { CoreConfig } from "./config.js";
+import { type Database, openDatabase } from "./platform/db/database.js";
+import { createAuthInterceptor, createRequestContextInterceptor } from "./platform/interceptors.js";
+import { createKv, type KvStore } from "./platform/kv/index.js";
+
+/** The services and what they stand on, independent of how they are served. */
+export interface Core {
+  readonly routes: (router: ConnectRouter) => void;
+  /** Options for every Connect router serving `routes` (interceptors, limits). */
+  readonly routerOptions: ConnectRouterOptions;
+  readonly db: Database;
+  readonly kv: KvStore;
+  readonly bootstrap: BootstrapResult;
+  /** Readiness of the dependencies, for /health/ready. */
+  checkReady(): Promise<{ database: boolean; kv: boolean }>;
+  close(): Promise<void>;
+}
+
+const PUBLIC_METHODS = new Set([`${AccountService.typeName}/${AccountService.method.login.name}`]);
+const EXPIRED_USER_METHODS = new Set([`${AccountService.typeName}/${AccountService.method.getMe.name}`]);
+
+export async function createCore(config: CoreConfig, logger: Logger): Promise<Core> {
+  const kv = await createKv(config.redisUrl);
+  let db: Database;
+  try {
+    db = await openDatabase({
+      url: config.databaseUrl,
+      dataDir: config.dataDir,
+      entities: [...accountEntities],
+      logger,
+    });
+  } catch (err) {
+    await kv.close();
+    throw err;
+  }
+  const store = createAccountStore(db.orm);
+  const authenticator = await createAuthenticator({
+    store,
+    kv,
+    logger,
+    ttlMs: config.auth.cacheTtlMs,
+    maxEntries: config.auth.cacheMaxEntries,
+  });
+  const bootstrap = await bootstrapAccounts(store, config.bootstrap, logger);
+  const accountService = createAccountService({
+    store,
+    authenticator,
+    kv,
+    logger,
+    settings: {
+      keyMaxLifetimeDays: config.auth.keyMaxLifetimeDays,
+      sessionTtlSeconds: config.auth.sessionTtlSeconds,
+      maxFailedLogins: config.auth.maxFailedLogins,
+    },
+  });
+  const routerOptions: ConnectRouterOptions = {
+    interceptors: [
+      createRequestContextInterceptor(logger),
+      createAuthInterceptor({
+        authenticate: (token) => authenticator.authenticate(token),
+        publicMethods: PUBLIC_METHODS,
+        expiredUserMethods: EXPIRED_USER_METHODS,
+      }),
+    ],
+    readMaxBytes: config.bodyLimitBytes,
+  };
+  return {
+    routes: (router) => {
+      router.service(AccountService, accountService);
+    },
+    routerOptions,
+    db,
+    kv,
+    bootstrap,
+    async checkReady() {
+      const [database, kvOk] = await Promise.all([
+        db.ping().then(
+          () => true,
+          () => false,
+        ),
+        kv.ping().then(
+          () => true,
+          () => false,
+        ),
+      ]);
+      return { database, kv: kvOk };
+    },
+    async close() {
+      await authenticator.close();
+      await db.close();
+      await kv.close();
+    },
+  };
+}

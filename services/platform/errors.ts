@@ -1,0 +1,58 @@
+import { create } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { ErrorInfoSchema } from "../../gen/passerelle/errors/v1/error_info_pb.js";
+
+/** Builds a ConnectError carrying an ErrorInfo detail (reason, param, retry delay). */
+export function rpcError(
+  code: Code,
+  message: string,
+  reason: string,
+  opts: { param?: string; retryAfterSeconds?: number; cause?: unknown } = {},
+): ConnectError {
+  const info = create(ErrorInfoSchema, {
+    reason,
+    param: opts.param ?? "",
+    retryAfterSeconds: opts.retryAfterSeconds ?? 0,
+  });
+  return new ConnectError(message, code, undefined, [{ desc: ErrorInfoSchema, value: info }], opts.cause);
+}
+
+const upper = (kind: string) => kind.toUpperCase().replace(/[^A-Z0-9]+/g, "_");
+
+export function notFound(kind: string, id: string): ConnectError {
+  return rpcError(Code.NotFound, `No ${kind.replace(/_/g, " ")} found with id '${id}'.`, `${upper(kind)}_NOT_FOUND`);
+}
+
+export function invalidArgument(message: string, param?: string, reason = "INVALID_ARGUMENT"): ConnectError {
+  return rpcError(Code.InvalidArgument, message, reason, { param });
+}
+
+export function alreadyExists(message: string, reason: string, param?: string): ConnectError {
+  return rpcError(Code.AlreadyExists, message, reason, { param });
+}
+
+export function failedPrecondition(message: string, reason: string): ConnectError {
+  return rpcError(Code.FailedPrecondition, message, reason);
+}
+
+export function permissionDenied(message = "You do not have permission to do this.", reason = "PERMISSION_DENIED") {
+  return rpcError(Code.PermissionDenied, message, reason);
+}
+
+export function unauthenticated(message: string, reason = "INVALID_API_KEY"): ConnectError {
+  return rpcError(Code.Unauthenticated, message, reason);
+}
+
+export function resourceExhausted(message: string, reason: string, retryAfterSeconds: number): ConnectError {
+  return rpcError(Code.ResourceExhausted, message, reason, { retryAfterSeconds });
+}
+
+export function unavailable(message: string, reason: string, cause?: unknown): ConnectError {
+  return rpcError(Code.Unavailable, message, reason, { cause });
+}
+
+/** Wraps anything unexpected; the message sent is generic, the original stays as `cause` for the logs. */
+export function internal(cause: unknown): ConnectError {
+  if (cause instanceof ConnectError) return cause;
+  return rpcError(Code.Internal, "Internal error.", "INTERNAL", { cause });
+}

@@ -1,0 +1,74 @@
+import { randomUUID } from "node:crypto";
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import type { Logger } from "pino";
+import { kLogger, kPrincipal, kRequestId, type Principal } from "./context.js";
+import { internal, permissionDenied, unauthenticated } from "./errors.js";
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** `x-request-id` from the caller when well-formed, else a fresh UUID. */
+export function requestIdFrom(header: string | null | undefined): string {
+  return header && REQUEST_ID.test(header) ? header : randomUUID();
+}
+
+/**
+ * Outermost interceptor: gives every call a request id (echoed in `x-request-id`), a child logger, one log line,
+ * and turns anything that is not a ConnectError into a generic Internal error whose cause is logged, never sent.
+ */
+export function createRequestContextInterceptor(logger: Logger): Interceptor {
+  return (next) => async (req) => {
+    const requestId = requestIdFrom(req.header.get("x-request-id"));
+    const log = logger.child({ reqId: requestId, rpc: `${req.service.typeName}/${req.method.name}` });
+    req.contextValues.set(kRequestId, requestId);
+    req.contextValues.set(kLogger, log);
+    const started = performance.now();
+    try {
+      const res = await next(req);
+      res.header.set("x-request-id", requestId);
+      log.info({ ms: Math.round(performance.now() - started), userId: req.contextValues.get(kPrincipal)?.userId }, "rpc ok");
+      return res;
+    } catch (err) {
+      const ce = err instanceof ConnectError ? err : internal(err);
+      ce.metadata.set("x-request-id", requestId);
+      const fields = { ms: Math.round(performance.now() - started), code: Code[ce.code] };
+      if (ce.code === Code.Internal || ce.code === Code.Unknown) log.error({ ...fields, err: ce.cause ?? ce }, "rpc failed");
+      else log.info(fields, "rpc refused");
+      throw ce;
+    }
+  };
+}
+
+export interface AuthInterceptorOptions {
+  /** Resolves a bearer token to its principal; throws Unauthenticated for unknown, revoked or expired keys. */
+  authenticate(token: string): Promise<Principal>;
+  /** `package.Service/Method` names callable without a key. */
+  publicMethods: ReadonlySet<string>;
+  /** Methods an expired user may still call. */
+  expiredUserMethods: ReadonlySet<string>;
+  now?: () => number;
+}
+
+/** Verifies `authorization: Bearer <key>` (Connect header or gRPC metadata) and puts the principal in the context. */
+export function createAuthInterceptor(opts: AuthInterceptorOptions): Interceptor {
+  const now = opts.now ?? Date.now;
+  return (next) => async (req) => {
+    const name = `${req.service.typeName}/${req.method.name}`;
+    if (opts.publicMethods.has(name)) return next(req);
+    const header = req.header.get("authorization");
+    const token = header ? /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(header)?.[1] : undefined;
+    if (!token) {
+      throw unauthenticated(
+        header
+          ? "Malformed Authorization header; expected 'Bearer <API key>'."
+          : "Missing API key. Send it as 'Authorization: Bearer <API key>'.",
+        header ? "INVALID_AUTHORIZATION_HEADER" : "MISSING_API_KEY",
+      );
+    }
+    const principal = await opts.authenticate(token);
+    if (principal.userExpiresAt && principal.userExpiresAt.getTime() <= now() && !opts.expiredUserMethods.has(name)) {
+      throw permissionDenied("Your account has expired; contact an administrator.", "ACCOUNT_EXPIRED");
+    }
+    req.contextValues.set(kPrincipal, principal);
+    return next(req);
+  };
+}

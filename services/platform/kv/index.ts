@@ -1,0 +1,18 @@
+import type { KvStore } from "./kv.js";
+import { createMemoryKv } from "./memory-kv.js";
+import { createRedisKv } from "./redis-kv.js";
+
+export type { HitResult, KvStore } from "./kv.js";
+export { createMemoryKv } from "./memory-kv.js";
+export { createRedisKv } from "./redis-kv.js";
+
+/** Namespace of every key and channel in a Redis shared with other applications. */
+export const REDIS_KEY_PREFIX = "passerelle:";
+
+/**
+ * Redis when `redisUrl` is set (rejects with a clear error if it cannot be reached within ~5 s), the in-process
+ * store otherwise.
+ */
+export async function createKv(redisUrl: string | undefined): Promise<KvStore> {
+  return redisUrl ? createRedisKv(redisUrl, { keyPrefix: REDIS_KEY_PREFIX }) : createMemoryKv();
+}

@@ -1,0 +1,73 @@
+import fs from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import pino from "pino";
+import { generateApiKey } from "../../services/accounts/secrets.js";
+import { type CoreConfig, loadConfig } from "../../services/config.js";
+import { type Platform, startPlatform } from "../../services/server.js";
+import { createTestDatabase, type TestDatabase } from "./db.js";
+import { testRedisUrl } from "./env.js";
+
+export interface TestPlatform {
+  platform: Platform;
+  /** The bootstrap admin's key. */
+  adminKey: string;
+  adminEmail: string;
+  adminPassword: string;
+  httpUrl: string;
+  grpcUrl: string;
+  close(): Promise<void>;
+}
+
+/**
+ * The whole platform on real sockets (ports picked by the OS), on a fresh database of the test PostgreSQL and, when
+ * `redis` is true, the test Redis.
+ */
+export async function startTestPlatform(
+  opts: { redis?: boolean; env?: Record<string, string>; overrides?: Partial<CoreConfig> } = {},
+): Promise<TestPlatform> {
+  const db: TestDatabase = await createTestDatabase("e2e");
+  const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), "passerelle-test-"));
+  const adminKey = generateApiKey();
+  const adminEmail = "admin@test.local";
+  const adminPassword = "correct horse battery staple";
+  const redisUrl = opts.redis ? testRedisUrl() : undefined;
+  if (opts.redis && !redisUrl) throw new Error("this test needs PASSERELLE_TEST_REDIS_URL");
+  const config = loadConfig(
+    {
+      PASSERELLE_HTTP_HOST: "127.0.0.1",
+      PASSERELLE_HTTP_PORT: "0",
+      PASSERELLE_GRPC_PORT: "0",
+      PASSERELLE_DATA_DIR: dataDir,
+      DATABASE_URL: db.url,
+      ...(redisUrl ? { REDIS_URL: redisUrl } : {}),
+      PASSERELLE_BOOTSTRAP_ADMIN_EMAIL: adminEmail,
+      PASSERELLE_BOOTSTRAP_ADMIN_PASSWORD: adminPassword,
+      PASSERELLE_BOOTSTRAP_ADMIN_KEY: adminKey,
+      PASSERELLE_SHUTDOWN_GRACE_MS: "2000",
+      ...opts.env,
+    },
+    opts.overrides,
+  );
+  const logger = pino({ level: process.env.PASSERELLE_TEST_LOG ?? "silent" });
+  let platform: Platform;
+  try {
+    platform = await startPlatform(config, logger);
+  } catch (err) {
+    await db.drop();
+    throw err;
+  }
+  return {
+    platform,
+    adminKey,
+    adminEmail,
+    adminPassword,
+    httpUrl: platform.httpUrl,
+    grpcUrl: platform.grpcUrl,
+    async close() {
+      await platform.close();
+      await db.drop();
+      await fs.rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
