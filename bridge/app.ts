@@ -1,5 +1,5 @@
-import { ConnectError } from "@connectrpc/connect";
 import type { Transport } from "@connectrpc/connect";
+import { ConnectError } from "@connectrpc/connect";
 import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
 import { Ajv } from "ajv";
@@ -18,7 +18,13 @@ declare module "fastify" {
     /** Route callable without an API key. */
     public?: boolean;
   }
+  interface FastifyRequest {
+    /** The caller's `x-request-id` when well-formed, else the server's request id; echoed and sent to RPCs. */
+    requestId: string;
+  }
 }
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 export interface BridgeOptions {
   /** How the bridge reaches the services: in-process router transport, or Connect/gRPC to a remote core. */
@@ -63,8 +69,11 @@ export async function bridgePlugin(app: FastifyInstance, opts: BridgeOptions): P
 
   for (const s of [errorSchema, userSchema, roleSchema, organizationSchema, apiKeySchema, meSchema]) app.addSchema(s);
 
+  app.decorateRequest("requestId", "");
   app.addHook("onRequest", async (req, reply) => {
-    reply.header("x-request-id", req.id);
+    const incoming = req.headers["x-request-id"];
+    req.requestId = typeof incoming === "string" && REQUEST_ID.test(incoming) ? incoming : req.id;
+    reply.header("x-request-id", req.requestId);
     if (!req.routeOptions.url || req.routeOptions.config.public) return;
     const auth = req.headers.authorization;
     if (!auth || !BEARER.test(auth)) {
@@ -92,7 +101,13 @@ export async function bridgePlugin(app: FastifyInstance, opts: BridgeOptions): P
   });
 
   app.setNotFoundHandler((req, reply) => {
-    const e = openAIError(404, "not_found_error", `Unknown route: ${req.method} ${req.url.split("?")[0]}`, null, "unknown_route");
+    const e = openAIError(
+      404,
+      "not_found_error",
+      `Unknown route: ${req.method} ${req.url.split("?")[0]}`,
+      null,
+      "unknown_route",
+    );
     return reply.code(404).send(e.body);
   });
 
@@ -134,19 +149,37 @@ export function toHttpError(err: FastifyError | ConnectError | Error): HttpError
     const param = [path, missing ?? extra].filter(Boolean).join(".") || null;
     const where = fe.validationContext === "body" ? "body" : (fe.validationContext ?? "request");
     const detail = extra ? `has an unknown field '${extra}'` : (first?.message ?? "is invalid");
-    return openAIError(400, "invalid_request_error", `Invalid ${where}: ${param ?? where} ${detail}.`, param, "invalid_value");
+    return openAIError(
+      400,
+      "invalid_request_error",
+      `Invalid ${where}: ${param ?? where} ${detail}.`,
+      param,
+      "invalid_value",
+    );
   }
   switch (fe.code) {
     case "FST_ERR_CTP_BODY_TOO_LARGE":
       return openAIError(413, "invalid_request_error", "The request body is too large.", null, "request_too_large");
     case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
-      return openAIError(415, "invalid_request_error", "Unsupported Content-Type; send application/json.", null, "unsupported_media_type");
+      return openAIError(
+        415,
+        "invalid_request_error",
+        "Unsupported Content-Type; send application/json.",
+        null,
+        "unsupported_media_type",
+      );
     case "FST_ERR_CTP_EMPTY_JSON_BODY":
       return openAIError(400, "invalid_request_error", "The request body is empty.", null, "invalid_json");
   }
   const status = fe.statusCode ?? 500;
   if (status >= 400 && status < 500) {
-    return openAIError(status, "invalid_request_error", fe.message, null, typeof fe.code === "string" ? fe.code.toLowerCase() : null);
+    return openAIError(
+      status,
+      "invalid_request_error",
+      fe.message,
+      null,
+      typeof fe.code === "string" ? fe.code.toLowerCase() : null,
+    );
   }
   return fromConnectError(err);
 }

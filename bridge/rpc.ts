@@ -17,7 +17,7 @@ export function createClients(transport: Transport): Clients {
  * aborts the RPC (and, through it, any upstream work).
  */
 export function callOptions(req: FastifyRequest, reply: FastifyReply): CallOptions {
-  const headers = new Headers({ "x-request-id": req.id });
+  const headers = new Headers({ "x-request-id": req.requestId || req.id });
   const auth = req.headers.authorization;
   if (auth) headers.set("authorization", auth);
   const ac = new AbortController();

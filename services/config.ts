@@ -42,10 +42,7 @@ export interface CoreConfig {
 
 export class ConfigError extends Error {}
 
-export function loadConfig(
-  env: NodeJS.ProcessEnv = process.env,
-  overrides: Partial<CoreConfig> = {},
-): CoreConfig {
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<CoreConfig> = {}): CoreConfig {
   const str = (name: string): string | undefined => {
     const v = env[name]?.trim();
     return v ? v : undefined;

@@ -1,3 +1,4 @@
+import type { Http2Server, Http2Session } from "node:http2";
 import type { AddressInfo } from "node:net";
 import { cors as connectCors, createRouterTransport } from "@connectrpc/connect";
 import { fastifyConnectPlugin } from "@connectrpc/connect-fastify";
@@ -54,6 +55,13 @@ export async function startPlatform(config: CoreConfig, logger: Logger): Promise
   }
 
   const h2 = Fastify({ ...common, http2: true }) as unknown as FastifyInstance;
+  // HTTP/2 clients keep sessions open; on shutdown they get a GOAWAY (in-flight streams finish), then are destroyed
+  // when the grace period ends.
+  const sessions = new Set<Http2Session>();
+  (h2.server as unknown as Http2Server).on("session", (session: Http2Session) => {
+    sessions.add(session);
+    session.once("close", () => sessions.delete(session));
+  });
   await h2.register(fastifyConnectPlugin, { routes: core.routes, ...core.routerOptions });
   registerHealth(h2, core);
 
@@ -79,6 +87,7 @@ export async function startPlatform(config: CoreConfig, logger: Logger): Promise
     close() {
       closing ??= (async () => {
         const drained = Promise.allSettled([http.close(), h2.close()]);
+        for (const session of sessions) session.close();
         let timer: NodeJS.Timeout | undefined;
         const deadline = new Promise<"timeout">((resolve) => {
           timer = setTimeout(() => resolve("timeout"), config.shutdownGraceMs);
@@ -86,7 +95,7 @@ export async function startPlatform(config: CoreConfig, logger: Logger): Promise
         if ((await Promise.race([drained, deadline])) === "timeout") {
           logger.warn({ graceMs: config.shutdownGraceMs }, "grace period over; closing remaining connections");
           http.server.closeAllConnections?.();
-          (h2.server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
+          for (const session of sessions) session.destroy();
           await drained;
         }
         clearTimeout(timer);

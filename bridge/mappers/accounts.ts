@@ -1,6 +1,10 @@
 import { create } from "@bufbuild/protobuf";
 import { type Timestamp, timestampFromMs } from "@bufbuild/protobuf/wkt";
-import { ApiKeyState, type GetMeResponse } from "../../gen/passerelle/accounts/v1/account_service_pb.js";
+import {
+  ApiKeyState,
+  type GetMeResponse,
+  PermissionListSchema,
+} from "../../gen/passerelle/accounts/v1/account_service_pb.js";
 import {
   type ApiKey,
   ApiKeyKind,
@@ -9,7 +13,6 @@ import {
   type Role,
   type User,
 } from "../../gen/passerelle/accounts/v1/resources_pb.js";
-import { PermissionListSchema } from "../../gen/passerelle/accounts/v1/account_service_pb.js";
 
 /** Pure translations between the REST JSON of the accounts API and its protobuf messages. */
 

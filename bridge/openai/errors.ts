@@ -43,14 +43,22 @@ export const GENERIC_MESSAGE = "The server had an error while processing your re
 /** Reasons that OpenAI clients know by a type of their own. */
 const TYPE_BY_REASON: Readonly<Record<string, string>> = { INSUFFICIENT_QUOTA: "insufficient_quota" };
 
-export function openAIError(status: number, type: string, message: string, param?: string | null, code?: string | null) {
+export function openAIError(
+  status: number,
+  type: string,
+  message: string,
+  param?: string | null,
+  code?: string | null,
+) {
   return { status, body: { error: { message, type, param: param ?? null, code: code ?? null } }, headers: {} };
 }
 
 /** Maps any error thrown by an RPC call to the HTTP response the REST API sends. */
 export function fromConnectError(err: unknown): HttpError {
   const ce = ConnectError.from(err);
-  const row = ERROR_TABLE[ce.code] ?? ERROR_TABLE[Code.Unknown];
+  // A code outside the table (a hand-built or future one) is treated as Unknown, generic message included.
+  const code = ce.code in ERROR_TABLE ? ce.code : Code.Unknown;
+  const row = ERROR_TABLE[code];
   const info = ce.findDetails(ErrorInfoSchema)[0];
   const reason = info?.reason ?? "";
   const headers: Record<string, string> = {};
@@ -61,7 +69,7 @@ export function fromConnectError(err: unknown): HttpError {
     status: row.status,
     body: {
       error: {
-        message: GENERIC.has(ce.code) ? GENERIC_MESSAGE : ce.rawMessage,
+        message: GENERIC.has(code) ? GENERIC_MESSAGE : ce.rawMessage,
         type: TYPE_BY_REASON[reason] ?? row.type,
         param: info?.param ? info.param : null,
         code: reason ? reason.toLowerCase() : null,

@@ -29,7 +29,12 @@ export function adminRoleRoutes(app: FastifyInstance, clients: Clients): void {
   const roleOf = (res: { role?: Parameters<typeof roleJson>[0] }) => roleJson(res.role ?? create(RoleSchema));
   const orgOf = (res: { organization?: Parameters<typeof organizationJson>[0] }) =>
     organizationJson(res.organization ?? create(OrganizationSchema));
-  const one = (ref: string) => ({ tags, security, params: idParams, response: { 200: { $ref: `${ref}#` }, ...errorResponses } });
+  const one = (ref: string) => ({
+    tags,
+    security,
+    params: idParams,
+    response: { 200: { $ref: `${ref}#` }, ...errorResponses },
+  });
   const created = (ref: string) => ({ tags, security, response: { 201: { $ref: `${ref}#` }, ...errorResponses } });
   const deleted = (object: string) => ({
     tags,
@@ -52,7 +57,15 @@ export function adminRoleRoutes(app: FastifyInstance, clients: Clients): void {
   );
   app.get<{ Querystring: ListQuery }>(
     "/v1/admin/roles",
-    { schema: { tags, security, summary: "Lists roles.", querystring: nameQuery, response: { 200: listSchema("Role"), ...errorResponses } } },
+    {
+      schema: {
+        tags,
+        security,
+        summary: "Lists roles.",
+        querystring: nameQuery,
+        response: { 200: listSchema("Role"), ...errorResponses },
+      },
+    },
     async (req, reply) => {
       const res = await a.listRoles(
         { pageSize: req.query.limit, pageToken: req.query.after ?? "", name: req.query.name ?? "" },
@@ -61,12 +74,20 @@ export function adminRoleRoutes(app: FastifyInstance, clients: Clients): void {
       return listJson(res.roles.map(roleJson), res.nextPageToken);
     },
   );
-  app.get<{ Params: { id: string } }>("/v1/admin/roles/:id", { schema: { ...one("Role"), summary: "Reads a role." } }, async (req, reply) =>
-    roleOf(await a.getRole({ id: req.params.id }, callOptions(req, reply))),
+  app.get<{ Params: { id: string } }>(
+    "/v1/admin/roles/:id",
+    { schema: { ...one("Role"), summary: "Reads a role." } },
+    async (req, reply) => roleOf(await a.getRole({ id: req.params.id }, callOptions(req, reply))),
   );
   app.patch<{ Params: { id: string }; Body: RoleBody }>(
     "/v1/admin/roles/:id",
-    { schema: { ...one("Role"), summary: "Renames a role or replaces its permissions; effective at once.", body: { ...roleBody, minProperties: 1 } } },
+    {
+      schema: {
+        ...one("Role"),
+        summary: "Renames a role or replaces its permissions; effective at once.",
+        body: { ...roleBody, minProperties: 1 },
+      },
+    },
     async (req, reply) => {
       const res = await a.updateRole(
         {
@@ -100,7 +121,13 @@ export function adminRoleRoutes(app: FastifyInstance, clients: Clients): void {
   app.get<{ Querystring: ListQuery }>(
     "/v1/admin/organizations",
     {
-      schema: { tags, security, summary: "Lists organizations.", querystring: nameQuery, response: { 200: listSchema("Organization"), ...errorResponses } },
+      schema: {
+        tags,
+        security,
+        summary: "Lists organizations.",
+        querystring: nameQuery,
+        response: { 200: listSchema("Organization"), ...errorResponses },
+      },
     },
     async (req, reply) => {
       const res = await a.listOrganizations(
@@ -118,7 +145,8 @@ export function adminRoleRoutes(app: FastifyInstance, clients: Clients): void {
   app.patch<{ Params: { id: string }; Body: { name: string } }>(
     "/v1/admin/organizations/:id",
     { schema: { ...one("Organization"), summary: "Renames an organization.", body: organizationBody } },
-    async (req, reply) => orgOf(await a.updateOrganization({ id: req.params.id, name: req.body.name }, callOptions(req, reply))),
+    async (req, reply) =>
+      orgOf(await a.updateOrganization({ id: req.params.id, name: req.body.name }, callOptions(req, reply))),
   );
   app.delete<{ Params: { id: string } }>(
     "/v1/admin/organizations/:id",

@@ -90,7 +90,13 @@ export function adminUserRoutes(app: FastifyInstance, clients: Clients): void {
 
   app.patch<{ Params: { id: string }; Body: UpdateBody }>(
     "/v1/admin/users/:id",
-    { schema: { ...one, summary: "Updates the fields given; null clears organization or expires.", body: updateUserBody } },
+    {
+      schema: {
+        ...one,
+        summary: "Updates the fields given; null clears organization or expires.",
+        body: updateUserBody,
+      },
+    },
     async (req, reply) => {
       const b = req.body;
       const res = await clients.accounts.updateUser(

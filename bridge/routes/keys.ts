@@ -26,7 +26,8 @@ export function keyRoutes(app: FastifyInstance, clients: Clients): void {
         schema: {
           tags,
           security,
-          summary: scope === "me" ? "Creates a key for the caller; the key is shown once." : "Creates a key for a user.",
+          summary:
+            scope === "me" ? "Creates a key for the caller; the key is shown once." : "Creates a key for a user.",
           body: scope === "me" ? createKeyBody : adminCreateKeyBody,
           response: { 201: { $ref: "ApiKey#" }, ...errorResponses },
         },
@@ -81,7 +82,8 @@ export function keyRoutes(app: FastifyInstance, clients: Clients): void {
     );
 
     const one = { tags, security, params: idParams, response: { 200: { $ref: "ApiKey#" }, ...errorResponses } };
-    const keyOf = (res: { apiKey?: Parameters<typeof apiKeyJson>[0] }) => apiKeyJson(res.apiKey ?? create(ApiKeySchema));
+    const keyOf = (res: { apiKey?: Parameters<typeof apiKeyJson>[0] }) =>
+      apiKeyJson(res.apiKey ?? create(ApiKeySchema));
     const scoped = (req: FastifyRequest<{ Params: { id: string } }>, reply: FastifyReply) => ({
       id: req.params.id,
       userId: owner,

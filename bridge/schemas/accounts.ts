@@ -95,7 +95,19 @@ export const meSchema = {
     key_id: { type: "string", description: "The key that authenticated this request." },
     created: unixTime,
   },
-  required: ["object", "id", "email", "name", "organization", "role", "permissions", "expires", "expired", "key_id", "created"],
+  required: [
+    "object",
+    "id",
+    "email",
+    "name",
+    "organization",
+    "role",
+    "permissions",
+    "expires",
+    "expired",
+    "key_id",
+    "created",
+  ],
 } as const;
 
 export const createUserBody = {

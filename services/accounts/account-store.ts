@@ -48,6 +48,17 @@ export interface UserPatch {
   expiresAt?: Date | null;
 }
 
+/**
+ * A timestamp column read through a raw query: MikroORM's PostgreSQL driver leaves `timestamptz` as text
+ * (`2026-01-01 12:00:00.123+00`), so it is parsed here; entities get Dates from the ORM itself.
+ */
+function dateOrNull(v: unknown): Date | null {
+  if (v == null) return null;
+  const d = v instanceof Date ? v : new Date(v as string);
+  if (Number.isNaN(d.getTime())) throw new Error(`unreadable timestamp from the database: ${String(v)}`);
+  return d;
+}
+
 const like = (s: string) => `%${s.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
 
 /**
@@ -60,7 +71,11 @@ async function guard<T>(what: string, fn: () => Promise<T>, fkMessage?: string):
   } catch (err) {
     if (err instanceof UniqueConstraintViolationException) {
       const field = /\((\w+)\)=/.exec(err.message)?.[1] ?? "name";
-      throw alreadyExists(`A ${what} with this ${field} already exists.`, `${what.toUpperCase()}_ALREADY_EXISTS`, field);
+      throw alreadyExists(
+        `A ${what} with this ${field} already exists.`,
+        `${what.toUpperCase()}_ALREADY_EXISTS`,
+        field,
+      );
     }
     if (err instanceof ForeignKeyConstraintViolationException) {
       if (fkMessage) throw failedPrecondition(fkMessage, `${what.toUpperCase()}_IN_USE`);
@@ -89,24 +104,26 @@ export function createAccountStore(orm: MikroORM) {
 
   return {
     async findByKeyHash(keyHash: string): Promise<KeyPrincipalRow | null> {
-      const rows = await em().getConnection().execute<Record<string, unknown>[]>(
-        `select k.id as key_id, k.expires_at as key_expires_at, k.revoked_at as key_revoked_at,
+      const rows = await em()
+        .getConnection()
+        .execute<Record<string, unknown>[]>(
+          `select k.id as key_id, k.expires_at as key_expires_at, k.revoked_at as key_revoked_at,
                 u.id as user_id, u.email, u.name, u.expires_at as user_expires_at, u.organization_id,
                 r.id as role_id, r.name as role_name, r.permissions
            from api_key k join app_user u on u.id = k.user_id join role r on r.id = u.role_id
           where k.key_hash = ?`,
-        [keyHash],
-      );
+          [keyHash],
+        );
       const r = rows[0];
       if (!r) return null;
       return {
         keyId: r.key_id as string,
-        keyExpiresAt: (r.key_expires_at as Date | null) ?? null,
-        keyRevokedAt: (r.key_revoked_at as Date | null) ?? null,
+        keyExpiresAt: dateOrNull(r.key_expires_at),
+        keyRevokedAt: dateOrNull(r.key_revoked_at),
         userId: r.user_id as string,
         email: r.email as string,
         name: r.name as string,
-        userExpiresAt: (r.user_expires_at as Date | null) ?? null,
+        userExpiresAt: dateOrNull(r.user_expires_at),
         organizationId: (r.organization_id as string | null) ?? null,
         roleId: r.role_id as string,
         roleName: r.role_name as string,

@@ -32,7 +32,8 @@ export function createUserHandlers(deps: AccountDeps): UserHandlers {
   const now = deps.now ?? (() => new Date());
 
   async function requireRole(id: string, param: string) {
-    if (!(await store.getRole(validRef(id, param)))) throw invalidArgument(`No role with id '${id}'.`, param, "ROLE_NOT_FOUND");
+    if (!(await store.getRole(validRef(id, param))))
+      throw invalidArgument(`No role with id '${id}'.`, param, "ROLE_NOT_FOUND");
   }
   async function requireOrganization(id: string, param: string) {
     if (!(await store.getOrganization(validRef(id, param)))) {

@@ -77,7 +77,10 @@ export async function createAuthenticator(deps: {
     try {
       await deps.kv.publish(CHANNEL, message);
     } catch (err) {
-      deps.logger.error({ err }, "could not broadcast an auth cache invalidation; other processes catch up within the cache TTL");
+      deps.logger.error(
+        { err },
+        "could not broadcast an auth cache invalidation; other processes catch up within the cache TTL",
+      );
     }
   }
 

@@ -35,7 +35,10 @@ export async function bootstrapAccounts(
         await addKey(store, admin.id, settings.key);
         logger.info({ email: settings.email }, "attached PASSERELLE_BOOTSTRAP_ADMIN_KEY to the bootstrap admin");
       } else {
-        logger.warn({ email: settings.email }, "PASSERELLE_BOOTSTRAP_ADMIN_KEY ignored: no user with the bootstrap e-mail");
+        logger.warn(
+          { email: settings.email },
+          "PASSERELLE_BOOTSTRAP_ADMIN_KEY ignored: no user with the bootstrap e-mail",
+        );
       }
     }
     return { created: false, email: settings.email, generatedKey: undefined };

@@ -2,7 +2,11 @@ import { defineEntity, type InferEntity, p } from "@mikro-orm/core";
 import { v7 as uuidv7 } from "uuid";
 
 // Ids are UUIDv7: opaque to clients, yet time-ordered, so keyset paging by id lists in creation order.
-const id = () => p.uuid().primary().onCreate(() => uuidv7());
+const id = () =>
+  p
+    .uuid()
+    .primary()
+    .onCreate(() => uuidv7());
 const createdAt = () =>
   p
     .datetime()

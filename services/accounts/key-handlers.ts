@@ -27,12 +27,13 @@ const DAY_MS = 86_400_000;
 const ANY_USER = "-";
 
 /**
- * Which user's keys a call may touch. Empty or the caller's own id: the caller's keys. `-` (any user) or another
- * id: admin only. `undefined` means no owner restriction.
+ * Which user's keys a call may touch. Empty: the caller's keys. `-` (any user) or any explicit id, the caller's
+ * own included: admin only — an explicit owner is the admin API's scope (`/v1/admin/keys`), which a non-admin must
+ * not reach even about themselves. `undefined` means no owner restriction.
  */
 function ownerScope(userId: string, ctx: HandlerContext): string | undefined {
   const p = principalOf(ctx);
-  if (userId === "" || userId === p.userId) return p.userId;
+  if (userId === "") return p.userId;
   requireAdmin(p);
   if (userId === ANY_USER) return undefined;
   return validRef(userId, "user_id");

@@ -1,8 +1,8 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import {
-  type ApiKey as ApiKeyMsg,
   ApiKeyKind,
+  type ApiKey as ApiKeyMsg,
   ApiKeySchema,
   type Organization as OrganizationMsg,
   OrganizationSchema,

@@ -135,7 +135,9 @@ export function createRoleOrgHandlers(deps: AccountDeps): RoleOrgHandlers {
         : null;
       if (!org) throw notFound("organization", req.id);
       const counts = await store.countUsersByOrganization([org.id]);
-      return create(UpdateOrganizationResponseSchema, { organization: toOrganizationMsg(org, counts.get(org.id) ?? 0) });
+      return create(UpdateOrganizationResponseSchema, {
+        organization: toOrganizationMsg(org, counts.get(org.id) ?? 0),
+      });
     },
     async deleteOrganization(req, ctx) {
       admin(ctx);

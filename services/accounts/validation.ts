@@ -19,7 +19,8 @@ const EMAIL = /^[^\s@]{1,64}@[^\s@]+\.[^\s@]{2,}$/;
 
 export function validEmail(raw: string, param = "email"): string {
   const email = raw.trim().toLowerCase();
-  if (!EMAIL.test(email) || email.length > 320) throw invalidArgument(`'${param}' is not a valid e-mail address.`, param);
+  if (!EMAIL.test(email) || email.length > 320)
+    throw invalidArgument(`'${param}' is not a valid e-mail address.`, param);
   return email;
 }
 

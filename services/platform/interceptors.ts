@@ -25,13 +25,17 @@ export function createRequestContextInterceptor(logger: Logger): Interceptor {
     try {
       const res = await next(req);
       res.header.set("x-request-id", requestId);
-      log.info({ ms: Math.round(performance.now() - started), userId: req.contextValues.get(kPrincipal)?.userId }, "rpc ok");
+      log.info(
+        { ms: Math.round(performance.now() - started), userId: req.contextValues.get(kPrincipal)?.userId },
+        "rpc ok",
+      );
       return res;
     } catch (err) {
       const ce = err instanceof ConnectError ? err : internal(err);
       ce.metadata.set("x-request-id", requestId);
       const fields = { ms: Math.round(performance.now() - started), code: Code[ce.code] };
-      if (ce.code === Code.Internal || ce.code === Code.Unknown) log.error({ ...fields, err: ce.cause ?? ce }, "rpc failed");
+      if (ce.code === Code.Internal || ce.code === Code.Unknown)
+        log.error({ ...fields, err: ce.cause ?? ce }, "rpc failed");
       else log.info(fields, "rpc refused");
       throw ce;
     }

@@ -36,7 +36,8 @@ export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
   if (opts.url) {
     connection = { clientUrl: opts.url };
   } else {
-    const endpoint = opts.endpoint ?? (embedded = await startEmbeddedPostgres(opts.dataDir, poolMax)).endpoint;
+    if (!opts.endpoint) embedded = await startEmbeddedPostgres(opts.dataDir, poolMax);
+    const endpoint = opts.endpoint ?? (embedded as EmbeddedPostgres).endpoint;
     connection = { host: endpoint.host, port: endpoint.port, user: "postgres", dbName: "postgres" };
   }
   let orm: MikroORM;

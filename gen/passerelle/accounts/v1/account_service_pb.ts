@@ -199,7 +199,7 @@ export const LoginResponseSchema: GenMessage<LoginResponse> = /*@__PURE__*/
  */
 export type CreateApiKeyRequest = Message<"passerelle.accounts.v1.CreateApiKeyRequest"> & {
   /**
-   * Owner: empty for the caller; another user's id requires admin.
+   * Owner: empty for the caller; an explicit user id (even the caller's own) requires admin.
    *
    * @generated from field: string user_id = 1;
    */
@@ -262,7 +262,7 @@ export const CreateApiKeyResponseSchema: GenMessage<CreateApiKeyResponse> = /*@_
  */
 export type ListApiKeysRequest = Message<"passerelle.accounts.v1.ListApiKeysRequest"> & {
   /**
-   * Owner: empty for the caller; `-` for every user or another user's id, both admin only.
+   * Owner: empty for the caller; `-` for every user or a user id, both admin only.
    *
    * @generated from field: string user_id = 1;
    */

@@ -1,0 +1,441 @@
+import fs from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { type Timestamp, timestampDate, timestampFromDate, timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { type CallOptions, Code, ConnectError, type Client, createClient, createRouterTransport } from "@connectrpc/connect";
+import pino from "pino";
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { AccountService, ApiKeyState } from "../../gen/passerelle/accounts/v1/account_service_pb.js";
+import { ApiKeyKind, Permission } from "../../gen/passerelle/accounts/v1/resources_pb.js";
+import { ErrorInfoSchema } from "../../gen/passerelle/errors/v1/error_info_pb.js";
+import { createTestDatabase, type TestDatabase } from "../../test/support/db.js";
+import { loadConfig } from "../config.js";
+import { type Core, createCore } from "../core.js";
+import { generateApiKey } from "./secrets.js";
+
+type Accounts = Client<typeof AccountService>;
+
+const DAY_MS = 86_400_000;
+const MAX_DAYS = 30;
+const SESSION_TTL_S = 120;
+const MAX_FAILED_LOGINS = 3;
+const ADMIN_EMAIL = "root@service.test";
+const ADMIN_PASSWORD = "bootstrap password 1234";
+const PASSWORD = "a long enough password";
+
+const bearer = (key: string): CallOptions => ({ headers: { authorization: `Bearer ${key}` } });
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const ms = (t: Timestamp | undefined) => (t ? timestampDate(t).getTime() : undefined);
+
+async function rejection(fn: () => Promise<unknown>): Promise<ConnectError> {
+  try {
+    await fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConnectError);
+    return err as ConnectError;
+  }
+  throw new Error("expected the call to fail, it succeeded");
+}
+
+/** Asserts the call fails with `code` (and `reason` when given); returns the error. */
+async function expectCode(fn: () => Promise<unknown>, code: Code, reason?: string): Promise<ConnectError> {
+  const err = await rejection(fn);
+  expect(Code[err.code], err.message).toBe(Code[code]);
+  if (reason !== undefined) expect(err.findDetails(ErrorInfoSchema)[0]?.reason).toBe(reason);
+  return err;
+}
+
+describe("AccountService on a real core", () => {
+  let tdb: TestDatabase;
+  let dataDir: string;
+  const adminKey = generateApiKey();
+  const opened: Core[] = [];
+  let core: Core;
+  let api: Accounts;
+  let asAdmin: CallOptions;
+
+  /** A core on the test database, as `npm start` would build it (memory KV, no REDIS_URL). */
+  async function startCore(env: Record<string, string> = {}, url = tdb.url): Promise<{ core: Core; api: Accounts }> {
+    const config = loadConfig({
+      DATABASE_URL: url,
+      PASSERELLE_DATA_DIR: dataDir,
+      PASSERELLE_BOOTSTRAP_ADMIN_EMAIL: ADMIN_EMAIL,
+      PASSERELLE_BOOTSTRAP_ADMIN_PASSWORD: ADMIN_PASSWORD,
+      PASSERELLE_BOOTSTRAP_ADMIN_KEY: adminKey,
+      PASSERELLE_AUTH_KEY_MAX_LIFETIME_DAYS: String(MAX_DAYS),
+      PASSERELLE_AUTH_SESSION_TTL_SECONDS: String(SESSION_TTL_S),
+      PASSERELLE_AUTH_MAX_FAILED_LOGINS: String(MAX_FAILED_LOGINS),
+      ...env,
+    });
+    const c = await createCore(config, pino({ level: "silent" }));
+    opened.push(c);
+    return { core: c, api: createClient(AccountService, createRouterTransport(c.routes, { router: c.routerOptions })) };
+  }
+
+  async function closeCore(c: Core): Promise<void> {
+    opened.splice(opened.indexOf(c), 1);
+    await c.close();
+  }
+
+  let seq = 0;
+  /** A user (with a password) in a role, and a key of theirs created by the admin. */
+  async function newUser(roleId: string, opts: { email?: string } = {}) {
+    const email = opts.email ?? `user${++seq}@service.test`;
+    const { user } = await api.createUser({ email, password: PASSWORD, roleId }, asAdmin);
+    if (!user) throw new Error("no user");
+    const { secret, apiKey } = await api.createApiKey({ userId: user.id, name: "main" }, asAdmin);
+    return { user, key: secret, keyId: apiKey?.id ?? "", as: bearer(secret), email };
+  }
+
+  async function allUsers(client: Accounts, opts: CallOptions): Promise<string[]> {
+    const ids: string[] = [];
+    let pageToken = "";
+    do {
+      const res = await client.listUsers({ pageSize: 100, pageToken }, opts);
+      ids.push(...res.users.map((u) => u.id));
+      pageToken = res.nextPageToken;
+    } while (pageToken);
+    return ids;
+  }
+
+  let memberRoleId: string;
+
+  beforeAll(async () => {
+    tdb = await createTestDatabase("svc");
+    dataDir = await fs.mkdtemp(path.join(os.tmpdir(), "passerelle-svc-"));
+    ({ core, api } = await startCore());
+    asAdmin = bearer(adminKey);
+  });
+
+  afterAll(async () => {
+    for (const c of [...opened].reverse()) await c.close().catch(() => undefined);
+    await tdb?.drop();
+    if (dataDir) await fs.rm(dataDir, { recursive: true, force: true });
+  });
+
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  describe("bootstrap", () => {
+    it("creates the admin role, user and key on the empty database", async () => {
+      expect(core.bootstrap).toEqual({ created: true, email: ADMIN_EMAIL, generatedKey: undefined });
+      const me = await api.getMe({}, asAdmin);
+      expect(me.user?.email).toBe(ADMIN_EMAIL);
+      expect(me.user?.hasPassword).toBe(true);
+      expect(me.role?.name).toBe("admin");
+      expect([...(me.role?.permissions ?? [])].sort()).toEqual(
+        [Permission.ADMIN, Permission.CREATE_PUBLIC_COLLECTION, Permission.READ_METRICS].sort(),
+      );
+      expect(me.expired).toBe(false);
+      expect(await allUsers(api, asAdmin)).toEqual([me.user?.id]);
+      const roles = await api.listRoles({}, asAdmin);
+      expect(roles.roles.map((r) => r.name)).toEqual(["admin"]);
+      expect(roles.roles[0]?.userCount).toBe(1n);
+      const keys = await api.listApiKeys({}, asAdmin);
+      expect(keys.apiKeys).toHaveLength(1);
+      expect(keys.apiKeys[0]).toMatchObject({ name: "bootstrap", kind: ApiKeyKind.STANDARD, id: me.apiKeyId });
+      expect(keys.apiKeys[0]?.expireTime).toBeUndefined();
+      expect(keys.apiKeys[0]?.maskedKey).toBe(`${adminKey.slice(0, 6)}…${adminKey.slice(-4)}`);
+    });
+
+    it("does not create another admin on a second start with the same settings", async () => {
+      const before = await allUsers(api, asAdmin);
+      const second = await startCore();
+      expect(second.core.bootstrap).toEqual({ created: false, email: ADMIN_EMAIL, generatedKey: undefined });
+      expect(await allUsers(second.api, asAdmin)).toEqual(before);
+      expect((await second.api.listApiKeys({}, asAdmin)).apiKeys).toHaveLength(1);
+      expect((await second.api.listRoles({ name: "admin" }, asAdmin)).roles).toHaveLength(1);
+      await closeCore(second.core);
+    });
+
+    it("attaches a different PASSERELLE_BOOTSTRAP_ADMIN_KEY to the existing admin, once", async () => {
+      const before = await allUsers(api, asAdmin);
+      const adminId = (await api.getMe({}, asAdmin)).user?.id;
+      const otherKey = generateApiKey();
+      const third = await startCore({ PASSERELLE_BOOTSTRAP_ADMIN_KEY: otherKey });
+      expect(third.core.bootstrap.created).toBe(false);
+      expect(third.core.bootstrap.generatedKey).toBeUndefined();
+      const me = await third.api.getMe({}, bearer(otherKey));
+      expect(me.user?.id).toBe(adminId);
+      expect(me.role?.name).toBe("admin");
+      // And through the first core too: it is an ordinary stored key.
+      expect((await api.getMe({}, bearer(otherKey))).user?.id).toBe(adminId);
+      expect(await allUsers(api, asAdmin)).toEqual(before);
+      expect((await api.listApiKeys({}, asAdmin)).apiKeys.map((k) => k.name)).toEqual(["bootstrap", "bootstrap"]);
+      await closeCore(third.core);
+
+      const fourth = await startCore({ PASSERELLE_BOOTSTRAP_ADMIN_KEY: otherKey });
+      expect((await api.listApiKeys({}, asAdmin)).apiKeys).toHaveLength(2);
+      await closeCore(fourth.core);
+    });
+
+    it("generates and returns an admin key once when none is configured", async () => {
+      const fresh = await createTestDatabase("svcgen");
+      try {
+        const first = await startCore({ PASSERELLE_BOOTSTRAP_ADMIN_KEY: "" }, fresh.url);
+        const generated = first.core.bootstrap.generatedKey;
+        expect(first.core.bootstrap.created).toBe(true);
+        expect(generated).toMatch(/^sk-[A-Za-z0-9_-]{43}$/);
+        expect((await first.api.getMe({}, bearer(generated ?? ""))).user?.email).toBe(ADMIN_EMAIL);
+        await closeCore(first.core);
+        const again = await startCore({ PASSERELLE_BOOTSTRAP_ADMIN_KEY: "" }, fresh.url);
+        expect(again.core.bootstrap).toEqual({ created: false, email: ADMIN_EMAIL, generatedKey: undefined });
+        expect((await again.api.getMe({}, bearer(generated ?? ""))).user?.email).toBe(ADMIN_EMAIL);
+        expect((await again.api.listUsers({}, bearer(generated ?? ""))).users).toHaveLength(1);
+        await closeCore(again.core);
+      } finally {
+        await fresh.drop();
+      }
+    });
+
+    it("lets the bootstrap admin log in with PASSERELLE_BOOTSTRAP_ADMIN_PASSWORD", async () => {
+      const res = await api.login({ email: ADMIN_EMAIL.toUpperCase(), password: ADMIN_PASSWORD });
+      expect((await api.getMe({}, bearer(res.secret))).user?.email).toBe(ADMIN_EMAIL);
+    });
+  });
+
+  describe("users and roles", () => {
+    beforeAll(async () => {
+      const { role } = await api.createRole({ name: "member", permissions: [Permission.READ_METRICS] }, asAdmin);
+      memberRoleId = role?.id ?? "";
+    });
+
+    it("keeps e-mails unique, case-insensitively", async () => {
+      await api.createUser({ email: "Dup@Service.test", roleId: memberRoleId }, asAdmin);
+      await expectCode(
+        () => api.createUser({ email: "dup@service.TEST", roleId: memberRoleId }, asAdmin),
+        Code.AlreadyExists,
+        "USER_ALREADY_EXISTS",
+      );
+    });
+
+    it("refuses non-admins on admin RPCs", async () => {
+      const u = await newUser(memberRoleId);
+      await expectCode(() => api.listUsers({}, u.as), Code.PermissionDenied);
+      await expectCode(() => api.createRole({ name: "x" }, u.as), Code.PermissionDenied);
+      await expectCode(() => api.createApiKey({ userId: "-", name: "x" }, u.as), Code.PermissionDenied);
+    });
+
+    it("refuses to delete a role or organization that still has users (FailedPrecondition)", async () => {
+      const { role } = await api.createRole({ name: "busy" }, asAdmin);
+      const { organization } = await api.createOrganization({ name: "Busy Org" }, asAdmin);
+      await api.createUser(
+        { email: "busy@service.test", roleId: role?.id ?? "", organizationId: organization?.id ?? "" },
+        asAdmin,
+      );
+      await expectCode(() => api.deleteRole({ id: role?.id ?? "" }, asAdmin), Code.FailedPrecondition);
+      await expectCode(() => api.deleteOrganization({ id: organization?.id ?? "" }, asAdmin), Code.FailedPrecondition);
+    });
+
+    it("a role's permission change applies on the very next call of its users", async () => {
+      const { role } = await api.createRole({ name: "ops", permissions: [Permission.ADMIN] }, asAdmin);
+      const u = await newUser(role?.id ?? "");
+      // Warm the authenticator's cache with the admin permission.
+      await api.listUsers({}, u.as);
+      await api.listUsers({}, u.as);
+      await api.updateRole(
+        { id: role?.id ?? "", permissions: { permissions: [Permission.READ_METRICS] } },
+        asAdmin,
+      );
+      await expectCode(() => api.listUsers({}, u.as), Code.PermissionDenied);
+      const me = await api.getMe({}, u.as);
+      expect(me.role?.permissions).toEqual([Permission.READ_METRICS]);
+      // And back: granted again at once.
+      await api.updateRole({ id: role?.id ?? "", permissions: { permissions: [Permission.ADMIN] } }, asAdmin);
+      await api.listUsers({}, u.as);
+    });
+
+    it("moving a user to another role applies on their next call", async () => {
+      const { role } = await api.createRole({ name: "ops2", permissions: [Permission.ADMIN] }, asAdmin);
+      const u = await newUser(role?.id ?? "");
+      await api.listUsers({}, u.as);
+      await api.updateUser({ id: u.user.id, roleId: memberRoleId }, asAdmin);
+      await expectCode(() => api.listUsers({}, u.as), Code.PermissionDenied);
+    });
+
+    it("an expiry set in the past locks the user out of everything but GetMe, at once", async () => {
+      const u = await newUser(memberRoleId);
+      await api.listApiKeys({}, u.as);
+      await api.updateUser({ id: u.user.id, expireTime: timestampFromMs(Date.now() - 60_000) }, asAdmin);
+      await expectCode(() => api.listApiKeys({}, u.as), Code.PermissionDenied, "ACCOUNT_EXPIRED");
+      await expectCode(() => api.createApiKey({ name: "more" }, u.as), Code.PermissionDenied, "ACCOUNT_EXPIRED");
+      await expectCode(() => api.updateMe({ name: "Sneaky" }, u.as), Code.PermissionDenied, "ACCOUNT_EXPIRED");
+      const me = await api.getMe({}, u.as);
+      expect(me.expired).toBe(true);
+      expect(me.user?.id).toBe(u.user.id);
+      // Lifting the expiry restores access immediately.
+      await api.updateUser({ id: u.user.id, clearExpireTime: true }, asAdmin);
+      await api.listApiKeys({}, u.as);
+      expect((await api.getMe({}, u.as)).expired).toBe(false);
+    });
+
+    it("deleting a user stops their keys at once", async () => {
+      const u = await newUser(memberRoleId);
+      const session = await api.login({ email: u.email, password: PASSWORD });
+      await api.getMe({}, u.as);
+      await api.getMe({}, bearer(session.secret));
+      await api.deleteUser({ id: u.user.id }, asAdmin);
+      await expectCode(() => api.getMe({}, u.as), Code.Unauthenticated);
+      await expectCode(() => api.getMe({}, bearer(session.secret)), Code.Unauthenticated);
+      await expectCode(() => api.getUser({ id: u.user.id }, asAdmin), Code.NotFound);
+      await expectCode(() => api.login({ email: u.email, password: PASSWORD }), Code.Unauthenticated);
+    });
+
+    it("an admin cannot delete themselves", async () => {
+      const me = await api.getMe({}, asAdmin);
+      await expectCode(
+        () => api.deleteUser({ id: me.user?.id ?? "" }, asAdmin),
+        Code.InvalidArgument,
+        "CANNOT_DELETE_SELF",
+      );
+      expect((await api.getMe({}, asAdmin)).user?.id).toBe(me.user?.id);
+    });
+  });
+
+  describe("API keys", () => {
+    it("gives a key without expiry the maximum lifetime", async () => {
+      const before = Date.now();
+      const res = await api.createApiKey({ name: "default expiry" }, asAdmin);
+      const after = Date.now();
+      expect(res.secret).toMatch(/^sk-/);
+      const exp = ms(res.apiKey?.expireTime) ?? 0;
+      expect(exp).toBeGreaterThanOrEqual(before + MAX_DAYS * DAY_MS);
+      expect(exp).toBeLessThanOrEqual(after + MAX_DAYS * DAY_MS);
+      expect(ms((await api.getApiKey({ id: res.apiKey?.id ?? "" }, asAdmin)).apiKey?.expireTime)).toBe(exp);
+      await api.getMe({}, bearer(res.secret));
+    });
+
+    it("accepts an expiry within the maximum lifetime as given", async () => {
+      const at = new Date(Date.now() + 29 * DAY_MS);
+      const res = await api.createApiKey({ name: "29 days", expireTime: timestampFromDate(at) }, asAdmin);
+      expect(ms(res.apiKey?.expireTime)).toBe(at.getTime());
+    });
+
+    it("rejects an expiry beyond the maximum lifetime or in the past", async () => {
+      const count = (await api.listApiKeys({ pageSize: 100 }, asAdmin)).apiKeys.length;
+      for (const at of [Date.now() + 31 * DAY_MS, Date.now() - 1000]) {
+        const err = await expectCode(
+          () => api.createApiKey({ name: "bad", expireTime: timestampFromMs(at) }, asAdmin),
+          Code.InvalidArgument,
+          "INVALID_EXPIRATION",
+        );
+        expect(err.findDetails(ErrorInfoSchema)[0]?.param).toBe("expire_time");
+      }
+      expect((await api.listApiKeys({ pageSize: 100 }, asAdmin)).apiKeys).toHaveLength(count);
+    });
+
+    it("refuses an expired key (Unauthenticated), even while it is cached", async () => {
+      const res = await api.createApiKey({ name: "short", expireTime: timestampFromMs(Date.now() + 1500) }, asAdmin);
+      const exp = ms(res.apiKey?.expireTime) ?? 0;
+      await api.getMe({}, bearer(res.secret));
+      await sleep(Math.max(0, exp - Date.now()) + 100);
+      await expectCode(() => api.getMe({}, bearer(res.secret)), Code.Unauthenticated, "API_KEY_EXPIRED");
+      const expired = await api.listApiKeys({ state: ApiKeyState.EXPIRED }, asAdmin);
+      expect(expired.apiKeys.map((k) => k.id)).toContain(res.apiKey?.id);
+    });
+
+    it("revocation applies at once and is idempotent", async () => {
+      const u = await newUser(memberRoleId);
+      await api.getMe({}, u.as);
+      const first = await api.revokeApiKey({ id: u.keyId }, u.as);
+      await expectCode(() => api.getMe({}, u.as), Code.Unauthenticated, "API_KEY_REVOKED");
+      const second = await api.revokeApiKey({ id: u.keyId, userId: u.user.id }, asAdmin);
+      expect(ms(second.apiKey?.revokeTime)).toBe(ms(first.apiKey?.revokeTime));
+    });
+  });
+
+  describe("login and profile", () => {
+    it("exchanges the right password for a session key that works and expires after the session TTL", async () => {
+      const u = await newUser(memberRoleId);
+      const before = Date.now();
+      const res = await api.login({ email: u.email, password: PASSWORD });
+      const after = Date.now();
+      expect(res.secret).toMatch(/^sk-/);
+      expect(res.apiKey?.kind).toBe(ApiKeyKind.SESSION);
+      expect(res.apiKey?.userId).toBe(u.user.id);
+      const exp = ms(res.apiKey?.expireTime) ?? 0;
+      expect(exp).toBeGreaterThanOrEqual(before + SESSION_TTL_S * 1000);
+      expect(exp).toBeLessThanOrEqual(after + SESSION_TTL_S * 1000);
+      const session = bearer(res.secret);
+      const me = await api.getMe({}, session);
+      expect(me.user?.id).toBe(u.user.id);
+      expect(me.apiKeyId).toBe(res.apiKey?.id);
+
+      // Move the wall clock (only Date; the cache's own clock keeps running) past the session's end.
+      vi.useFakeTimers({ toFake: ["Date"] });
+      vi.setSystemTime(exp - 5_000);
+      await api.getMe({}, session);
+      vi.setSystemTime(exp + 1_000);
+      await expectCode(() => api.getMe({}, session), Code.Unauthenticated, "API_KEY_EXPIRED");
+      vi.useRealTimers();
+      // The user's ordinary key is unaffected.
+      await api.getMe({}, u.as);
+    });
+
+    it("refuses a wrong password or an unknown e-mail with Unauthenticated, without creating a key", async () => {
+      const u = await newUser(memberRoleId);
+      const keys = (await api.listApiKeys({ userId: u.user.id }, asAdmin)).apiKeys.length;
+      await expectCode(
+        () => api.login({ email: u.email, password: "not the password at all" }),
+        Code.Unauthenticated,
+        "INVALID_CREDENTIALS",
+      );
+      await expectCode(
+        () => api.login({ email: "nobody@service.test", password: PASSWORD }),
+        Code.Unauthenticated,
+        "INVALID_CREDENTIALS",
+      );
+      expect((await api.listApiKeys({ userId: u.user.id }, asAdmin)).apiKeys).toHaveLength(keys);
+    });
+
+    it("locks an account after too many failed logins, even for the right password", async () => {
+      const u = await newUser(memberRoleId);
+      for (let i = 0; i < MAX_FAILED_LOGINS; i++) {
+        await expectCode(() => api.login({ email: u.email, password: `wrong password ${i}` }), Code.Unauthenticated);
+      }
+      const err = await expectCode(
+        () => api.login({ email: u.email, password: PASSWORD }),
+        Code.ResourceExhausted,
+        "TOO_MANY_FAILED_LOGINS",
+      );
+      const info = err.findDetails(ErrorInfoSchema)[0];
+      expect(info?.retryAfterSeconds).toBeGreaterThan(0);
+      expect(info?.retryAfterSeconds).toBeLessThanOrEqual(15 * 60);
+      // The e-mail is matched case-insensitively: no way around the lock.
+      await expectCode(() => api.login({ email: u.email.toUpperCase(), password: PASSWORD }), Code.ResourceExhausted);
+      // Keys keep working; other accounts can still log in.
+      await api.getMe({}, u.as);
+      const other = await newUser(memberRoleId);
+      await api.login({ email: other.email, password: PASSWORD });
+    });
+
+    it("UpdateMe changes the caller's name", async () => {
+      const u = await newUser(memberRoleId);
+      const res = await api.updateMe({ name: "  Renamed Person  " }, u.as);
+      expect(res.user?.name).toBe("Renamed Person");
+      expect((await api.getMe({}, u.as)).user?.name).toBe("Renamed Person");
+      expect((await api.getUser({ id: u.user.id }, asAdmin)).user?.name).toBe("Renamed Person");
+      await expectCode(() => api.updateMe({ name: "   " }, u.as), Code.InvalidArgument);
+    });
+
+    it("UpdateMe changes the password only with the right current password", async () => {
+      const u = await newUser(memberRoleId);
+      const next = "a brand new password";
+      await expectCode(
+        () => api.updateMe({ password: next, currentPassword: "not my password" }, u.as),
+        Code.InvalidArgument,
+        "INVALID_CURRENT_PASSWORD",
+      );
+      await expectCode(() => api.updateMe({ password: next }, u.as), Code.InvalidArgument, "INVALID_CURRENT_PASSWORD");
+      await expectCode(() => api.updateMe({ password: "short", currentPassword: PASSWORD }, u.as), Code.InvalidArgument);
+      // Nothing changed so far.
+      await api.login({ email: u.email, password: PASSWORD });
+
+      await api.updateMe({ password: next, currentPassword: PASSWORD }, u.as);
+      await expectCode(() => api.login({ email: u.email, password: PASSWORD }), Code.Unauthenticated);
+      const res = await api.login({ email: u.email, password: next });
+      expect((await api.getMe({}, bearer(res.secret))).user?.id).toBe(u.user.id);
+    });
+  });
+});
