@@ -4,7 +4,7 @@ import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
 import { Ajv } from "ajv";
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { fromConnectError, type HttpError, openAIError } from "./openai/errors.js";
+import { fromConnectError, type HttpError, openAIError, restParam } from "./openai/errors.js";
 import { adminRoleRoutes } from "./routes/admin-roles.js";
 import { adminUserRoutes } from "./routes/admin-users.js";
 import { keyRoutes } from "./routes/keys.js";
@@ -51,7 +51,9 @@ export async function bridgePlugin(app: FastifyInstance, opts: BridgeOptions): P
   const coercing = new Ajv({ coerceTypes: "array", useDefaults: true, removeAdditional: false, strict: false });
   app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === "body" ? strict : coercing).compile(schema));
 
-  app.removeContentTypeParser("application/json");
+  // JSON only: without this, Fastify's default text/plain parser hands a string to validation, and a client that
+  // forgot the content type (fetch's default for a string body) gets "body must be object" instead of a 415.
+  app.removeContentTypeParser(["application/json", "text/plain"]);
   app.addContentTypeParser("application/json", { parseAs: "buffer" }, (_req, body: Buffer, done) => {
     if (body.length === 0) return done(null, undefined);
     let text: string;
@@ -139,7 +141,11 @@ export async function bridgePlugin(app: FastifyInstance, opts: BridgeOptions): P
 
 /** Every error a route can raise, in OpenAI's shape. */
 export function toHttpError(err: FastifyError | ConnectError | Error): HttpError {
-  if (err instanceof ConnectError) return fromConnectError(err);
+  if (err instanceof ConnectError) {
+    const http = fromConnectError(err);
+    http.body.error.param = restParam(http.body.error.param);
+    return http;
+  }
   const fe = err as FastifyError;
   if (fe.validation) {
     const first = fe.validation[0];

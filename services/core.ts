@@ -30,6 +30,12 @@ export interface Core {
 const PUBLIC_METHODS = new Set([`${AccountService.typeName}/${AccountService.method.login.name}`]);
 const EXPIRED_USER_METHODS = new Set([`${AccountService.typeName}/${AccountService.method.getMe.name}`]);
 
+/** Read options of Connect's JSON serialization; `textDecoder` is honoured though the router's type omits it. */
+const strictJson: ConnectRouterOptions["jsonOptions"] & { textDecoder: { decode(input?: Uint8Array): string } } = {
+  ignoreUnknownFields: false,
+  textDecoder: new TextDecoder("utf-8", { fatal: true }),
+};
+
 export async function createCore(config: CoreConfig, logger: Logger): Promise<Core> {
   const kv = await createKv(config.redisUrl);
   let db: Database;
@@ -74,6 +80,10 @@ export async function createCore(config: CoreConfig, logger: Logger): Promise<Co
       }),
     ],
     readMaxBytes: config.bodyLimitBytes,
+    // JSON requests are read strictly, as the REST bodies are: Connect ignores unknown fields by default, which
+    // also drops unknown enum names (a role created without the permission asked for); and bad UTF-8 would be
+    // stored as U+FFFD. Both are InvalidArgument instead. (The binary format already rejects bad UTF-8.)
+    jsonOptions: strictJson,
   };
   return {
     routes: (router) => {

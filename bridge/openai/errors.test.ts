@@ -8,7 +8,15 @@ import { validateOpenAI } from "../../test/support/openai-schema.js";
 import { toHttpError } from "../app.js";
 import { createUserBody, roleBody } from "../schemas/accounts.js";
 import { pagingQuery } from "../schemas/common.js";
-import { ERROR_TABLE, fromConnectError, GENERIC_MESSAGE, type HttpError, openAIError } from "./errors.js";
+import {
+  ERROR_TABLE,
+  fromConnectError,
+  GENERIC_MESSAGE,
+  type HttpError,
+  openAIError,
+  REST_PARAM,
+  restParam,
+} from "./errors.js";
 
 /**
  * The documented table (conventions.md §5, plus the codes it leaves open, as documented in errors.ts), written out
@@ -121,9 +129,8 @@ describe("fromConnectError: ErrorInfo", () => {
 
   it("reads the detail of an error that came over the wire (binary detail, not a message)", () => {
     const info = create(ErrorInfoSchema, { reason: "RATE_LIMITED", param: "model", retryAfterSeconds: 12 });
-    const wire = new ConnectError("slow down", Code.ResourceExhausted, undefined, [
-      { type: ErrorInfoSchema.typeName, value: toBinary(ErrorInfoSchema, info) },
-    ]);
+    const wire = new ConnectError("slow down", Code.ResourceExhausted);
+    wire.details.push({ type: ErrorInfoSchema.typeName, value: toBinary(ErrorInfoSchema, info) });
     const http = fromConnectError(wire);
     expect(http).toMatchObject({
       status: 429,
@@ -136,15 +143,18 @@ describe("fromConnectError: ErrorInfo", () => {
 
 describe("fromConnectError: retry-after", () => {
   it.each([
-    [Code.ResourceExhausted, 30],
-    [Code.Unavailable, 5],
-  ])("code %i with retry_after_seconds %i sets the header", (code, seconds) => {
+    ["ResourceExhausted", Code.ResourceExhausted, 30],
+    ["Unavailable", Code.Unavailable, 5],
+  ])("%s with retry_after_seconds %i sets the header", (_name, code, seconds) => {
     const http = fromConnectError(errorWithInfo(code, "m", { reason: "BUSY", retryAfterSeconds: seconds }));
     expect(http.headers).toEqual({ "retry-after": String(seconds) });
     expectWellFormed(http);
   });
 
-  it.each([Code.ResourceExhausted, Code.Unavailable])("code %i without a positive delay sets no header", (code) => {
+  it.each([
+    ["ResourceExhausted", Code.ResourceExhausted],
+    ["Unavailable", Code.Unavailable],
+  ])("%s without a positive delay sets no header", (_name, code) => {
     for (const retryAfterSeconds of [0, -5]) {
       expect(fromConnectError(errorWithInfo(code, "m", { reason: "BUSY", retryAfterSeconds })).headers).toEqual({});
     }
@@ -162,7 +172,11 @@ describe("fromConnectError: retry-after", () => {
 });
 
 describe("fromConnectError: no leaks", () => {
-  it.each([Code.Internal, Code.Unknown, Code.DataLoss])("code %i never sends its message or its cause", (code) => {
+  it.each([
+    ["Internal", Code.Internal],
+    ["Unknown", Code.Unknown],
+    ["DataLoss", Code.DataLoss],
+  ])("%s never sends its message or its cause", (_name, code) => {
     const secret = "password=hunter2 at pg://db.internal:5432";
     const err = new ConnectError(`query failed: ${secret}`, code, undefined, undefined, new Error(secret));
     const http = fromConnectError(err);
@@ -202,6 +216,35 @@ describe("fromConnectError: no leaks", () => {
   });
 });
 
+describe("restParam: RPC field names → REST names", () => {
+  it.each([
+    ["page_token", "after"],
+    ["page_size", "limit"],
+    ["role_id", "role"],
+    ["organization_id", "organization"],
+    ["user_id", "user"],
+    ["expire_time", "expires"],
+    ["clear_expire_time", "expires"],
+    ["expire_time.seconds", "expires.seconds"],
+    ["email", "email"],
+    ["name", "name"],
+    ["permissions", "permissions"],
+    ["messages.0.role_id", "messages.0.role_id"],
+    ["page_token_x", "page_token_x"],
+  ])("%s → %s", (from, to) => {
+    expect(restParam(from)).toBe(to);
+  });
+
+  it("keeps null and empty", () => {
+    expect(restParam(null)).toBeNull();
+    expect(restParam("")).toBe("");
+  });
+
+  it("renames only to names the REST schemas use", () => {
+    expect(new Set(Object.values(REST_PARAM))).toEqual(new Set(["limit", "after", "role", "organization", "user", "expires"]));
+  });
+});
+
 describe("openAIError", () => {
   it("builds OpenAI's shape with null defaults", () => {
     const e = openAIError(404, "not_found_error", "Unknown route: GET /nope");
@@ -221,7 +264,9 @@ describe("openAIError", () => {
  */
 describe("toHttpError on Fastify's errors", () => {
   let app: FastifyInstance;
-  let seen: FastifyError | undefined;
+  /** The error the last request raised, as Fastify handed it to the error handler. */
+  const last: { err?: FastifyError } = {};
+  const raised = () => last.err;
 
   beforeAll(async () => {
     app = Fastify({ bodyLimit: 1024 });
@@ -229,7 +274,7 @@ describe("toHttpError on Fastify's errors", () => {
     const coercing = new Ajv({ coerceTypes: "array", useDefaults: true, removeAdditional: false, strict: false });
     app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === "body" ? strict : coercing).compile(schema));
     app.setErrorHandler((err: FastifyError, _req, reply) => {
-      seen = err;
+      last.err = err;
       const http = toHttpError(err);
       return reply.code(http.status).headers(http.headers).send(http.body);
     });
@@ -249,7 +294,7 @@ describe("toHttpError on Fastify's errors", () => {
   });
 
   async function call(method: "GET" | "POST", url: string, payload?: unknown, contentType = "application/json") {
-    seen = undefined;
+    last.err = undefined;
     const res = await app.inject({
       method,
       url,
@@ -257,7 +302,7 @@ describe("toHttpError on Fastify's errors", () => {
     });
     const body = res.json();
     validateOpenAI("ErrorResponse", body);
-    return { status: res.statusCode, body: body as HttpError["body"], headers: res.headers, err: seen };
+    return { status: res.statusCode, body: body as HttpError["body"], headers: res.headers, err: raised() };
   }
 
   it("a missing required field: 400, param = the field", async () => {
@@ -345,6 +390,17 @@ describe("toHttpError on Fastify's errors", () => {
       headers: {},
       body: { error: { message: "Role 'x' exists.", type: "conflict_error", param: "name", code: "role_exists" } },
     });
+  });
+
+  it("renames an RPC param to the REST field (fromConnectError itself passes it through)", () => {
+    const err = errorWithInfo(Code.InvalidArgument, "page_token is not a token this server issued.", {
+      reason: "INVALID_ARGUMENT",
+      param: "page_token",
+    });
+    expect(fromConnectError(err).body.error.param).toBe("page_token");
+    expect(toHttpError(err).body.error).toMatchObject({ param: "after", code: "invalid_argument" });
+    const role = errorWithInfo(Code.InvalidArgument, "No role.", { reason: "ROLE_NOT_FOUND", param: "role_id" });
+    expect(toHttpError(role).body.error).toMatchObject({ param: "role", code: "role_not_found" });
   });
 
   it("maps the constructed Fastify errors too (no request needed)", async () => {

@@ -53,6 +53,28 @@ export function openAIError(
   return { status, body: { error: { message, type, param: param ?? null, code: code ?? null } }, headers: {} };
 }
 
+/**
+ * RPC field names → the REST API's names for the same input (`after` is sent as `page_token`, `role` as `role_id`,
+ * …), so that an error's `param` names the field the REST caller actually sent. A nested path keeps its tail.
+ */
+export const REST_PARAM: Readonly<Record<string, string>> = {
+  page_size: "limit",
+  page_token: "after",
+  role_id: "role",
+  organization_id: "organization",
+  user_id: "user",
+  expire_time: "expires",
+  clear_expire_time: "expires",
+};
+
+export function restParam(param: string | null): string | null {
+  if (!param) return param;
+  const dot = param.indexOf(".");
+  const head = dot < 0 ? param : param.slice(0, dot);
+  const renamed = REST_PARAM[head];
+  return renamed ? renamed + (dot < 0 ? "" : param.slice(dot)) : param;
+}
+
 /** Maps any error thrown by an RPC call to the HTTP response the REST API sends. */
 export function fromConnectError(err: unknown): HttpError {
   const ce = ConnectError.from(err);

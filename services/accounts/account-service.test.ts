@@ -189,6 +189,38 @@ describe("AccountService on a real core", () => {
       }
     });
 
+    it("several processes starting together on an empty database all start, with one admin and one key", async () => {
+      for (const configured of [generateApiKey(), ""]) {
+        const fresh = await createTestDatabase("svcrace");
+        try {
+          const starts = await Promise.allSettled(
+            [1, 2, 3].map(() => startCore({ PASSERELLE_BOOTSTRAP_ADMIN_KEY: configured }, fresh.url)),
+          );
+          const started = starts.flatMap((s) => (s.status === "fulfilled" ? [s.value] : []));
+          const failures = starts.flatMap((s) => (s.status === "rejected" ? [String(s.reason)] : []));
+          expect(failures).toEqual([]);
+          const created = started.filter((s) => s.core.bootstrap.created);
+          const generated = started.flatMap((s) => (s.core.bootstrap.generatedKey ? [s.core.bootstrap.generatedKey] : []));
+          if (configured) {
+            expect(created.length).toBeLessThanOrEqual(1);
+            expect(generated).toEqual([]);
+          } else {
+            expect(created).toHaveLength(1);
+            expect(generated).toHaveLength(1);
+          }
+          const key = configured || (generated[0] ?? "");
+          for (const s of started) expect((await s.api.getMe({}, bearer(key))).user?.email).toBe(ADMIN_EMAIL);
+          const first = started[0]?.api as Accounts;
+          expect((await first.listUsers({}, bearer(key))).users).toHaveLength(1);
+          expect((await first.listApiKeys({}, bearer(key))).apiKeys).toHaveLength(1);
+          expect((await first.listRoles({}, bearer(key))).roles.map((r) => r.name)).toEqual(["admin"]);
+          for (const s of started) await closeCore(s.core);
+        } finally {
+          await fresh.drop();
+        }
+      }
+    });
+
     it("lets the bootstrap admin log in with PASSERELLE_BOOTSTRAP_ADMIN_PASSWORD", async () => {
       const res = await api.login({ email: ADMIN_EMAIL.toUpperCase(), password: ADMIN_PASSWORD });
       expect((await api.getMe({}, bearer(res.secret))).user?.email).toBe(ADMIN_EMAIL);
@@ -357,20 +389,33 @@ describe("AccountService on a real core", () => {
       const exp = ms(res.apiKey?.expireTime) ?? 0;
       expect(exp).toBeGreaterThanOrEqual(before + SESSION_TTL_S * 1000);
       expect(exp).toBeLessThanOrEqual(after + SESSION_TTL_S * 1000);
-      const session = bearer(res.secret);
-      const me = await api.getMe({}, session);
+      const me = await api.getMe({}, bearer(res.secret));
       expect(me.user?.id).toBe(u.user.id);
       expect(me.apiKeyId).toBe(res.apiKey?.id);
+    });
 
-      // Move the wall clock (only Date; the cache's own clock keeps running) past the session's end.
-      vi.useFakeTimers({ toFake: ["Date"] });
-      vi.setSystemTime(exp - 5_000);
-      await api.getMe({}, session);
-      vi.setSystemTime(exp + 1_000);
-      await expectCode(() => api.getMe({}, session), Code.Unauthenticated, "API_KEY_EXPIRED");
-      vi.useRealTimers();
-      // The user's ordinary key is unaffected.
-      await api.getMe({}, u.as);
+    it("a session key stops working once the session TTL has passed, even while cached", async () => {
+      const u = await newUser(memberRoleId);
+      // A second core whose wall clock we control: only Date is faked (timers and the cache's own clock run on),
+      // before the core is built, since the authenticator keeps a reference to Date.now.
+      vi.useFakeTimers({ toFake: ["Date"], now: Date.now() });
+      const clocked = await startCore();
+      try {
+        const res = await clocked.api.login({ email: u.email, password: PASSWORD });
+        const exp = ms(res.apiKey?.expireTime) ?? 0;
+        expect(exp).toBe(Date.now() + SESSION_TTL_S * 1000);
+        const session = bearer(res.secret);
+        await clocked.api.getMe({}, session);
+        vi.setSystemTime(exp - 5_000);
+        await clocked.api.getMe({}, session);
+        vi.setSystemTime(exp + 1_000);
+        await expectCode(() => clocked.api.getMe({}, session), Code.Unauthenticated, "API_KEY_EXPIRED");
+        // The user's ordinary key is unaffected.
+        await clocked.api.getMe({}, u.as);
+      } finally {
+        vi.useRealTimers();
+        await closeCore(clocked.core);
+      }
     });
 
     it("refuses a wrong password or an unknown e-mail with Unauthenticated, without creating a key", async () => {

@@ -255,6 +255,10 @@ export function createAccountStore(orm: MikroORM) {
     async getUser(id: string): Promise<User | null> {
       return em().findOne(UserEntity, { id });
     },
+    /** A user with their role and organization, in one query (the profile read on every GET /v1/me). */
+    async getUserProfile(id: string): Promise<User | null> {
+      return em().findOne(UserEntity, { id }, { populate: ["role", "organization"] });
+    },
     async getUserByEmail(email: string): Promise<User | null> {
       return em().findOne(UserEntity, { email });
     },

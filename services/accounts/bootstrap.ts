@@ -32,8 +32,13 @@ export async function bootstrapAccounts(
     if (settings.key && !(await store.findKeyByHash(hashApiKey(settings.key)))) {
       const admin = await store.getUserByEmail(settings.email);
       if (admin) {
-        await addKey(store, admin.id, settings.key);
-        logger.info({ email: settings.email }, "attached PASSERELLE_BOOTSTRAP_ADMIN_KEY to the bootstrap admin");
+        try {
+          await addKey(store, admin.id, settings.key);
+          logger.info({ email: settings.email }, "attached PASSERELLE_BOOTSTRAP_ADMIN_KEY to the bootstrap admin");
+        } catch (err) {
+          // Another process starting at the same moment stored the same key first.
+          if (!(err instanceof ConnectError && err.code === Code.AlreadyExists)) throw err;
+        }
       } else {
         logger.warn(
           { email: settings.email },

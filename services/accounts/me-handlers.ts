@@ -23,18 +23,13 @@ export function createMeHandlers(deps: AccountDeps): MeHandlers {
   return {
     async getMe(_req, ctx) {
       const p = principalOf(ctx);
-      const user = await store.getUser(p.userId);
+      const user = await store.getUserProfile(p.userId);
       if (!user) throw notFound("user", p.userId);
-      const role = await store.getRole(user.role.id);
-      const org = user.organization ? await store.getOrganization(user.organization.id) : null;
-      const [roleCounts, orgCounts] = [
-        await store.countUsersByRole(role ? [role.id] : []),
-        await store.countUsersByOrganization(org ? [org.id] : []),
-      ];
+      // Member counts are an admin concern: not computed on this hot path (left 0).
       return create(GetMeResponseSchema, {
         user: toUserMsg(user),
-        role: role ? toRoleMsg(role, roleCounts.get(role.id) ?? 0) : undefined,
-        organization: org ? toOrganizationMsg(org, orgCounts.get(org.id) ?? 0) : undefined,
+        role: toRoleMsg(user.role, 0),
+        organization: user.organization ? toOrganizationMsg(user.organization, 0) : undefined,
         expired: user.expiresAt != null && user.expiresAt <= now(),
         apiKeyId: p.keyId,
       });

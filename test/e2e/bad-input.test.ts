@@ -2,6 +2,7 @@ import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AccountService } from "../../gen/passerelle/accounts/v1/account_service_pb.js";
+import type { Permission } from "../../gen/passerelle/accounts/v1/resources_pb.js";
 import { ErrorInfoSchema } from "../../gen/passerelle/errors/v1/error_info_pb.js";
 import { expectOpenAIError, type OpenAIErrorResponse } from "../support/openai-schema.js";
 import { startTestPlatform, type TestPlatform } from "../support/platform.js";
@@ -23,7 +24,7 @@ function client(t: TestPlatform) {
     const init: RequestInit = { method, headers: h(headers) };
     if (body !== undefined) {
       init.headers = h({ "content-type": "application/json", ...headers });
-      init.body = typeof body === "string" || Buffer.isBuffer(body) ? (body as BodyInit) : JSON.stringify(body);
+      init.body = typeof body === "string" || Buffer.isBuffer(body) ? (body as RequestInit["body"]) : JSON.stringify(body);
     }
     return fetch(`${t.httpUrl}${path}`, init);
   }
@@ -80,7 +81,6 @@ describe("bad input over REST", () => {
   let t: TestPlatform;
   let c: ReturnType<typeof client>;
   let roleId: string;
-  let orgId: string;
   let adminId: string;
   let userId: string;
   let keyId: string;
@@ -90,7 +90,7 @@ describe("bad input over REST", () => {
     t = await startTestPlatform();
     c = client(t);
     roleId = (await c.ok<{ id: string }>("POST", "/v1/admin/roles", { name: "member", permissions: [] })).id;
-    orgId = (await c.ok<{ id: string }>("POST", "/v1/admin/organizations", { name: "DINUM" })).id;
+    await c.ok("POST", "/v1/admin/organizations", { name: "DINUM" });
     adminId = (await c.ok<{ id: string }>("GET", "/v1/me")).id;
     userId = (await c.ok<{ id: string }>("POST", "/v1/admin/users", { email: "alice@example.fr", role: roleId })).id;
     keyId = (await c.ok<{ id: string }>("POST", "/v1/me/keys", { name: "existing" })).id;
@@ -128,12 +128,18 @@ describe("bad input over REST", () => {
       await c.rejects(() => c.send("POST", "/v1/admin/organizations", ""), 400, { param: null });
     });
 
-    it("a body that is not JSON at all (text/plain) → 415", async () => {
-      await c.rejects(
-        () => c.send("POST", "/v1/admin/organizations", "name=x", { "content-type": "text/plain" }),
+    it.each([
+      ["text/plain", "name=x"],
+      ["text/plain;charset=UTF-8", '{"name":"sent as text"}'],
+      ["application/x-www-form-urlencoded", "name=x"],
+      ["application/xml", "<name>x</name>"],
+    ])("a body sent as %s → 415 (the API reads JSON only)", async (contentType, raw) => {
+      const body = await c.rejects(
+        () => c.send("POST", "/v1/admin/organizations", raw, { "content-type": contentType }),
         415,
         { param: null, code: "unsupported_media_type" },
       );
+      expect(body.error.message).toMatch(/application\/json/);
     });
 
     it("bad UTF-8 bytes inside a JSON string → 400 invalid_utf8", async () => {
@@ -453,7 +459,7 @@ describe("bad input over Connect RPC", () => {
 
   it.each([false, true])("CreateRole with an unknown enum number → InvalidArgument (binary: %s)", async (binary) => {
     const ce = await rpcRejects(
-      () => accounts(binary).createRole({ name: "ghost", permissions: [99] }),
+      () => accounts(binary).createRole({ name: "ghost", permissions: [99 as Permission] }),
       Code.InvalidArgument,
       "permissions",
     );
@@ -461,7 +467,7 @@ describe("bad input over Connect RPC", () => {
   });
 
   it("CreateRole with PERMISSION_UNSPECIFIED → InvalidArgument", async () => {
-    await rpcRejects(() => accounts(false).createRole({ name: "ghost", permissions: [0] }), Code.InvalidArgument, "permissions");
+    await rpcRejects(() => accounts(false).createRole({ name: "ghost", permissions: [0 as Permission] }), Code.InvalidArgument, "permissions");
   });
 
   it.each([false, true])("ListUsers with page_size -1 → InvalidArgument (binary: %s)", async (binary) => {
@@ -477,7 +483,7 @@ describe("bad input over Connect RPC", () => {
     return fetch(`${t.httpUrl}/passerelle.accounts.v1.AccountService/${method}`, {
       method: "POST",
       headers: { authorization: `Bearer ${t.adminKey}`, "content-type": contentType, "connect-protocol-version": "1" },
-      body: body as BodyInit,
+      body: body as RequestInit["body"],
     });
   }
 
@@ -503,14 +509,28 @@ describe("bad input over Connect RPC", () => {
     expect(await c.counts()).toEqual(before);
   });
 
-  it("a raw Connect JSON CreateOrganization with bad UTF-8 → an error, nothing written", async () => {
+  it("a raw Connect JSON CreateOrganization with bad UTF-8 → HTTP 400, code invalid_argument", async () => {
     const before = await c.counts();
     const raw = Buffer.concat([Buffer.from('{"name":"bad'), Buffer.from([0xff, 0xfe]), Buffer.from('"}')]);
-    const res = await rawConnect("CreateOrganization", raw);
-    const text = await res.text();
-    expect(res.status, text).toBeGreaterThanOrEqual(400);
-    expect(res.status, text).toBeLessThan(500);
+    await expectConnectError(await rawConnect("CreateOrganization", raw), 400, "invalid_argument");
     expect(await c.counts()).toEqual(before);
+  });
+
+  it("a raw Connect binary CreateOrganization with bad UTF-8 is refused, nothing written", async () => {
+    // field 1 (name), length-delimited: "bad" + 0xff 0xfe
+    const name = Buffer.concat([Buffer.from("bad"), Buffer.from([0xff, 0xfe])]);
+    const before = await c.counts();
+    const res = await rawConnect("CreateOrganization", Buffer.concat([Buffer.from([0x0a, name.length]), name]), "application/proto");
+    const body = (await res.json()) as { code: string };
+    // connect-es reports any binary parse failure as `internal` (HTTP 500); connect-go says invalid_argument.
+    // What matters here: refused, and nothing stored with U+FFFD in it.
+    expect(res.status).not.toBe(200);
+    expect(body.code).toMatch(/^(invalid_argument|internal)$/);
+    expect(await c.counts()).toEqual(before);
+  });
+
+  it("a raw Connect JSON ListApiKeys with an unknown state name → invalid_argument (not every key)", async () => {
+    await expectConnectError(await rawConnect("ListApiKeys", '{"state": "API_KEY_STATE_BOGUS"}'), 400, "invalid_argument");
   });
 
   it("a raw Connect JSON CreateUser with a wrong type → 400", async () => {

@@ -1,6 +1,7 @@
 import type { EntitySchema } from "@mikro-orm/core";
 import { Migrator } from "@mikro-orm/migrations";
 import { MikroORM } from "@mikro-orm/postgresql";
+import pg from "pg";
 import type { Logger } from "pino";
 import { type EmbeddedPostgres, type PgEndpoint, startEmbeddedPostgres } from "./embedded.js";
 import { migrations } from "./migrations/index.js";
@@ -59,7 +60,10 @@ export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
       debug: false,
       logger: (msg) => opts.logger?.debug({ orm: true }, msg),
     });
-    if (opts.migrate ?? true) await orm.migrator.up();
+    if (opts.migrate ?? true) {
+      if (opts.url) await migrateExclusively(opts.url, orm);
+      else await orm.migrator.up();
+    }
   } catch (err) {
     await embedded?.close();
     throw err;
@@ -75,4 +79,25 @@ export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
       await embedded?.close();
     },
   };
+}
+
+/** Advisory lock key ("passerelle migrations") serializing migrations between processes sharing a server. */
+const MIGRATION_LOCK = 0x7061_7373_6d69;
+
+/**
+ * Runs the migrations while holding a session advisory lock on a dedicated connection, so that several processes
+ * starting together on one database (replicas) migrate one after the other instead of racing on the same DDL.
+ * The embedded database is never shared between processes and needs no lock.
+ */
+async function migrateExclusively(url: string, orm: MikroORM): Promise<void> {
+  const lock = new pg.Client({ connectionString: url });
+  lock.on("error", () => undefined);
+  await lock.connect();
+  try {
+    await lock.query("select pg_advisory_lock($1)", [MIGRATION_LOCK]);
+    await orm.migrator.up();
+  } finally {
+    // Ending the session releases the lock.
+    await lock.end().catch(() => undefined);
+  }
 }

@@ -45,14 +45,14 @@ export type GetMeResponse = Message<"passerelle.accounts.v1.GetMeResponse"> & {
   user?: User | undefined;
 
   /**
-   * The caller's role.
+   * The caller's role (user_count is not filled here).
    *
    * @generated from field: passerelle.accounts.v1.Role role = 2;
    */
   role?: Role | undefined;
 
   /**
-   * The caller's organization, when they have one.
+   * The caller's organization, when they have one (user_count is not filled here).
    *
    * @generated from field: passerelle.accounts.v1.Organization organization = 3;
    */
