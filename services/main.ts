@@ -1,8 +1,12 @@
+import { bridgePlugin } from "../bridge/app.js";
 import { ConfigError, loadConfig } from "./config.js";
 import { createLogger } from "./platform/logging.js";
 import { startPlatform } from "./server.js";
 
-/** `npm start`: the whole platform in one process (core services + REST bridge). */
+/**
+ * `npm start`: the whole platform in one process (core services + REST bridge). The composition root: the only
+ * file that knows both the services and the bridge, which it hands the in-process Transport.
+ */
 async function main(): Promise<void> {
   const started = performance.now();
   let config: ReturnType<typeof loadConfig>;
@@ -16,7 +20,7 @@ async function main(): Promise<void> {
     throw err;
   }
   const logger = createLogger(config.logLevel);
-  const platform = await startPlatform(config, logger);
+  const platform = await startPlatform(config, logger, { restApi: bridgePlugin });
   const ms = Math.round(performance.now() - started);
   const { bootstrap, db, kv } = platform.core;
 

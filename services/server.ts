@@ -1,11 +1,11 @@
 import type { Http2Server, Http2Session } from "node:http2";
 import type { AddressInfo } from "node:net";
+import type { Transport } from "@connectrpc/connect";
 import { cors as connectCors, createRouterTransport } from "@connectrpc/connect";
 import { fastifyConnectPlugin } from "@connectrpc/connect-fastify";
 import fastifyCors from "@fastify/cors";
-import Fastify, { type FastifyInstance, LogController } from "fastify";
+import Fastify, { type FastifyInstance, type FastifyPluginAsync, LogController } from "fastify";
 import type { Logger } from "pino";
-import { bridgePlugin } from "../bridge/app.js";
 import type { CoreConfig } from "./config.js";
 import { type Core, createCore } from "./core.js";
 import { requestIdFrom } from "./platform/interceptors.js";
@@ -25,10 +25,14 @@ export interface Platform {
  * browsers) and an h2c listener (gRPC), plus the REST bridge on the HTTP/1.1 listener, reaching the services
  * through an in-process router Transport (same interceptors, same serialization as a remote call).
  *
- * This is the composition root that knows both the services and the bridge; the bridge itself only sees a
- * Transport.
+ * The REST API is handed in (`restApi`, the bridge plugin) by the composition root, services/main.ts: this file
+ * knows no bridge code, and the bridge only ever sees a Transport.
  */
-export async function startPlatform(config: CoreConfig, logger: Logger): Promise<Platform> {
+export async function startPlatform(
+  config: CoreConfig,
+  logger: Logger,
+  opts: { restApi?: FastifyPluginAsync<{ transport: Transport }> } = {},
+): Promise<Platform> {
   const core = await createCore(config, logger);
   const common = {
     loggerInstance: logger,
@@ -49,9 +53,9 @@ export async function startPlatform(config: CoreConfig, logger: Logger): Promise
   });
   await http.register(fastifyConnectPlugin, { routes: core.routes, ...core.routerOptions, grpc: false });
   registerHealth(http, core);
-  if (config.bridgeEnabled) {
+  if (config.bridgeEnabled && opts.restApi) {
     const transport = createRouterTransport(core.routes, { router: core.routerOptions });
-    await http.register(bridgePlugin, { transport });
+    await http.register(opts.restApi, { transport });
   }
 
   const h2 = Fastify({ ...common, http2: true }) as unknown as FastifyInstance;

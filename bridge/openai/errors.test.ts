@@ -45,7 +45,11 @@ const SECRET_CODES = new Set<Code>([Code.Unknown, Code.Internal, Code.DataLoss])
 /** Every numeric value of Connect's Code enum (a TS numeric enum also maps names ← numbers: skip those). */
 const ALL_CODES = Object.values(Code).filter((v): v is Code => typeof v === "number");
 
-function errorWithInfo(code: Code, message: string, info: { reason?: string; param?: string; retryAfterSeconds?: number }) {
+function errorWithInfo(
+  code: Code,
+  message: string,
+  info: { reason?: string; param?: string; retryAfterSeconds?: number },
+) {
   return new ConnectError(message, code, undefined, [{ desc: ErrorInfoSchema, value: create(ErrorInfoSchema, info) }]);
 }
 
@@ -57,6 +61,31 @@ function expectWellFormed(http: HttpError): void {
   expect(http.status).toBeGreaterThanOrEqual(400);
   expect(http.status).toBeLessThan(600);
 }
+
+describe("validateOpenAI (the check the tests below rely on is not vacuous)", () => {
+  it.each([
+    ["no error object", {}],
+    ["error is a string", { error: "boom" }],
+    ["param missing", { error: { message: "m", type: "t", code: null } }],
+    ["code missing", { error: { message: "m", type: "t", param: null } }],
+    ["param a number", { error: { message: "m", type: "t", param: 3, code: null } }],
+    ["message null", { error: { message: null, type: "t", param: null, code: null } }],
+  ])("rejects a body with %s", (_what, body) => {
+    expect(() => validateOpenAI("ErrorResponse", body)).toThrow(/does not match OpenAI's ErrorResponse/);
+  });
+
+  it("accepts OpenAI's own example and refuses unknown component names", () => {
+    validateOpenAI("ErrorResponse", {
+      error: {
+        message: "Incorrect API key provided.",
+        type: "invalid_request_error",
+        param: null,
+        code: "invalid_api_key",
+      },
+    });
+    expect(() => validateOpenAI("NoSuchComponent", {})).toThrow(/no component schema/);
+  });
+});
 
 describe("ERROR_TABLE", () => {
   it("covers exactly Connect's 16 codes", () => {
@@ -99,15 +128,20 @@ describe("ERROR_TABLE", () => {
 });
 
 describe("fromConnectError: ErrorInfo", () => {
-  it.each(ALL_CODES.map((c) => [Code[c], c] as const))("%s: reason → lowercased code, param passed through", (_n, code) => {
-    const http = fromConnectError(errorWithInfo(code, "m", { reason: "ROLE_NOT_FOUND", param: "role_id" }));
-    expect(http.body.error.code).toBe("role_not_found");
-    expect(http.body.error.param).toBe("role_id");
-    expectWellFormed(http);
-  });
+  it.each(ALL_CODES.map((c) => [Code[c], c] as const))(
+    "%s: reason → lowercased code, param passed through",
+    (_n, code) => {
+      const http = fromConnectError(errorWithInfo(code, "m", { reason: "ROLE_NOT_FOUND", param: "role_id" }));
+      expect(http.body.error.code).toBe("role_not_found");
+      expect(http.body.error.param).toBe("role_id");
+      expectWellFormed(http);
+    },
+  );
 
   it("keeps nested param paths as they are", () => {
-    const http = fromConnectError(errorWithInfo(Code.InvalidArgument, "m", { reason: "X", param: "messages.0.content" }));
+    const http = fromConnectError(
+      errorWithInfo(Code.InvalidArgument, "m", { reason: "X", param: "messages.0.content" }),
+    );
     expect(http.body.error.param).toBe("messages.0.content");
   });
 
@@ -241,7 +275,9 @@ describe("restParam: RPC field names → REST names", () => {
   });
 
   it("renames only to names the REST schemas use", () => {
-    expect(new Set(Object.values(REST_PARAM))).toEqual(new Set(["limit", "after", "role", "organization", "user", "expires"]));
+    expect(new Set(Object.values(REST_PARAM))).toEqual(
+      new Set(["limit", "after", "role", "organization", "user", "expires"]),
+    );
   });
 });
 
@@ -254,7 +290,10 @@ describe("openAIError", () => {
       body: { error: { message: "Unknown route: GET /nope", type: "not_found_error", param: null, code: null } },
     });
     expectWellFormed(e);
-    expect(openAIError(400, "invalid_request_error", "m", "p", "c").body.error).toMatchObject({ param: "p", code: "c" });
+    expect(openAIError(400, "invalid_request_error", "m", "p", "c").body.error).toMatchObject({
+      param: "p",
+      code: "c",
+    });
   });
 });
 
@@ -280,7 +319,9 @@ describe("toHttpError on Fastify's errors", () => {
     });
     app.post("/users", { schema: { body: createUserBody } }, async () => ({ ok: true }));
     app.post("/roles", { schema: { body: { ...roleBody, required: ["name"] } } }, async () => ({ ok: true }));
-    app.get("/list", { schema: { querystring: { type: "object", properties: pagingQuery } } }, async () => ({ ok: true }));
+    app.get("/list", { schema: { querystring: { type: "object", properties: pagingQuery } } }, async () => ({
+      ok: true,
+    }));
     app.post("/boom", async () => {
       throw new Error("the database password is hunter2");
     });
@@ -373,7 +414,12 @@ describe("toHttpError on Fastify's errors", () => {
   it("any other 4xx keeps its status and message, with the lowercased code", async () => {
     const r = await call("POST", "/teapot", "{}");
     expect(r.status).toBe(418);
-    expect(r.body.error).toEqual({ message: "I'm a teapot", type: "invalid_request_error", param: null, code: "fst_teapot" });
+    expect(r.body.error).toEqual({
+      message: "I'm a teapot",
+      type: "invalid_request_error",
+      param: null,
+      code: "fst_teapot",
+    });
   });
 
   it("an unexpected exception: generic 500, nothing leaked", async () => {
@@ -384,7 +430,9 @@ describe("toHttpError on Fastify's errors", () => {
   });
 
   it("passes ConnectErrors to the table", () => {
-    const http = toHttpError(errorWithInfo(Code.AlreadyExists, "Role 'x' exists.", { reason: "ROLE_EXISTS", param: "name" }));
+    const http = toHttpError(
+      errorWithInfo(Code.AlreadyExists, "Role 'x' exists.", { reason: "ROLE_EXISTS", param: "name" }),
+    );
     expect(http).toEqual({
       status: 409,
       headers: {},

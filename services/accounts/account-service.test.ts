@@ -2,7 +2,14 @@ import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { type Timestamp, timestampDate, timestampFromDate, timestampFromMs } from "@bufbuild/protobuf/wkt";
-import { type CallOptions, Code, ConnectError, type Client, createClient, createRouterTransport } from "@connectrpc/connect";
+import {
+  type CallOptions,
+  type Client,
+  Code,
+  ConnectError,
+  createClient,
+  createRouterTransport,
+} from "@connectrpc/connect";
 import pino from "pino";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { AccountService, ApiKeyState } from "../../gen/passerelle/accounts/v1/account_service_pb.js";
@@ -200,7 +207,9 @@ describe("AccountService on a real core", () => {
           const failures = starts.flatMap((s) => (s.status === "rejected" ? [String(s.reason)] : []));
           expect(failures).toEqual([]);
           const created = started.filter((s) => s.core.bootstrap.created);
-          const generated = started.flatMap((s) => (s.core.bootstrap.generatedKey ? [s.core.bootstrap.generatedKey] : []));
+          const generated = started.flatMap((s) =>
+            s.core.bootstrap.generatedKey ? [s.core.bootstrap.generatedKey] : [],
+          );
           if (configured) {
             expect(created.length).toBeLessThanOrEqual(1);
             expect(generated).toEqual([]);
@@ -266,10 +275,7 @@ describe("AccountService on a real core", () => {
       // Warm the authenticator's cache with the admin permission.
       await api.listUsers({}, u.as);
       await api.listUsers({}, u.as);
-      await api.updateRole(
-        { id: role?.id ?? "", permissions: { permissions: [Permission.READ_METRICS] } },
-        asAdmin,
-      );
+      await api.updateRole({ id: role?.id ?? "", permissions: { permissions: [Permission.READ_METRICS] } }, asAdmin);
       await expectCode(() => api.listUsers({}, u.as), Code.PermissionDenied);
       const me = await api.getMe({}, u.as);
       expect(me.role?.permissions).toEqual([Permission.READ_METRICS]);
@@ -473,7 +479,10 @@ describe("AccountService on a real core", () => {
         "INVALID_CURRENT_PASSWORD",
       );
       await expectCode(() => api.updateMe({ password: next }, u.as), Code.InvalidArgument, "INVALID_CURRENT_PASSWORD");
-      await expectCode(() => api.updateMe({ password: "short", currentPassword: PASSWORD }, u.as), Code.InvalidArgument);
+      await expectCode(
+        () => api.updateMe({ password: "short", currentPassword: PASSWORD }, u.as),
+        Code.InvalidArgument,
+      );
       // Nothing changed so far.
       await api.login({ email: u.email, password: PASSWORD });
 

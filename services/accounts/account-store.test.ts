@@ -89,7 +89,11 @@ describe("account store on PostgreSQL", () => {
   describe("uniqueness", () => {
     it("rejects a second user with the same e-mail as AlreadyExists naming the field", async () => {
       await newUser({ email: "dup@store.test" });
-      const err = await expectCode(() => newUser({ email: "dup@store.test" }), Code.AlreadyExists, "USER_ALREADY_EXISTS");
+      const err = await expectCode(
+        () => newUser({ email: "dup@store.test" }),
+        Code.AlreadyExists,
+        "USER_ALREADY_EXISTS",
+      );
       expect(err.findDetails(ErrorInfoSchema)[0]?.param).toBe("email");
     });
 
@@ -102,7 +106,11 @@ describe("account store on PostgreSQL", () => {
 
     it("rejects duplicate role names on create and on rename", async () => {
       await store.createRole("dup-role", []);
-      const err = await expectCode(() => store.createRole("dup-role", ["admin"]), Code.AlreadyExists, "ROLE_ALREADY_EXISTS");
+      const err = await expectCode(
+        () => store.createRole("dup-role", ["admin"]),
+        Code.AlreadyExists,
+        "ROLE_ALREADY_EXISTS",
+      );
       expect(err.findDetails(ErrorInfoSchema)[0]?.param).toBe("name");
       const other = await store.createRole("other-role", []);
       await expectCode(() => store.updateRole(other.id, { name: "dup-role" }), Code.AlreadyExists);

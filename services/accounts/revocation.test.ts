@@ -2,7 +2,14 @@ import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import { type CallOptions, type Client, Code, ConnectError, createClient, createRouterTransport } from "@connectrpc/connect";
+import {
+  type CallOptions,
+  type Client,
+  Code,
+  ConnectError,
+  createClient,
+  createRouterTransport,
+} from "@connectrpc/connect";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AccountService } from "../../gen/passerelle/accounts/v1/account_service_pb.js";
@@ -45,7 +52,9 @@ async function becomes(code: Code, fn: () => Promise<unknown>): Promise<number> 
     const elapsed = performance.now() - start;
     if (last === Code[code]) return elapsed;
     if (elapsed > PROPAGATION_BUDGET_MS) {
-      expect.fail(`still ${last} after ${Math.round(elapsed)} ms; expected ${Code[code]} within ${PROPAGATION_BUDGET_MS} ms`);
+      expect.fail(
+        `still ${last} after ${Math.round(elapsed)} ms; expected ${Code[code]} within ${PROPAGATION_BUDGET_MS} ms`,
+      );
     }
     await new Promise((r) => setTimeout(r, 10));
   }
@@ -74,11 +83,17 @@ describe.skipIf(!redisUrl)("auth cache invalidation across processes (two cores,
     expect(config.auth.cacheTtlMs).toBe(30_000);
     const core = await createCore(config, pino({ level: "silent" }));
     cores.push(core);
-    return { core, api: createClient(AccountService, createRouterTransport(core.routes, { router: core.routerOptions })) };
+    return {
+      core,
+      api: createClient(AccountService, createRouterTransport(core.routes, { router: core.routerOptions })),
+    };
   }
 
   async function newUser(roleId: string) {
-    const { user } = await a.createUser({ email: `${generateApiKey().slice(3, 15).toLowerCase()}@rev.test`, roleId }, asAdmin);
+    const { user } = await a.createUser(
+      { email: `${generateApiKey().slice(3, 15).toLowerCase()}@rev.test`, roleId },
+      asAdmin,
+    );
     const id = user?.id ?? "";
     const { secret, apiKey } = await a.createApiKey({ userId: id, name: "main" }, asAdmin);
     return { id, key: secret, keyId: apiKey?.id ?? "", as: bearer(secret) };

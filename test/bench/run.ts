@@ -12,6 +12,7 @@ import os from "node:os";
 import path from "node:path";
 import autocannon from "autocannon";
 import pino from "pino";
+import { bridgePlugin } from "../../bridge/app.js";
 import { generateApiKey } from "../../services/accounts/secrets.js";
 import { loadConfig } from "../../services/config.js";
 import { startPlatform } from "../../services/server.js";
@@ -52,7 +53,7 @@ async function main(): Promise<void> {
     PASSERELLE_LOG_LEVEL: "warn",
     ...(db ? { DATABASE_URL: db.url } : {}),
   });
-  const platform = await startPlatform(config, pino({ level: "warn" }));
+  const platform = await startPlatform(config, pino({ level: "warn" }), { restApi: bridgePlugin });
   const auth = { authorization: `Bearer ${key}` };
   try {
     // Warm up the key cache and the JIT.
@@ -85,7 +86,9 @@ async function main(): Promise<void> {
         `database ${platform.core.db.kind}, kv ${platform.core.kv.kind}\n`,
     );
     console.table(rows);
-    process.stdout.write(`rss ${Math.round(process.memoryUsage().rss / 2 ** 20)} MiB (platform and load generator share the process)\n`);
+    process.stdout.write(
+      `rss ${Math.round(process.memoryUsage().rss / 2 ** 20)} MiB (platform and load generator share the process)\n`,
+    );
   } finally {
     await platform.close();
     await db?.drop();

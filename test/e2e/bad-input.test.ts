@@ -24,7 +24,8 @@ function client(t: TestPlatform) {
     const init: RequestInit = { method, headers: h(headers) };
     if (body !== undefined) {
       init.headers = h({ "content-type": "application/json", ...headers });
-      init.body = typeof body === "string" || Buffer.isBuffer(body) ? (body as RequestInit["body"]) : JSON.stringify(body);
+      init.body =
+        typeof body === "string" || Buffer.isBuffer(body) ? (body as RequestInit["body"]) : JSON.stringify(body);
     }
     return fetch(`${t.httpUrl}${path}`, init);
   }
@@ -67,7 +68,11 @@ function client(t: TestPlatform) {
     want: { type?: string; param?: string | null; code?: string | null } = {},
   ): Promise<OpenAIErrorResponse> {
     const before = await counts();
-    const body = await expectOpenAIError(await req(), status, want.type ?? (status === 404 ? "not_found_error" : "invalid_request_error"));
+    const body = await expectOpenAIError(
+      await req(),
+      status,
+      want.type ?? (status === 404 ? "not_found_error" : "invalid_request_error"),
+    );
     if ("param" in want) expect(body.error.param, JSON.stringify(body)).toBe(want.param);
     if ("code" in want) expect(body.error.code, JSON.stringify(body)).toBe(want.code);
     expect(await counts(), "nothing written").toEqual(before);
@@ -120,7 +125,10 @@ describe("bad input over REST", () => {
       ["true", "true"],
       ["null", "null"],
     ])("a JSON body that is %s, not an object → 400", async (_what, raw) => {
-      const body = await c.rejects(() => c.send("POST", "/v1/admin/roles", raw), 400, { param: null, code: "invalid_value" });
+      const body = await c.rejects(() => c.send("POST", "/v1/admin/roles", raw), 400, {
+        param: null,
+        code: "invalid_value",
+      });
       expect(body.error.message).toMatch(/must be object/);
     });
 
@@ -161,7 +169,9 @@ describe("bad input over REST", () => {
     });
 
     it("valid multi-byte UTF-8 is accepted (control: the check is not over-eager)", async () => {
-      const org = await c.ok<{ name: string; id: string }>("POST", "/v1/admin/organizations", { name: "Ministère ☀ 🇫🇷" });
+      const org = await c.ok<{ name: string; id: string }>("POST", "/v1/admin/organizations", {
+        name: "Ministère ☀ 🇫🇷",
+      });
       expect(org.name).toBe("Ministère ☀ 🇫🇷");
       await c.ok("DELETE", `/v1/admin/organizations/${org.id}`);
     });
@@ -194,7 +204,9 @@ describe("bad input over REST", () => {
 
     it("a wrong type in a PATCH changes nothing", async () => {
       await c.rejects(() => c.send("PATCH", `/v1/admin/users/${userId}`, { name: 5 }), 400, { param: "name" });
-      await c.rejects(() => c.send("PATCH", `/v1/admin/users/${userId}`, { expires: "tomorrow" }), 400, { param: "expires" });
+      await c.rejects(() => c.send("PATCH", `/v1/admin/users/${userId}`, { expires: "tomorrow" }), 400, {
+        param: "expires",
+      });
       await c.rejects(() => c.send("PATCH", `/v1/me/keys/${keyId}`, { name: null }), 400, { param: "name" });
       const user = await c.ok("GET", `/v1/admin/users/${userId}`);
       expect(user).toMatchObject({ name: "alice", expires: null });
@@ -215,7 +227,10 @@ describe("bad input over REST", () => {
     ])("%s %s with an unknown field → 400 naming it", async (method, rawPath, body, field) => {
       const fill = (s: string) => s.replace("ROLE", roleId).replace("ADMIN", adminId).replace("USER", userId);
       const payload = JSON.parse(fill(JSON.stringify(body)));
-      const err = await c.rejects(() => c.send(method, fill(rawPath), payload), 400, { param: field, code: "invalid_value" });
+      const err = await c.rejects(() => c.send(method, fill(rawPath), payload), 400, {
+        param: field,
+        code: "invalid_value",
+      });
       expect(err.error.message).toContain(`unknown field '${field}'`);
     });
 
@@ -272,7 +287,8 @@ describe("bad input over REST", () => {
         param: "role",
       });
       await c.rejects(
-        () => c.send("POST", "/v1/admin/users", { email: "dan@example.fr", role: "0190a2b4-0000-7000-8000-000000000000" }),
+        () =>
+          c.send("POST", "/v1/admin/users", { email: "dan@example.fr", role: "0190a2b4-0000-7000-8000-000000000000" }),
         400,
         { param: "role", code: "role_not_found" },
       );
@@ -284,9 +300,13 @@ describe("bad input over REST", () => {
     });
 
     it("an expiry in the past → 400 on 'expires'", async () => {
-      await c.rejects(() => c.send("POST", "/v1/admin/users", { email: "eve@example.fr", role: roleId, expires: 1000 }), 400, {
-        param: "expires",
-      });
+      await c.rejects(
+        () => c.send("POST", "/v1/admin/users", { email: "eve@example.fr", role: roleId, expires: 1000 }),
+        400,
+        {
+          param: "expires",
+        },
+      );
       await c.rejects(() => c.send("POST", "/v1/me/keys", { name: "old", expires: 1000 }), 400, {
         param: "expires",
         code: "invalid_expiration",
@@ -343,7 +363,10 @@ describe("bad input over REST", () => {
   it("after all of the above, the collections hold only what beforeAll created", async () => {
     expect((await c.listAll("/v1/admin/roles")).map((r) => r.name).sort()).toEqual(["admin", "member"]);
     expect((await c.listAll("/v1/admin/organizations")).map((o) => o.name)).toEqual(["DINUM"]);
-    expect((await c.listAll("/v1/admin/users")).map((u) => u.email).sort()).toEqual(["admin@test.local", "alice@example.fr"]);
+    expect((await c.listAll("/v1/admin/users")).map((u) => u.email).sort()).toEqual([
+      "admin@test.local",
+      "alice@example.fr",
+    ]);
     expect(await c.counts()).toEqual(baseline);
   });
 });
@@ -445,7 +468,11 @@ describe("bad input over Connect RPC", () => {
   });
 
   it.each([false, true])("CreateUser with a bad e-mail → InvalidArgument (binary: %s)", async (binary) => {
-    const ce = await rpcRejects(() => accounts(binary).createUser({ email: "not an email", roleId }), Code.InvalidArgument, "email");
+    const ce = await rpcRejects(
+      () => accounts(binary).createUser({ email: "not an email", roleId }),
+      Code.InvalidArgument,
+      "email",
+    );
     expect(ce.findDetails(ErrorInfoSchema)[0]?.reason).toBe("INVALID_ARGUMENT");
   });
 
@@ -467,7 +494,11 @@ describe("bad input over Connect RPC", () => {
   });
 
   it("CreateRole with PERMISSION_UNSPECIFIED → InvalidArgument", async () => {
-    await rpcRejects(() => accounts(false).createRole({ name: "ghost", permissions: [0 as Permission] }), Code.InvalidArgument, "permissions");
+    await rpcRejects(
+      () => accounts(false).createRole({ name: "ghost", permissions: [0 as Permission] }),
+      Code.InvalidArgument,
+      "permissions",
+    );
   });
 
   it.each([false, true])("ListUsers with page_size -1 → InvalidArgument (binary: %s)", async (binary) => {
@@ -487,7 +518,11 @@ describe("bad input over Connect RPC", () => {
     });
   }
 
-  async function expectConnectError(res: Response, status: number, code: string): Promise<{ code: string; message?: string }> {
+  async function expectConnectError(
+    res: Response,
+    status: number,
+    code: string,
+  ): Promise<{ code: string; message?: string }> {
     const text = await res.text();
     expect(res.status, text).toBe(status);
     expect(res.headers.get("content-type")).toMatch(/^application\/json/);
@@ -520,7 +555,11 @@ describe("bad input over Connect RPC", () => {
     // field 1 (name), length-delimited: "bad" + 0xff 0xfe
     const name = Buffer.concat([Buffer.from("bad"), Buffer.from([0xff, 0xfe])]);
     const before = await c.counts();
-    const res = await rawConnect("CreateOrganization", Buffer.concat([Buffer.from([0x0a, name.length]), name]), "application/proto");
+    const res = await rawConnect(
+      "CreateOrganization",
+      Buffer.concat([Buffer.from([0x0a, name.length]), name]),
+      "application/proto",
+    );
     const body = (await res.json()) as { code: string };
     // connect-es reports any binary parse failure as `internal` (HTTP 500); connect-go says invalid_argument.
     // What matters here: refused, and nothing stored with U+FFFD in it.
@@ -530,7 +569,11 @@ describe("bad input over Connect RPC", () => {
   });
 
   it("a raw Connect JSON ListApiKeys with an unknown state name → invalid_argument (not every key)", async () => {
-    await expectConnectError(await rawConnect("ListApiKeys", '{"state": "API_KEY_STATE_BOGUS"}'), 400, "invalid_argument");
+    await expectConnectError(
+      await rawConnect("ListApiKeys", '{"state": "API_KEY_STATE_BOGUS"}'),
+      400,
+      "invalid_argument",
+    );
   });
 
   it("a raw Connect JSON CreateUser with a wrong type → 400", async () => {

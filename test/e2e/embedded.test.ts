@@ -73,7 +73,8 @@ function startPlatform(dataDir: string): Promise<Started> {
     stderr += d;
   });
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) resolve({ code: child.exitCode, signal: child.signalCode });
+    if (child.exitCode !== null || child.signalCode !== null)
+      resolve({ code: child.exitCode, signal: child.signalCode });
     else child.once("exit", (code, signal) => resolve({ code, signal }));
   });
   const tail = () => `\n--- stdout ---\n${stdout.slice(-4000)}\n--- stderr ---\n${stderr.slice(-4000)}`;
@@ -135,7 +136,9 @@ async function stop(p: Started): Promise<{ code: number | null; signal: NodeJS.S
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
       const { stdout, stderr } = p.output();
-      reject(new Error(`still running ${STOP_TIMEOUT_MS} ms after SIGTERM\n${stdout.slice(-2000)}\n${stderr.slice(-2000)}`));
+      reject(
+        new Error(`still running ${STOP_TIMEOUT_MS} ms after SIGTERM\n${stdout.slice(-2000)}\n${stderr.slice(-2000)}`),
+      );
     }, STOP_TIMEOUT_MS);
   });
   try {

@@ -2,6 +2,7 @@ import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import pino from "pino";
+import { bridgePlugin } from "../../bridge/app.js";
 import { generateApiKey } from "../../services/accounts/secrets.js";
 import { type CoreConfig, loadConfig } from "../../services/config.js";
 import { type Platform, startPlatform } from "../../services/server.js";
@@ -52,7 +53,7 @@ export async function startTestPlatform(
   const logger = pino({ level: process.env.PASSERELLE_TEST_LOG ?? "silent" });
   let platform: Platform;
   try {
-    platform = await startPlatform(config, logger);
+    platform = await startPlatform(config, logger, { restApi: bridgePlugin });
   } catch (err) {
     await db.drop();
     throw err;
