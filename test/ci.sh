@@ -3,7 +3,7 @@
 #
 #   bash test/ci.sh [extra vitest args...]
 #
-# 1. Installs what is missing (apt packages, pgvector built from trixie's Debian source package, npm ci).
+# 1. Installs what is missing (apt packages, pgvector built from trixie's Debian source package, npm install).
 #    Every step is skipped when already done, so a second run goes straight to the cluster.
 # 2. Creates a throwaway PostgreSQL 15 cluster (superuser postgres, vector + unaccent in template1, fsync off)
 #    and a throwaway Redis, each on a free port, and exports
@@ -140,11 +140,14 @@ if [[ ! -f "$VECTOR_SO" || ! -f "$VECTOR_CONTROL" ]]; then
   [[ -f "$VECTOR_SO" ]] || die "pgvector build finished but $VECTOR_SO is missing"
 fi
 
-# ---------------------------------------------------------------- 3. npm ci
-phase "npm ci"
+# ---------------------------------------------------------------- 3. npm install
+# `npm install`, not `npm ci`: the registry these machines reach serves only the linux builds of packages with
+# per-platform optional binaries (biome, esbuild…), so the lock file cannot list the others and `npm ci` refuses it
+# ("Missing: @biomejs/cli-darwin-arm64 from lock file"). `npm install` honours the locked versions all the same.
+phase "npm install"
 if [[ ! -d node_modules || ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json ]]; then
-  log "running npm ci"
-  npm ci --no-audit --no-fund
+  log "running npm install"
+  npm install --no-audit --no-fund
 fi
 
 # ---------------------------------------------------------------- 4. PostgreSQL cluster
