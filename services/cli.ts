@@ -1,3 +1,4 @@
+#!/usr/bin/env node
 import { parseArgs } from "node:util";
 import pino from "pino";
 import { createAccountStore } from "./accounts/account-store.js";

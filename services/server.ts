@@ -1,13 +1,14 @@
 import type { Http2Server, Http2Session } from "node:http2";
 import type { AddressInfo } from "node:net";
 import type { Transport } from "@connectrpc/connect";
-import { cors as connectCors, createRouterTransport } from "@connectrpc/connect";
+import { cors as connectCors, createContextValues, createRouterTransport } from "@connectrpc/connect";
 import { fastifyConnectPlugin } from "@connectrpc/connect-fastify";
 import fastifyCors from "@fastify/cors";
 import Fastify, { type FastifyInstance, type FastifyPluginAsync, LogController } from "fastify";
 import type { Logger } from "pino";
 import type { CoreConfig } from "./config.js";
 import { type Core, createCore } from "./core.js";
+import { kRequestId } from "./platform/context.js";
 import { requestIdFrom } from "./platform/interceptors.js";
 
 export interface Platform {
@@ -51,7 +52,9 @@ export async function startPlatform(
     exposedHeaders: [...connectCors.exposedHeaders, "X-Request-Id", "Retry-After"],
     maxAge: 7200,
   });
-  await http.register(fastifyConnectPlugin, { routes: core.routes, ...core.routerOptions, grpc: false });
+  // The RPC interceptor keeps Fastify's request id (taken from a well-formed x-request-id, else generated).
+  const contextValues = (req: { id: string }) => createContextValues().set(kRequestId, req.id);
+  await http.register(fastifyConnectPlugin, { routes: core.routes, ...core.routerOptions, grpc: false, contextValues });
   registerHealth(http, core);
   if (config.bridgeEnabled && opts.restApi) {
     const transport = createRouterTransport(core.routes, { router: core.routerOptions });
@@ -66,7 +69,7 @@ export async function startPlatform(
     sessions.add(session);
     session.once("close", () => sessions.delete(session));
   });
-  await h2.register(fastifyConnectPlugin, { routes: core.routes, ...core.routerOptions });
+  await h2.register(fastifyConnectPlugin, { routes: core.routes, ...core.routerOptions, contextValues });
   registerHealth(h2, core);
 
   try {
@@ -111,6 +114,10 @@ export async function startPlatform(
 }
 
 function registerHealth(app: FastifyInstance, core: Core): void {
+  // Every response carries the request id (the bridge and the RPC interceptor set it on theirs too).
+  app.addHook("onRequest", async (req, reply) => {
+    reply.header("x-request-id", req.id);
+  });
   app.get("/health", { schema: { hide: true } }, async () => ({ status: "ok" }));
   app.get("/health/ready", { schema: { hide: true } }, async (_req, reply) => {
     const checks = await core.checkReady();

@@ -292,6 +292,15 @@ npx biome check .
 phase "tsc"
 npx tsc --noEmit
 phase "vitest"
-npx vitest run "$@"
+VITEST_JSON="$(mktemp)"
+vitest_rc=0
+npx vitest run --reporter=default --reporter=json --outputFile.json="$VITEST_JSON" "$@" || vitest_rc=$?
+# One plain closing line that any CI reads: "N passed, N failed, N skipped".
+node -e '
+  const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+  console.log(`${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests + r.numTodoTests} skipped`);
+' "$VITEST_JSON" || true
+rm -f "$VITEST_JSON"
+[[ $vitest_rc -eq 0 ]] || exit "$vitest_rc"
 phase ""
 log "all checks passed"

@@ -17,7 +17,7 @@ export function requestIdFrom(header: string | null | undefined): string {
  */
 export function createRequestContextInterceptor(logger: Logger): Interceptor {
   return (next) => async (req) => {
-    const requestId = requestIdFrom(req.header.get("x-request-id"));
+    const requestId = req.contextValues.get(kRequestId) || requestIdFrom(req.header.get("x-request-id"));
     const log = logger.child({ reqId: requestId, rpc: `${req.service.typeName}/${req.method.name}` });
     req.contextValues.set(kRequestId, requestId);
     req.contextValues.set(kLogger, log);
