@@ -28,7 +28,13 @@ export function permissionFromName(name: string): Permission {
 
 const ts = (d: Date | null | undefined) => (d ? timestampFromDate(d) : undefined);
 
-export function toUserMsg(u: User): UserMsg {
+/** A user entity, or the plain profile read by GET /v1/me. */
+type UserLike = Pick<User, "id" | "email" | "name" | "expiresAt" | "createdAt" | "updatedAt"> & {
+  role: { id: string };
+  organization?: { id: string } | null;
+} & ({ passwordHash?: string | null } | { hasPassword: boolean });
+
+export function toUserMsg(u: UserLike): UserMsg {
   return create(UserSchema, {
     id: u.id,
     email: u.email,
@@ -36,13 +42,16 @@ export function toUserMsg(u: User): UserMsg {
     roleId: u.role.id,
     organizationId: u.organization?.id ?? "",
     expireTime: ts(u.expiresAt),
-    hasPassword: u.passwordHash != null,
+    hasPassword: "hasPassword" in u ? u.hasPassword : u.passwordHash != null,
     createTime: ts(u.createdAt),
     updateTime: ts(u.updatedAt),
   });
 }
 
-export function toRoleMsg(r: Role, userCount: number): RoleMsg {
+export function toRoleMsg(
+  r: Pick<Role, "id" | "name" | "permissions" | "createdAt" | "updatedAt">,
+  userCount: number,
+): RoleMsg {
   return create(RoleSchema, {
     id: r.id,
     name: r.name,
@@ -53,7 +62,10 @@ export function toRoleMsg(r: Role, userCount: number): RoleMsg {
   });
 }
 
-export function toOrganizationMsg(o: Organization, userCount: number): OrganizationMsg {
+export function toOrganizationMsg(
+  o: Pick<Organization, "id" | "name" | "createdAt" | "updatedAt">,
+  userCount: number,
+): OrganizationMsg {
   return create(OrganizationSchema, {
     id: o.id,
     name: o.name,
