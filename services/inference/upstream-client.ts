@@ -1,0 +1,325 @@
+import { createParser, type EventSourceMessage } from "eventsource-parser";
+import { Pool, errors as undiciErrors } from "undici";
+
+/** Where and how to reach one provider's OpenAI-compatible HTTP API. */
+export interface UpstreamTarget {
+  /** Base URL without `/v1`, e.g. `http://10.0.0.5:8000`. */
+  baseUrl: string;
+  /** Sent as `Authorization: Bearer`; never logged. */
+  apiKey?: string;
+  timeouts: UpstreamTimeouts;
+}
+
+export interface UpstreamTimeouts {
+  /** TCP connect. */
+  connectMs: number;
+  /** Until the response headers (non-streaming: the whole answer is computed before them). */
+  headersMs: number;
+  /** Streaming: until the first SSE event after the headers. */
+  firstTokenMs: number;
+  /** Streaming: longest silence between two body chunks (`: ping` comments count as life). */
+  idleMs: number;
+  /** The whole exchange. */
+  totalMs: number;
+}
+
+/** Why an upstream call failed, in terms the router can act on (retry elsewhere or not). */
+export type UpstreamFailure =
+  | { kind: "connect"; message: string }
+  | { kind: "timeout"; phase: "connect" | "headers" | "first_token" | "idle" | "total"; message: string }
+  | { kind: "http"; status: number; message: string; body: unknown; retryAfterSeconds?: number }
+  | { kind: "stream_error"; message: string; body: unknown }
+  | { kind: "protocol"; message: string }
+  | { kind: "aborted"; message: string };
+
+export class UpstreamError extends Error {
+  constructor(
+    readonly failure: UpstreamFailure,
+    options?: { cause?: unknown },
+  ) {
+    super(failure.message, options);
+    this.name = "UpstreamError";
+  }
+
+  /** Connect errors, 5xx and 429 may be retried on another provider — if nothing reached the client yet. */
+  get retryable(): boolean {
+    const f = this.failure;
+    if (f.kind === "connect") return true;
+    if (f.kind === "timeout") return f.phase === "connect";
+    if (f.kind === "http") return f.status >= 500 || f.status === 429;
+    return false;
+  }
+}
+
+export interface JsonResponse {
+  status: number;
+  body: unknown;
+}
+
+export interface UpstreamClient {
+  /** POST a JSON body, read a JSON answer. Non-2xx answers throw an `http` failure carrying the upstream message. */
+  postJson(target: UpstreamTarget, path: string, body: unknown, signal?: AbortSignal): Promise<JsonResponse>;
+  /** GET a JSON document (registry probes, health). */
+  getJson(target: UpstreamTarget, path: string, signal?: AbortSignal): Promise<JsonResponse>;
+  /**
+   * POST a JSON body and read Server-Sent Events. Yields each event's data (already split and unframed; comments
+   * such as `: ping` are skipped; `[DONE]` ends the iteration). An `{"error":…}` event inside a 200 stream throws a
+   * `stream_error` failure. Stopping the iteration, or aborting `signal`, cancels the upstream request at once.
+   */
+  postStream(target: UpstreamTarget, path: string, body: unknown, signal?: AbortSignal): AsyncGenerator<string>;
+  close(): Promise<void>;
+}
+
+const TIMEOUT_REASON = Symbol("upstream-timeout");
+
+/**
+ * HTTP client for model upstreams: one keep-alive undici Pool per origin (TCP_NODELAY, bounded connections), so no
+ * request pays a TCP handshake; per-phase timeouts; client aborts propagate to the upstream socket.
+ */
+export function createUpstreamClient(opts: { connectionsPerOrigin?: number } = {}): UpstreamClient {
+  const pools = new Map<string, Pool>();
+
+  function pool(target: UpstreamTarget): Pool {
+    const origin = new URL(target.baseUrl).origin;
+    let p = pools.get(origin);
+    if (!p) {
+      p = new Pool(origin, {
+        connections: opts.connectionsPerOrigin ?? 256,
+        pipelining: 1,
+        keepAliveTimeout: 60_000,
+        connect: { timeout: target.timeouts.connectMs, noDelay: true },
+      });
+      pools.set(origin, p);
+    }
+    return p;
+  }
+
+  function headers(target: UpstreamTarget, json: boolean): Record<string, string> {
+    const h: Record<string, string> = {
+      accept: json ? "application/json" : "text/event-stream",
+      "content-type": "application/json",
+    };
+    if (target.apiKey) h.authorization = `Bearer ${target.apiKey}`;
+    return h;
+  }
+
+  function pathOf(target: UpstreamTarget, path: string): string {
+    const base = new URL(target.baseUrl).pathname.replace(/\/$/, "");
+    return `${base}${path}`;
+  }
+
+  /** A signal that fires on the caller's abort or on our own deadline, and tells which. */
+  function deadline(totalMs: number, signal?: AbortSignal) {
+    const own = new AbortController();
+    const timer = setTimeout(() => own.abort(TIMEOUT_REASON), totalMs);
+    const combined = signal ? AbortSignal.any([signal, own.signal]) : own.signal;
+    return {
+      signal: combined,
+      own,
+      clear: () => clearTimeout(timer),
+    };
+  }
+
+  function translate(err: unknown, phase: "headers" | "total" | "first_token" | "idle"): UpstreamError {
+    if (err instanceof UpstreamError) return err;
+    if (err === TIMEOUT_REASON || (err instanceof Error && err.cause === TIMEOUT_REASON)) {
+      return new UpstreamError({ kind: "timeout", phase, message: `upstream ${phase.replace("_", " ")} timeout` });
+    }
+    if (err instanceof undiciErrors.ConnectTimeoutError) {
+      return new UpstreamError(
+        { kind: "timeout", phase: "connect", message: "upstream connect timeout" },
+        { cause: err },
+      );
+    }
+    if (err instanceof undiciErrors.HeadersTimeoutError) {
+      return new UpstreamError(
+        { kind: "timeout", phase: "headers", message: "upstream response timeout" },
+        { cause: err },
+      );
+    }
+    if (err instanceof undiciErrors.BodyTimeoutError) {
+      return new UpstreamError({ kind: "timeout", phase: "idle", message: "upstream stalled" }, { cause: err });
+    }
+    if (err instanceof Error && (err.name === "AbortError" || err instanceof undiciErrors.RequestAbortedError)) {
+      return new UpstreamError({ kind: "aborted", message: "request aborted" }, { cause: err });
+    }
+    const code = (err as { code?: string } | undefined)?.code;
+    if (code && /^(ECONNREFUSED|ECONNRESET|EHOSTUNREACH|ENOTFOUND|EPIPE|UND_ERR_SOCKET|UND_ERR_CLOSED)$/.test(code)) {
+      return new UpstreamError({ kind: "connect", message: `upstream unreachable (${code})` }, { cause: err });
+    }
+    return new UpstreamError({ kind: "protocol", message: "upstream request failed" }, { cause: err });
+  }
+
+  async function httpFailure(status: number, text: string, retryAfter?: string | string[]): Promise<UpstreamError> {
+    let body: unknown = text;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      // keep text
+    }
+    const ra = Number(Array.isArray(retryAfter) ? retryAfter[0] : retryAfter);
+    return new UpstreamError({
+      kind: "http",
+      status,
+      message: upstreamMessage(body) ?? `upstream answered HTTP ${status}`,
+      body,
+      retryAfterSeconds: Number.isFinite(ra) && ra > 0 ? ra : undefined,
+    });
+  }
+
+  async function json(
+    target: UpstreamTarget,
+    method: "GET" | "POST",
+    path: string,
+    body: unknown,
+    signal?: AbortSignal,
+  ): Promise<JsonResponse> {
+    const d = deadline(target.timeouts.totalMs, signal);
+    try {
+      const res = await pool(target).request({
+        method,
+        path: pathOf(target, path),
+        headers: headers(target, true),
+        body: method === "POST" ? JSON.stringify(body) : undefined,
+        signal: d.signal,
+        headersTimeout: target.timeouts.headersMs,
+        bodyTimeout: target.timeouts.idleMs,
+      });
+      const text = await res.body.text();
+      if (res.statusCode < 200 || res.statusCode >= 300) {
+        throw await httpFailure(res.statusCode, text, res.headers["retry-after"]);
+      }
+      try {
+        return { status: res.statusCode, body: text ? JSON.parse(text) : null };
+      } catch (err) {
+        throw new UpstreamError({ kind: "protocol", message: "upstream sent invalid JSON" }, { cause: err });
+      }
+    } catch (err) {
+      throw translate(d.signal.reason === TIMEOUT_REASON ? TIMEOUT_REASON : err, "total");
+    } finally {
+      d.clear();
+    }
+  }
+
+  return {
+    postJson: (target, path, body, signal) => json(target, "POST", path, body, signal),
+    getJson: (target, path, signal) => json(target, "GET", path, undefined, signal),
+
+    async *postStream(target, path, body, signal) {
+      const d = deadline(target.timeouts.totalMs, signal);
+      let firstTimer: NodeJS.Timeout | undefined;
+      let phase: "headers" | "first_token" | "idle" | "total" = "headers";
+      let finished = false;
+      try {
+        const res = await pool(target)
+          .request({
+            method: "POST",
+            path: pathOf(target, path),
+            headers: headers(target, false),
+            body: JSON.stringify(body),
+            signal: d.signal,
+            headersTimeout: target.timeouts.headersMs,
+            bodyTimeout: target.timeouts.idleMs,
+          })
+          .catch((err: unknown) => {
+            throw translate(d.signal.reason === TIMEOUT_REASON ? TIMEOUT_REASON : err, "total");
+          });
+        if (res.statusCode < 200 || res.statusCode >= 300) {
+          throw await httpFailure(res.statusCode, await res.body.text(), res.headers["retry-after"]);
+        }
+        phase = "first_token";
+        let sawEvent = false;
+        firstTimer = setTimeout(() => {
+          if (!sawEvent) d.own.abort(FIRST_TOKEN_REASON);
+        }, target.timeouts.firstTokenMs);
+        const queue: string[] = [];
+        let done = false;
+        const parser = createParser({
+          onEvent(ev: EventSourceMessage) {
+            if (done) return;
+            if (ev.data === "[DONE]") {
+              done = true;
+              return;
+            }
+            queue.push(ev.data);
+          },
+        });
+        const decoder = new TextDecoder();
+        for await (const chunk of res.body) {
+          parser.feed(decoder.decode(chunk as Uint8Array, { stream: true }));
+          while (queue.length > 0) {
+            const data = queue.shift() as string;
+            if (!sawEvent) {
+              sawEvent = true;
+              clearTimeout(firstTimer);
+              phase = "idle";
+            }
+            if (data.startsWith('{"error"') || data.startsWith('{"object":"error"')) {
+              const parsed = safeJson(data);
+              if (isErrorEvent(parsed)) {
+                throw new UpstreamError({
+                  kind: "stream_error",
+                  message: upstreamMessage(parsed) ?? "upstream error",
+                  body: parsed,
+                });
+              }
+            }
+            yield data;
+          }
+        }
+        // Read to the end even after [DONE] (upstreams close right after it): a body left half-read would cost the
+        // keep-alive connection.
+        finished = true;
+        if (!done && !d.signal.aborted) {
+          throw new UpstreamError({ kind: "protocol", message: "upstream stream ended without [DONE]" });
+        }
+      } catch (err) {
+        const reason = d.signal.reason;
+        if (reason === TIMEOUT_REASON) throw translate(TIMEOUT_REASON, "total");
+        if (reason === FIRST_TOKEN_REASON) throw translate(TIMEOUT_REASON, "first_token");
+        throw translate(err, phase === "headers" ? "headers" : phase);
+      } finally {
+        clearTimeout(firstTimer);
+        d.clear();
+        // Leaving early (consumer stopped, client gone) must free the upstream slot now: abort the socket's request.
+        if (!finished && !d.own.signal.aborted) d.own.abort();
+      }
+    },
+
+    async close() {
+      await Promise.allSettled([...pools.values()].map((p) => p.close()));
+      pools.clear();
+    },
+  };
+}
+
+const FIRST_TOKEN_REASON = Symbol("upstream-first-token-timeout");
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+function isErrorEvent(v: unknown): boolean {
+  if (!v || typeof v !== "object") return false;
+  const o = v as Record<string, unknown>;
+  return ("error" in o && !("choices" in o)) || o.object === "error";
+}
+
+/** The human message of an OpenAI/vLLM/TEI error body, whatever its exact shape. */
+export function upstreamMessage(body: unknown): string | undefined {
+  if (typeof body === "string") return body.slice(0, 1000) || undefined;
+  if (!body || typeof body !== "object") return undefined;
+  const o = body as Record<string, unknown>;
+  const err = o.error;
+  if (err && typeof err === "object" && typeof (err as { message?: unknown }).message === "string") {
+    return (err as { message: string }).message;
+  }
+  if (typeof err === "string") return err;
+  if (typeof o.message === "string") return o.message;
+  if (typeof o.detail === "string") return o.detail;
+  return undefined;
+}
