@@ -4,14 +4,19 @@ import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
 import { Ajv } from "ajv";
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { InvalidRequest } from "./openai/chat.js";
 import { fromConnectError, type HttpError, openAIError, restParam } from "./openai/errors.js";
+import { adminModelRoutes } from "./routes/admin-models.js";
 import { adminRoleRoutes } from "./routes/admin-roles.js";
 import { adminUserRoutes } from "./routes/admin-users.js";
+import { chatRoutes } from "./routes/chat.js";
 import { keyRoutes } from "./routes/keys.js";
 import { meRoutes } from "./routes/me.js";
+import { modelRoutes } from "./routes/models.js";
 import { createClients } from "./rpc.js";
 import { apiKeySchema, meSchema, organizationSchema, roleSchema, userSchema } from "./schemas/accounts.js";
 import { errorSchema } from "./schemas/common.js";
+import { adminModelSchema, modelGrantSchema, openAIModelSchema, providerSchema } from "./schemas/models.js";
 
 declare module "fastify" {
   interface FastifyContextConfig {
@@ -70,6 +75,7 @@ export async function bridgePlugin(app: FastifyInstance, opts: BridgeOptions): P
   });
 
   for (const s of [errorSchema, userSchema, roleSchema, organizationSchema, apiKeySchema, meSchema]) app.addSchema(s);
+  for (const s of [openAIModelSchema, providerSchema, adminModelSchema, modelGrantSchema]) app.addSchema(s);
 
   app.decorateRequest("requestId", "");
   app.addHook("onRequest", async (req, reply) => {
@@ -137,10 +143,16 @@ export async function bridgePlugin(app: FastifyInstance, opts: BridgeOptions): P
   keyRoutes(app, clients);
   adminUserRoutes(app, clients);
   adminRoleRoutes(app, clients);
+  modelRoutes(app, clients);
+  adminModelRoutes(app, clients);
+  chatRoutes(app, clients);
 }
 
 /** Every error a route can raise, in OpenAI's shape. */
 export function toHttpError(err: FastifyError | ConnectError | Error): HttpError {
+  if (err instanceof InvalidRequest) {
+    return openAIError(400, "invalid_request_error", err.message, err.param, "invalid_value");
+  }
   if (err instanceof ConnectError) {
     const http = fromConnectError(err);
     http.body.error.param = restParam(http.body.error.param);

@@ -13,6 +13,8 @@ export interface CoreConfig {
   /** Real Redis when set; in-process store otherwise. */
   readonly redisUrl: string | undefined;
   readonly elasticsearchUrl: string | undefined;
+  /** YAML file of models and providers created at start when missing (PASSERELLE_MODELS_FILE); the database wins after. */
+  readonly modelsFile?: string;
   readonly bootstrap: {
     readonly email: string;
     readonly password: string | undefined;
@@ -28,6 +30,21 @@ export interface CoreConfig {
     readonly cacheMaxEntries: number;
     /** Failed logins per e-mail per 15 minutes before login is refused. */
     readonly maxFailedLogins: number;
+  };
+  readonly inference: {
+    /** TCP connect timeout to a model upstream. */
+    readonly connectTimeoutMs: number;
+    /** Streaming: longest wait for the first token. */
+    readonly firstTokenTimeoutMs: number;
+    /** Streaming: longest silence between two chunks. */
+    readonly idleTimeoutMs: number;
+    /** Providers tried per request at most (retries happen only before the first byte reached the client). */
+    readonly maxAttempts: number;
+    /** Longest wait for a free slot when every provider of a model is at its max concurrency (then 503). */
+    readonly queueTimeoutMs: number;
+    /** Consecutive failures that eject a provider, and how long it rests before a /health probe. */
+    readonly ejectAfterFailures: number;
+    readonly cooldownMs: number;
   };
   /** Largest request body accepted, in bytes. */
   readonly bodyLimitBytes: number;
@@ -76,6 +93,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     databaseUrl: str("DATABASE_URL"),
     redisUrl: str("REDIS_URL"),
     elasticsearchUrl: str("ELASTICSEARCH_URL"),
+    modelsFile: str("PASSERELLE_MODELS_FILE"),
     bootstrap: {
       email: (str("PASSERELLE_BOOTSTRAP_ADMIN_EMAIL") ?? "admin@passerelle.local").toLowerCase(),
       password: str("PASSERELLE_BOOTSTRAP_ADMIN_PASSWORD"),
@@ -87,6 +105,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
       cacheTtlMs: int("PASSERELLE_AUTH_CACHE_TTL_MS", 30_000, 0, 3_600_000),
       cacheMaxEntries: int("PASSERELLE_AUTH_CACHE_MAX_ENTRIES", 10_000, 1, 10_000_000),
       maxFailedLogins: int("PASSERELLE_AUTH_MAX_FAILED_LOGINS", 10, 1, 1000),
+    },
+    inference: {
+      connectTimeoutMs: int("PASSERELLE_UPSTREAM_CONNECT_TIMEOUT_MS", 5_000, 1, 600_000),
+      firstTokenTimeoutMs: int("PASSERELLE_UPSTREAM_FIRST_TOKEN_TIMEOUT_MS", 120_000, 1, 3_600_000),
+      idleTimeoutMs: int("PASSERELLE_UPSTREAM_IDLE_TIMEOUT_MS", 60_000, 1, 3_600_000),
+      maxAttempts: int("PASSERELLE_UPSTREAM_MAX_ATTEMPTS", 3, 1, 10),
+      queueTimeoutMs: int("PASSERELLE_UPSTREAM_QUEUE_TIMEOUT_MS", 10_000, 0, 600_000),
+      ejectAfterFailures: int("PASSERELLE_UPSTREAM_EJECT_AFTER_FAILURES", 5, 1, 1000),
+      cooldownMs: int("PASSERELLE_UPSTREAM_COOLDOWN_MS", 10_000, 100, 3_600_000),
     },
     bodyLimitBytes: int("PASSERELLE_BODY_LIMIT_BYTES", 8 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
     shutdownGraceMs: int("PASSERELLE_SHUTDOWN_GRACE_MS", 10_000, 0, 600_000),

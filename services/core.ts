@@ -1,6 +1,8 @@
 import type { ConnectRouter, ConnectRouterOptions } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import { AccountService } from "../gen/passerelle/accounts/v1/account_service_pb.js";
+import { InferenceService } from "../gen/passerelle/inference/v1/inference_service_pb.js";
+import { ModelService } from "../gen/passerelle/models/v1/model_service_pb.js";
 import {
   accountEntities,
   type BootstrapResult,
@@ -10,6 +12,8 @@ import {
   createAuthenticator,
 } from "./accounts/index.js";
 import type { CoreConfig } from "./config.js";
+import { setupInference } from "./inference/index.js";
+import { loadModelsFile, type ModelRegistry, modelEntities, setupModels } from "./models/index.js";
 import { type Database, openDatabase } from "./platform/db/database.js";
 import { createAuthInterceptor, createRequestContextInterceptor } from "./platform/interceptors.js";
 import { createKv, type KvStore } from "./platform/kv/index.js";
@@ -22,6 +26,8 @@ export interface Core {
   readonly db: Database;
   readonly kv: KvStore;
   readonly bootstrap: BootstrapResult;
+  /** Model resolution for the inference domains (cached, invalidated on every registry write). */
+  readonly modelRegistry: ModelRegistry;
   /** Readiness of the dependencies, for /health/ready. */
   checkReady(): Promise<{ database: boolean; kv: boolean }>;
   close(): Promise<void>;
@@ -37,13 +43,15 @@ const strictJson: ConnectRouterOptions["jsonOptions"] & { textDecoder: { decode(
 };
 
 export async function createCore(config: CoreConfig, logger: Logger): Promise<Core> {
+  // An invalid models file fails the start before anything is opened.
+  const modelSpecs = config.modelsFile ? await loadModelsFile(config.modelsFile) : undefined;
   const kv = await createKv(config.redisUrl);
   let db: Database;
   try {
     db = await openDatabase({
       url: config.databaseUrl,
       dataDir: config.dataDir,
-      entities: [...accountEntities],
+      entities: [...accountEntities, ...modelEntities],
       logger,
     });
   } catch (err) {
@@ -70,6 +78,8 @@ export async function createCore(config: CoreConfig, logger: Logger): Promise<Co
       maxFailedLogins: config.auth.maxFailedLogins,
     },
   });
+  const models = await setupModels({ orm: db.orm, kv, logger, specs: modelSpecs });
+  const inference = setupInference({ registry: models.registry, logger, settings: config.inference });
   const routerOptions: ConnectRouterOptions = {
     interceptors: [
       createRequestContextInterceptor(logger),
@@ -88,11 +98,14 @@ export async function createCore(config: CoreConfig, logger: Logger): Promise<Co
   return {
     routes: (router) => {
       router.service(AccountService, accountService);
+      router.service(ModelService, models.service);
+      router.service(InferenceService, inference.service);
     },
     routerOptions,
     db,
     kv,
     bootstrap,
+    modelRegistry: models.registry,
     async checkReady() {
       const [database, kvOk] = await Promise.all([
         db.ping().then(
@@ -108,6 +121,8 @@ export async function createCore(config: CoreConfig, logger: Logger): Promise<Co
     },
     async close() {
       await authenticator.close();
+      await models.close();
+      await inference.close();
       await db.close();
       await kv.close();
     },

@@ -265,6 +265,11 @@ describe("restParam: RPC field names → REST names", () => {
     ["permissions", "permissions"],
     ["messages.0.role_id", "messages.0.role_id"],
     ["page_token_x", "page_token_x"],
+    ["model_id", "model"],
+    ["upstream_model", "model_name"],
+    ["timeout_seconds", "timeout_s"],
+    ["cost_prompt_per_million", "costs.prompt_tokens"],
+    ["carbon.zone", "carbon.zone"],
   ])("%s → %s", (from, to) => {
     expect(restParam(from)).toBe(to);
   });
@@ -276,7 +281,19 @@ describe("restParam: RPC field names → REST names", () => {
 
   it("renames only to names the REST schemas use", () => {
     expect(new Set(Object.values(REST_PARAM))).toEqual(
-      new Set(["limit", "after", "role", "organization", "user", "expires"]),
+      new Set([
+        "limit",
+        "after",
+        "role",
+        "organization",
+        "user",
+        "expires",
+        "model",
+        "model_name",
+        "timeout_s",
+        "costs.prompt_tokens",
+        "costs.completion_tokens",
+      ]),
     );
   });
 });

@@ -65,6 +65,11 @@ export const REST_PARAM: Readonly<Record<string, string>> = {
   user_id: "user",
   expire_time: "expires",
   clear_expire_time: "expires",
+  model_id: "model",
+  upstream_model: "model_name",
+  timeout_seconds: "timeout_s",
+  cost_prompt_per_million: "costs.prompt_tokens",
+  cost_completion_per_million: "costs.completion_tokens",
 };
 
 export function restParam(param: string | null): string | null {
@@ -84,11 +89,14 @@ export function fromConnectError(err: unknown): HttpError {
   const info = ce.findDetails(ErrorInfoSchema)[0];
   const reason = info?.reason ?? "";
   const headers: Record<string, string> = {};
-  if (info && info.retryAfterSeconds > 0 && (row.status === 429 || row.status === 503)) {
+  // An upstream's 4xx passes through with its own status (the message is the upstream's).
+  const upstream = info?.upstreamStatus ?? 0;
+  const status = upstream >= 400 && upstream < 500 ? upstream : row.status;
+  if (info && info.retryAfterSeconds > 0 && (status === 429 || status === 503)) {
     headers["retry-after"] = String(info.retryAfterSeconds);
   }
   return {
-    status: row.status,
+    status,
     body: {
       error: {
         message: GENERIC.has(code) ? GENERIC_MESSAGE : ce.rawMessage,

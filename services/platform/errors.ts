@@ -7,12 +7,13 @@ export function rpcError(
   code: Code,
   message: string,
   reason: string,
-  opts: { param?: string; retryAfterSeconds?: number; cause?: unknown } = {},
+  opts: { param?: string; retryAfterSeconds?: number; upstreamStatus?: number; cause?: unknown } = {},
 ): ConnectError {
   const info = create(ErrorInfoSchema, {
     reason,
     param: opts.param ?? "",
     retryAfterSeconds: opts.retryAfterSeconds ?? 0,
+    upstreamStatus: opts.upstreamStatus ?? 0,
   });
   return new ConnectError(message, code, undefined, [{ desc: ErrorInfoSchema, value: info }], opts.cause);
 }
@@ -47,8 +48,12 @@ export function resourceExhausted(message: string, reason: string, retryAfterSec
   return rpcError(Code.ResourceExhausted, message, reason, { retryAfterSeconds });
 }
 
-export function unavailable(message: string, reason: string, cause?: unknown): ConnectError {
-  return rpcError(Code.Unavailable, message, reason, { cause });
+export function unavailable(
+  message: string,
+  reason: string,
+  opts: { retryAfterSeconds?: number; cause?: unknown } = {},
+): ConnectError {
+  return rpcError(Code.Unavailable, message, reason, opts);
 }
 
 /** Wraps anything unexpected; the message sent is generic, the original stays as `cause` for the logs. */

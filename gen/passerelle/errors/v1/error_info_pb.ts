@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file passerelle/errors/v1/error_info.proto.
  */
 export const file_passerelle_errors_v1_error_info: GenFile = /*@__PURE__*/
-  fileDesc("CiVwYXNzZXJlbGxlL2Vycm9ycy92MS9lcnJvcl9pbmZvLnByb3RvEhRwYXNzZXJlbGxlLmVycm9ycy52MSJHCglFcnJvckluZm8SDgoGcmVhc29uGAEgASgJEg0KBXBhcmFtGAIgASgJEhsKE3JldHJ5X2FmdGVyX3NlY29uZHMYAyABKAViBnByb3RvMw");
+  fileDesc("CiVwYXNzZXJlbGxlL2Vycm9ycy92MS9lcnJvcl9pbmZvLnByb3RvEhRwYXNzZXJlbGxlLmVycm9ycy52MSJgCglFcnJvckluZm8SDgoGcmVhc29uGAEgASgJEg0KBXBhcmFtGAIgASgJEhsKE3JldHJ5X2FmdGVyX3NlY29uZHMYAyABKAUSFwoPdXBzdHJlYW1fc3RhdHVzGAQgASgFYgZwcm90bzM");
 
 /**
  * Machine-readable detail attached to every error a Passerelle service returns.
@@ -38,6 +38,13 @@ export type ErrorInfo = Message<"passerelle.errors.v1.ErrorInfo"> & {
    * @generated from field: int32 retry_after_seconds = 3;
    */
   retryAfterSeconds: number;
+
+  /**
+   * HTTP status a model upstream answered, when the error is its 4xx passed through; the REST API answers with it.
+   *
+   * @generated from field: int32 upstream_status = 4;
+   */
+  upstreamStatus: number;
 };
 
 /**

@@ -1,9 +1,11 @@
 import type { Migration } from "@mikro-orm/migrations";
 import { Migration20261123000000Accounts } from "./20261123000000-accounts.js";
+import { Migration20261123010000Models } from "./20261123010000-models.js";
 
 type MigrationClass = new (...args: ConstructorParameters<typeof Migration>) => Migration;
 
 /** Every committed migration, in order; listed explicitly so that no file discovery happens at run time. */
 export const migrations: { name: string; class: MigrationClass }[] = [
   { name: "20261123000000-accounts", class: Migration20261123000000Accounts },
+  { name: "20261123010000-models", class: Migration20261123010000Models },
 ];

@@ -1,0 +1,67 @@
+import type { Logger } from "pino";
+import type { CoreConfig } from "../config.js";
+import type { ModelRegistry, ResolvedModel } from "../models/index.js";
+import { type ChatModel, createInferenceService, type ModelResolver } from "./inference-service.js";
+import { createProviderRouter, type ProviderRoute } from "./provider-router.js";
+import { createUpstreamClient } from "./upstream-client.js";
+
+export { createInferenceService } from "./inference-service.js";
+export { createUpstreamClient, type UpstreamClient } from "./upstream-client.js";
+
+const HEALTH_TIMEOUTS = { connectMs: 2_000, headersMs: 5_000, firstTokenMs: 5_000, idleMs: 5_000, totalMs: 5_000 };
+
+// Adapted once per registry object (resolutions are cached and frozen there), so routing allocates nothing per call.
+const adapted = new WeakMap<ResolvedModel, ChatModel>();
+
+function chatModel(m: ResolvedModel): ChatModel {
+  let c = adapted.get(m);
+  if (!c) {
+    c = {
+      name: m.name,
+      type: m.type,
+      providers: m.providers.map(
+        (p): ProviderRoute => ({
+          id: p.id,
+          baseUrl: p.url,
+          apiKey: p.key ?? undefined,
+          upstreamModel: p.upstreamModel,
+          timeoutSeconds: p.timeoutSeconds,
+          weight: p.weight,
+          maxConcurrency: p.maxConcurrency,
+        }),
+      ),
+    };
+    adapted.set(m, c);
+  }
+  return c;
+}
+
+/** The inference domain wired over the model registry: upstream pools, provider routing, InferenceService. */
+export function setupInference(deps: { registry: ModelRegistry; logger: Logger; settings: CoreConfig["inference"] }) {
+  const upstream = createUpstreamClient();
+  const router = createProviderRouter({
+    queueTimeoutMs: deps.settings.queueTimeoutMs,
+    ejectAfterFailures: deps.settings.ejectAfterFailures,
+    cooldownMs: deps.settings.cooldownMs,
+    // vLLM's and TEI's /health: a cheap liveness check, never a billed completion.
+    probe: (p) =>
+      upstream.getJson({ baseUrl: p.baseUrl, apiKey: p.apiKey, timeouts: HEALTH_TIMEOUTS }, "/health").then(
+        () => true,
+        () => false,
+      ),
+  });
+  const models: ModelResolver = {
+    resolve: async (name, principal) => chatModel(await deps.registry.resolve(name, principal)),
+  };
+  const service = createInferenceService({
+    models,
+    upstream,
+    router,
+    logger: deps.logger,
+    maxAttempts: deps.settings.maxAttempts,
+    firstTokenTimeoutMs: deps.settings.firstTokenTimeoutMs,
+    idleTimeoutMs: deps.settings.idleTimeoutMs,
+    connectTimeoutMs: deps.settings.connectTimeoutMs,
+  });
+  return { service, router, close: () => upstream.close() };
+}

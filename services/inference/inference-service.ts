@@ -1,0 +1,218 @@
+import { create } from "@bufbuild/protobuf";
+import { Code, type ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import type { Logger } from "pino";
+import type { ChatCompletionParams } from "../../gen/passerelle/inference/v1/chat_pb.js";
+import {
+  CreateChatCompletionResponseSchema,
+  type InferenceService,
+  StreamChatCompletionResponseSchema,
+} from "../../gen/passerelle/inference/v1/inference_service_pb.js";
+import { kLogger, kPrincipal, type Principal } from "../platform/context.js";
+import { invalidArgument, rpcError, unauthenticated } from "../platform/errors.js";
+import { chunkFromJson, completionFromJson, upstreamChatBody } from "./openai-json.js";
+import type { Lease, ProviderRoute, ProviderRouter } from "./provider-router.js";
+import { type UpstreamClient, UpstreamError, type UpstreamTarget } from "./upstream-client.js";
+
+/** What inference needs to know about a model: the port the model registry fills. */
+export interface ChatModel {
+  /** Public name (what the client asked for may be an alias; responses carry the name asked for). */
+  name: string;
+  type: string;
+  providers: ProviderRoute[];
+}
+
+export interface ModelResolver {
+  /** The model usable by `principal` under this name or alias; NotFound otherwise. */
+  resolve(nameOrAlias: string, principal: Principal): Promise<ChatModel>;
+}
+
+export interface InferenceDeps {
+  models: ModelResolver;
+  upstream: UpstreamClient;
+  router: ProviderRouter;
+  logger: Logger;
+  /** Providers tried per request at most (first try included). */
+  maxAttempts: number;
+  /** Streaming: longest wait for the first token (the whole answer for unary calls uses the provider timeout). */
+  firstTokenTimeoutMs: number;
+  /** Streaming: longest silence between two chunks. */
+  idleTimeoutMs: number;
+  connectTimeoutMs: number;
+}
+
+const CHAT_TYPES = new Set(["text-generation", "image-text-to-text"]);
+
+/** The upstream failure as the client should see it. 4xx keep their status and message. */
+export function toConnectError(e: UpstreamError): ConnectError {
+  const f = e.failure;
+  switch (f.kind) {
+    case "http": {
+      if (f.status >= 400 && f.status < 500) {
+        const code =
+          f.status === 404
+            ? Code.NotFound
+            : f.status === 429
+              ? Code.ResourceExhausted
+              : f.status === 401 || f.status === 403
+                ? Code.PermissionDenied
+                : Code.InvalidArgument;
+        return rpcError(code, f.message, "UPSTREAM_REJECTED", {
+          upstreamStatus: f.status,
+          retryAfterSeconds: f.retryAfterSeconds,
+          cause: e,
+        });
+      }
+      return rpcError(Code.Unavailable, `The model's server failed (HTTP ${f.status}).`, "UPSTREAM_ERROR", {
+        retryAfterSeconds: f.retryAfterSeconds ?? 1,
+        cause: e,
+      });
+    }
+    case "connect":
+      return rpcError(Code.Unavailable, "The model is temporarily unreachable.", "UPSTREAM_UNREACHABLE", {
+        retryAfterSeconds: 1,
+        cause: e,
+      });
+    case "timeout":
+      return rpcError(
+        Code.DeadlineExceeded,
+        `The model did not answer in time (${f.phase.replace("_", " ")}).`,
+        "UPSTREAM_TIMEOUT",
+        {
+          cause: e,
+        },
+      );
+    case "stream_error":
+      return rpcError(Code.Unavailable, `The model failed while generating: ${f.message}`, "UPSTREAM_STREAM_ERROR", {
+        cause: e,
+      });
+    case "aborted":
+      return rpcError(Code.Canceled, "The request was cancelled.", "CANCELLED", { cause: e });
+    default:
+      return rpcError(Code.Unavailable, "The model's server sent an invalid answer.", "UPSTREAM_PROTOCOL_ERROR", {
+        cause: e,
+      });
+  }
+}
+
+/** InferenceService: chat completions, unary and streamed, over one path to the upstream. */
+export function createInferenceService(deps: InferenceDeps): ServiceImpl<typeof InferenceService> {
+  function target(p: ProviderRoute): UpstreamTarget {
+    const totalMs = Math.max(1, p.timeoutSeconds) * 1000;
+    return {
+      baseUrl: p.baseUrl,
+      apiKey: p.apiKey,
+      timeouts: {
+        connectMs: deps.connectTimeoutMs,
+        headersMs: totalMs,
+        firstTokenMs: Math.min(deps.firstTokenTimeoutMs, totalMs),
+        idleMs: Math.min(deps.idleTimeoutMs, totalMs),
+        totalMs,
+      },
+    };
+  }
+
+  async function prepare(params: ChatCompletionParams | undefined, ctx: HandlerContext) {
+    const principal = ctx.values.get(kPrincipal);
+    if (!principal) throw unauthenticated("Missing API key.", "MISSING_API_KEY");
+    if (!params?.model) throw invalidArgument("'model' is required.", "model");
+    if (params.messages.length === 0) throw invalidArgument("'messages' must not be empty.", "messages");
+    const model = await deps.models.resolve(params.model, principal);
+    if (!CHAT_TYPES.has(model.type)) {
+      throw invalidArgument(
+        `The model '${params.model}' is not a chat model (type ${model.type}).`,
+        "model",
+        "WRONG_MODEL_TYPE",
+      );
+    }
+    return { model, params, log: ctx.values.get(kLogger) ?? deps.logger };
+  }
+
+  /**
+   * Runs `attempt` on providers until one succeeds; retries only what `retryable` allows. With `hold`, a successful
+   * attempt keeps its lease (a stream in progress): the caller releases it.
+   */
+  async function withFailover<T>(
+    model: ChatModel,
+    ctx: HandlerContext,
+    attempt: (lease: Lease) => Promise<T>,
+    hold = false,
+  ): Promise<T> {
+    const tried = new Set<string>();
+    for (;;) {
+      const lease = await deps.router.acquire(model.providers, tried, ctx.signal);
+      tried.add(lease.provider.id);
+      try {
+        const out = await attempt(lease);
+        if (!hold) lease.release("ok");
+        return out;
+      } catch (err) {
+        if (!(err instanceof UpstreamError)) {
+          lease.release("neutral");
+          throw err;
+        }
+        const f = err.failure;
+        lease.release(err.retryable || f.kind === "timeout" || f.kind === "protocol" ? "failure" : "neutral");
+        const more = tried.size < deps.maxAttempts && model.providers.some((p) => !tried.has(p.id));
+        if (err.retryable && more && !ctx.signal.aborted) continue;
+        throw toConnectError(err);
+      }
+    }
+  }
+
+  return {
+    async createChatCompletion(req, ctx) {
+      const { model, params } = await prepare(req.params, ctx);
+      const completion = await withFailover(model, ctx, async (lease) => {
+        const body = upstreamChatBody(params, lease.provider.upstreamModel, false);
+        const res = await deps.upstream.postJson(target(lease.provider), "/v1/chat/completions", body, ctx.signal);
+        return completionFromJson(res.body, params.model);
+      });
+      return create(CreateChatCompletionResponseSchema, { completion });
+    },
+
+    async *streamChatCompletion(req, ctx) {
+      const { model, params } = await prepare(req.params, ctx);
+      const wantsUsage = params.streamOptions?.includeUsage === true;
+      // Open the stream and read its first event under failover: until a chunk is yielded, nothing reached the
+      // client, so another provider may still be tried.
+      const opened = await withFailover(
+        model,
+        ctx,
+        async (lease) => {
+          const body = upstreamChatBody(params, lease.provider.upstreamModel, true);
+          const events = deps.upstream.postStream(target(lease.provider), "/v1/chat/completions", body, ctx.signal);
+          const first = await events.next();
+          return { lease, events, first };
+        },
+        true,
+      );
+      const { events, lease } = opened;
+      let next = opened.first;
+      let outcome: "ok" | "failure" | "neutral" = "neutral";
+      try {
+        while (!next.done) {
+          const chunk = chunkFromJson(JSON.parse(next.value), params.model);
+          const usageOnly = chunk.choices.length === 0 && chunk.usage !== undefined;
+          if (!wantsUsage) chunk.usage = undefined;
+          if (!(usageOnly && !wantsUsage)) yield create(StreamChatCompletionResponseSchema, { chunk });
+          next = await events.next();
+        }
+        outcome = "ok";
+      } catch (err) {
+        if (err instanceof UpstreamError) {
+          if (err.failure.kind !== "aborted") outcome = "failure";
+          throw toConnectError(err);
+        }
+        if (err instanceof SyntaxError) {
+          throw rpcError(Code.Unavailable, "The model's server sent an invalid chunk.", "UPSTREAM_PROTOCOL_ERROR", {
+            cause: err,
+          });
+        }
+        throw err;
+      } finally {
+        lease.release(outcome);
+        await events.return(undefined);
+      }
+    },
+  };
+}

@@ -1,0 +1,231 @@
+import fs from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import OpenAI from "openai";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { validateOpenAI } from "../support/openai-schema.js";
+import { startTestPlatform, type TestPlatform } from "../support/platform.js";
+import { type Simulator, startSimulator } from "../upstream/simulator.js";
+import { SseReader } from "../upstream/sse.js";
+
+/**
+ * Chat completions end to end: the official openai SDK → REST bridge → InferenceService → three vLLM simulators.
+ * Every body and chunk is checked against OpenAI's published schemas.
+ */
+describe("chat completions", () => {
+  let sims: Simulator[];
+  let t: TestPlatform;
+  let openai: OpenAI;
+  let dir: string;
+
+  beforeAll(async () => {
+    sims = await Promise.all([0, 1, 2].map(() => startSimulator({ completionTokens: 12 })));
+    dir = await fs.mkdtemp(path.join(os.tmpdir(), "passerelle-chat-"));
+    const file = path.join(dir, "models.yaml");
+    const providers = sims
+      .map((s) => `      - { type: vllm, url: "${s.url}", model_name: sim-chat, timeout_s: 30, max_concurrency: 256 }`)
+      .join("\n");
+    await fs.writeFile(
+      file,
+      `models:\n  - name: qwen2.5-7b\n    aliases: [chat-default]\n    type: text-generation\n    providers:\n${providers}\n`,
+    );
+    t = await startTestPlatform({
+      env: {
+        PASSERELLE_MODELS_FILE: file,
+        PASSERELLE_UPSTREAM_IDLE_TIMEOUT_MS: "600",
+        PASSERELLE_UPSTREAM_FIRST_TOKEN_TIMEOUT_MS: "2000",
+        PASSERELLE_UPSTREAM_COOLDOWN_MS: "60000",
+      },
+    });
+    openai = new OpenAI({ baseURL: `${t.httpUrl}/v1`, apiKey: t.adminKey, maxRetries: 0 });
+  });
+  beforeEach(() => {
+    for (const s of sims) s.reset();
+  });
+  afterAll(async () => {
+    await t?.close();
+    await Promise.all(sims.map((s) => s.close()));
+    await fs.rm(dir, { recursive: true, force: true });
+  });
+
+  const lastBody = () => {
+    const bodies = sims.map((s) => s.stats.lastRequest["/v1/chat/completions"]).filter(Boolean);
+    return bodies[bodies.length - 1] as Record<string, unknown>;
+  };
+
+  it("answers through an alias, names the model asked for, injects no default and forwards vendor extras", async () => {
+    const res = await openai.chat.completions.create({
+      model: "chat-default",
+      messages: [{ role: "user", content: "Bonjour" }],
+      // @ts-expect-error vLLM extras are not in the SDK's types; they must still be forwarded.
+      top_k: 40,
+      repetition_penalty: 1.05,
+    });
+    validateOpenAI("CreateChatCompletionResponse", res);
+    expect(res.model).toBe("chat-default");
+    expect(res.choices[0]?.message.content).toBeTruthy();
+    expect(res.usage?.completion_tokens).toBeGreaterThan(0);
+    expect(lastBody()).toEqual({
+      model: "sim-chat",
+      messages: [{ role: "user", content: "Bonjour" }],
+      top_k: 40,
+      repetition_penalty: 1.05,
+    });
+  });
+
+  it("streams chunks that match the unary answer, with a final usage chunk when asked", async () => {
+    const messages = [{ role: "user" as const, content: "Raconte une histoire" }];
+    const whole = await openai.chat.completions.create({ model: "qwen2.5-7b", messages, seed: 7 });
+    const stream = await openai.chat.completions.create({
+      model: "qwen2.5-7b",
+      messages,
+      seed: 7,
+      stream: true,
+      stream_options: { include_usage: true },
+    });
+    let text = "";
+    const chunks = [];
+    for await (const chunk of stream) {
+      validateOpenAI("CreateChatCompletionStreamResponse", chunk);
+      chunks.push(chunk);
+      text += chunk.choices[0]?.delta.content ?? "";
+    }
+    expect(text).toBe(whole.choices[0]?.message.content);
+    const last = chunks[chunks.length - 1];
+    expect(last?.choices).toEqual([]);
+    expect(last?.usage).toMatchObject({ completion_tokens: whole.usage?.completion_tokens });
+    expect(chunks.slice(0, -1).every((c) => c.model === "qwen2.5-7b" && !c.usage)).toBe(true);
+  });
+
+  it("asks the upstream for usage but strips it when the client did not ask", async () => {
+    const stream = await openai.chat.completions.create({
+      model: "qwen2.5-7b",
+      messages: [{ role: "user", content: "x" }],
+      stream: true,
+    });
+    const chunks = [];
+    for await (const c of stream) chunks.push(c);
+    expect(chunks.length).toBeGreaterThan(1);
+    expect(chunks.every((c) => c.choices.length > 0 && c.usage == null)).toBe(true);
+    expect(lastBody().stream_options).toEqual({ include_usage: true });
+  });
+
+  it("returns tool calls", async () => {
+    const res = await openai.chat.completions.create({
+      model: "qwen2.5-7b",
+      messages: [{ role: "user", content: "Quel temps fait-il à Paris ?" }],
+      tools: [
+        {
+          type: "function",
+          function: {
+            name: "get_weather",
+            parameters: { type: "object", properties: { city: { type: "string" } }, required: ["city"] },
+          },
+        },
+      ],
+      tool_choice: "required",
+    });
+    validateOpenAI("CreateChatCompletionResponse", res);
+    expect(res.choices[0]?.finish_reason).toBe("tool_calls");
+    const call = res.choices[0]?.message.tool_calls?.[0];
+    expect(call?.type).toBe("function");
+    expect(call && "function" in call ? call.function.name : "").toBe("get_weather");
+  });
+
+  it("maps each error class the SDK knows", async () => {
+    const msg = [{ role: "user" as const, content: "x" }];
+    await expect(openai.chat.completions.create({ model: "nope", messages: msg })).rejects.toBeInstanceOf(
+      OpenAI.NotFoundError,
+    );
+    await expect(openai.chat.completions.create({ model: "qwen2.5-7b", messages: [] })).rejects.toBeInstanceOf(
+      OpenAI.BadRequestError,
+    );
+    const anonymous = new OpenAI({ baseURL: `${t.httpUrl}/v1`, apiKey: "sk-nope-nope-nope-nope", maxRetries: 0 });
+    await expect(anonymous.chat.completions.create({ model: "qwen2.5-7b", messages: msg })).rejects.toBeInstanceOf(
+      OpenAI.AuthenticationError,
+    );
+    // An upstream 4xx keeps its status and message.
+    const tooMany = await openai.chat.completions
+      .create({ model: "qwen2.5-7b", messages: msg, n: 0 })
+      .catch((e: unknown) => e);
+    expect(tooMany).toBeInstanceOf(OpenAI.BadRequestError);
+    expect((tooMany as InstanceType<typeof OpenAI.APIError>).message).toMatch(/n/);
+    // Every provider failing: 503 after trying each of them once.
+    const count = () => sims.reduce((a, s) => a + (s.stats.requests["/v1/chat/completions"] ?? 0), 0);
+    const before = count();
+    for (const s of sims) s.setOptions({ failureRate: 1, failureStatus: 500 });
+    const err = await openai.chat.completions.create({ model: "qwen2.5-7b", messages: msg }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(OpenAI.InternalServerError);
+    expect((err as InstanceType<typeof OpenAI.APIError>).status).toBe(503);
+    expect(count() - before).toBe(3);
+  });
+
+  it("fails over to another provider when one is down, before the first byte", async () => {
+    sims[0]?.setOptions({ failureRate: 1, failureStatus: 503 });
+    const results = await Promise.all(
+      Array.from({ length: 30 }, (_, i) =>
+        openai.chat.completions.create({ model: "qwen2.5-7b", messages: [{ role: "user", content: `q${i}` }] }),
+      ),
+    );
+    expect(results.every((r) => r.choices.length === 1)).toBe(true);
+  });
+
+  it("times out a stalled stream with an error in OpenAI's shape inside the stream", async () => {
+    for (const s of sims) s.setOptions({ stallAfter: 2 });
+    const res = await fetch(`${t.httpUrl}/v1/chat/completions`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${t.adminKey}`, "content-type": "application/json" },
+      body: JSON.stringify({ model: "qwen2.5-7b", messages: [{ role: "user", content: "x" }], stream: true }),
+    });
+    expect(res.status).toBe(200);
+    const reader = new SseReader(res);
+    const frames: string[] = [];
+    for (let f = await reader.next(); f; f = await reader.next()) if (f.kind === "data") frames.push(f.data);
+    const last = JSON.parse(frames[frames.length - 1] ?? "{}");
+    validateOpenAI("ErrorResponse", last);
+    expect(last.error.type).toBe("timeout_error");
+  });
+
+  it("cancels generation upstream when the client goes away", async () => {
+    for (const s of sims) s.setOptions({ interTokenMs: 20, completionTokens: 500 });
+    const ac = new AbortController();
+    const cancelled = Promise.race(sims.map((s) => s.waitFor("cancelled", 5000)));
+    const res = await fetch(`${t.httpUrl}/v1/chat/completions`, {
+      method: "POST",
+      signal: ac.signal,
+      headers: { authorization: `Bearer ${t.adminKey}`, "content-type": "application/json" },
+      body: JSON.stringify({ model: "qwen2.5-7b", messages: [{ role: "user", content: "long" }], stream: true }),
+    });
+    const reader = new SseReader(res);
+    await reader.next();
+    await reader.next();
+    ac.abort();
+    await expect(cancelled).resolves.toMatchObject({ name: "cancelled" });
+  });
+
+  it("delivers every chunk of 200 concurrent streams in order", async () => {
+    for (const s of sims) s.setOptions({ completionTokens: 64, interTokenMs: 1 });
+    const run = async () => {
+      const res = await fetch(`${t.httpUrl}/v1/chat/completions`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${t.adminKey}`, "content-type": "application/json" },
+        body: JSON.stringify({ model: "qwen2.5-7b", messages: [{ role: "user", content: "s" }], stream: true }),
+      });
+      const reader = new SseReader(res);
+      const contents: string[] = [];
+      let done = false;
+      for (let f = await reader.next(); f; f = await reader.next()) {
+        if (f.kind !== "data") continue;
+        if (f.data === "[DONE]") done = true;
+        else contents.push(JSON.parse(f.data).choices[0]?.delta?.content ?? "");
+      }
+      return { done, contents };
+    };
+    const expected = await run();
+    expect(expected.done).toBe(true);
+    // One role chunk, then 64 token chunks (the last one carries finish_reason).
+    expect(expected.contents.length).toBe(65);
+    const all = await Promise.all(Array.from({ length: 200 }, run));
+    for (const r of all) expect(r).toEqual(expected);
+  }, 120_000);
+});
