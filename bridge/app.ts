@@ -13,6 +13,7 @@ import { chatRoutes } from "./routes/chat.js";
 import { keyRoutes } from "./routes/keys.js";
 import { meRoutes } from "./routes/me.js";
 import { modelRoutes } from "./routes/models.js";
+import { providerStateRoutes } from "./routes/provider-states.js";
 import { createClients } from "./rpc.js";
 import { apiKeySchema, meSchema, organizationSchema, roleSchema, userSchema } from "./schemas/accounts.js";
 import { errorSchema } from "./schemas/common.js";
@@ -146,6 +147,7 @@ export async function bridgePlugin(app: FastifyInstance, opts: BridgeOptions): P
   modelRoutes(app, clients);
   adminModelRoutes(app, clients);
   chatRoutes(app, clients);
+  providerStateRoutes(app, clients);
 }
 
 /** Every error a route can raise, in OpenAI's shape. */

@@ -46,6 +46,12 @@ export interface CoreConfig {
     readonly ejectAfterFailures: number;
     readonly cooldownMs: number;
   };
+  readonly embeddings: {
+    /** Inputs per upstream call at most; larger requests are split (PASSERELLE_EMBEDDINGS_MAX_BATCH). */
+    readonly maxBatch: number;
+    /** Upstream calls of one request run at once at most (PASSERELLE_EMBEDDINGS_CONCURRENCY). */
+    readonly concurrency: number;
+  };
   /** Largest request body accepted, in bytes. */
   readonly bodyLimitBytes: number;
   /** Time given to in-flight requests and streams to finish on SIGTERM. */
@@ -114,6 +120,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
       queueTimeoutMs: int("PASSERELLE_UPSTREAM_QUEUE_TIMEOUT_MS", 10_000, 0, 600_000),
       ejectAfterFailures: int("PASSERELLE_UPSTREAM_EJECT_AFTER_FAILURES", 5, 1, 1000),
       cooldownMs: int("PASSERELLE_UPSTREAM_COOLDOWN_MS", 10_000, 100, 3_600_000),
+    },
+    embeddings: {
+      maxBatch: int("PASSERELLE_EMBEDDINGS_MAX_BATCH", 64, 1, 100_000),
+      concurrency: int("PASSERELLE_EMBEDDINGS_CONCURRENCY", 4, 1, 256),
     },
     bodyLimitBytes: int("PASSERELLE_BODY_LIMIT_BYTES", 8 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
     shutdownGraceMs: int("PASSERELLE_SHUTDOWN_GRACE_MS", 10_000, 0, 600_000),

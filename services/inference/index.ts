@@ -5,8 +5,9 @@ import { type ChatModel, createInferenceService, type ModelResolver } from "./in
 import { createProviderRouter, type ProviderRoute } from "./provider-router.js";
 import { createUpstreamClient } from "./upstream-client.js";
 
-export { createInferenceService } from "./inference-service.js";
-export { createUpstreamClient, type UpstreamClient } from "./upstream-client.js";
+export { type ChatModel, createInferenceService, type ModelResolver, toConnectError } from "./inference-service.js";
+export type { Lease, ProviderRoute, ProviderRouter } from "./provider-router.js";
+export { createUpstreamClient, type UpstreamClient, UpstreamError, type UpstreamTarget } from "./upstream-client.js";
 
 const HEALTH_TIMEOUTS = { connectMs: 2_000, headersMs: 5_000, firstTokenMs: 5_000, idleMs: 5_000, totalMs: 5_000 };
 
@@ -63,5 +64,6 @@ export function setupInference(deps: { registry: ModelRegistry; logger: Logger; 
     idleTimeoutMs: deps.settings.idleTimeoutMs,
     connectTimeoutMs: deps.settings.connectTimeoutMs,
   });
-  return { service, router, close: () => upstream.close() };
+  // `upstream`, `router` and `models` are shared with the embeddings domain: one pool and one health view per provider.
+  return { service, router, upstream, models, close: () => upstream.close() };
 }

@@ -1,14 +1,16 @@
 import { create } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, type ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import type { ChatCompletionParams } from "../../gen/passerelle/inference/v1/chat_pb.js";
 import {
   CreateChatCompletionResponseSchema,
   type InferenceService,
+  ListProviderStatesResponseSchema,
   StreamChatCompletionResponseSchema,
 } from "../../gen/passerelle/inference/v1/inference_service_pb.js";
 import { kLogger, kPrincipal, type Principal } from "../platform/context.js";
-import { invalidArgument, rpcError, unauthenticated } from "../platform/errors.js";
+import { invalidArgument, permissionDenied, rpcError, unauthenticated } from "../platform/errors.js";
 import { chunkFromJson, completionFromJson, upstreamChatBody } from "./openai-json.js";
 import type { Lease, ProviderRoute, ProviderRouter } from "./provider-router.js";
 import { type UpstreamClient, UpstreamError, type UpstreamTarget } from "./upstream-client.js";
@@ -160,6 +162,21 @@ export function createInferenceService(deps: InferenceDeps): ServiceImpl<typeof 
   }
 
   return {
+    async listProviderStates(_req, ctx) {
+      const principal = ctx.values.get(kPrincipal);
+      if (!principal?.permissions.has("admin")) throw permissionDenied("This operation needs the 'admin' permission.");
+      return create(ListProviderStatesResponseSchema, {
+        states: deps.router.snapshot().map((s) => ({
+          providerId: s.id,
+          inFlight: s.inFlight,
+          waiting: s.waiting,
+          healthy: s.healthy,
+          consecutiveFailures: s.consecutiveFailures,
+          ejectedUntil: s.ejectedUntil === null ? undefined : timestampFromMs(s.ejectedUntil),
+        })),
+      });
+    },
+
     async createChatCompletion(req, ctx) {
       const { model, params } = await prepare(req.params, ctx);
       const completion = await withFailover(model, ctx, async (lease) => {

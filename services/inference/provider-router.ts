@@ -182,7 +182,19 @@ export function createProviderRouter(opts: RouterOptions) {
       }
     },
 
-    snapshot(providers: ProviderRoute[]): ProviderState[] {
+    /** Every provider this router has seen. */
+    snapshot(): ProviderState[] {
+      return [...states.entries()].map(([id, s]) => ({
+        id,
+        inFlight: s.inFlight,
+        waiting: s.waiters.length,
+        healthy: s.ejectedUntil === null,
+        consecutiveFailures: s.failures,
+        ejectedUntil: s.ejectedUntil,
+      }));
+    },
+
+    snapshotOf(providers: ProviderRoute[]): ProviderState[] {
       return providers.map((p) => {
         const s = state(p.id);
         return {

@@ -23,6 +23,8 @@ const REQUIRED = [
   "GET /v1/models/{model}",
   "POST /v1/admin/roles/{id}/models/{model}",
   "DELETE /v1/admin/roles/{id}/models/{model}",
+  "POST /v1/chat/completions",
+  "GET /v1/admin/provider-states",
   ...[
     "/v1/me/keys",
     "/v1/admin/keys",

@@ -4,6 +4,8 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { ChatCompletion, ChatCompletionChunk, ChatCompletionParams } from "./chat_pb.js";
 import { file_passerelle_inference_v1_chat } from "./chat_pb.js";
 import type { Message } from "@bufbuild/protobuf";
@@ -12,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file passerelle/inference/v1/inference_service.proto.
  */
 export const file_passerelle_inference_v1_inference_service: GenFile = /*@__PURE__*/
-  fileDesc("Ci9wYXNzZXJlbGxlL2luZmVyZW5jZS92MS9pbmZlcmVuY2Vfc2VydmljZS5wcm90bxIXcGFzc2VyZWxsZS5pbmZlcmVuY2UudjEiXAobQ3JlYXRlQ2hhdENvbXBsZXRpb25SZXF1ZXN0Ej0KBnBhcmFtcxgBIAEoCzItLnBhc3NlcmVsbGUuaW5mZXJlbmNlLnYxLkNoYXRDb21wbGV0aW9uUGFyYW1zIlsKHENyZWF0ZUNoYXRDb21wbGV0aW9uUmVzcG9uc2USOwoKY29tcGxldGlvbhgBIAEoCzInLnBhc3NlcmVsbGUuaW5mZXJlbmNlLnYxLkNoYXRDb21wbGV0aW9uIlwKG1N0cmVhbUNoYXRDb21wbGV0aW9uUmVxdWVzdBI9CgZwYXJhbXMYASABKAsyLS5wYXNzZXJlbGxlLmluZmVyZW5jZS52MS5DaGF0Q29tcGxldGlvblBhcmFtcyJbChxTdHJlYW1DaGF0Q29tcGxldGlvblJlc3BvbnNlEjsKBWNodW5rGAEgASgLMiwucGFzc2VyZWxsZS5pbmZlcmVuY2UudjEuQ2hhdENvbXBsZXRpb25DaHVuazKgAgoQSW5mZXJlbmNlU2VydmljZRKDAQoUQ3JlYXRlQ2hhdENvbXBsZXRpb24SNC5wYXNzZXJlbGxlLmluZmVyZW5jZS52MS5DcmVhdGVDaGF0Q29tcGxldGlvblJlcXVlc3QaNS5wYXNzZXJlbGxlLmluZmVyZW5jZS52MS5DcmVhdGVDaGF0Q29tcGxldGlvblJlc3BvbnNlEoUBChRTdHJlYW1DaGF0Q29tcGxldGlvbhI0LnBhc3NlcmVsbGUuaW5mZXJlbmNlLnYxLlN0cmVhbUNoYXRDb21wbGV0aW9uUmVxdWVzdBo1LnBhc3NlcmVsbGUuaW5mZXJlbmNlLnYxLlN0cmVhbUNoYXRDb21wbGV0aW9uUmVzcG9uc2UwAWIGcHJvdG8z", [file_passerelle_inference_v1_chat]);
+  fileDesc("Ci9wYXNzZXJlbGxlL2luZmVyZW5jZS92MS9pbmZlcmVuY2Vfc2VydmljZS5wcm90bxIXcGFzc2VyZWxsZS5pbmZlcmVuY2UudjEiXAobQ3JlYXRlQ2hhdENvbXBsZXRpb25SZXF1ZXN0Ej0KBnBhcmFtcxgBIAEoCzItLnBhc3NlcmVsbGUuaW5mZXJlbmNlLnYxLkNoYXRDb21wbGV0aW9uUGFyYW1zIlsKHENyZWF0ZUNoYXRDb21wbGV0aW9uUmVzcG9uc2USOwoKY29tcGxldGlvbhgBIAEoCzInLnBhc3NlcmVsbGUuaW5mZXJlbmNlLnYxLkNoYXRDb21wbGV0aW9uIlwKG1N0cmVhbUNoYXRDb21wbGV0aW9uUmVxdWVzdBI9CgZwYXJhbXMYASABKAsyLS5wYXNzZXJlbGxlLmluZmVyZW5jZS52MS5DaGF0Q29tcGxldGlvblBhcmFtcyJbChxTdHJlYW1DaGF0Q29tcGxldGlvblJlc3BvbnNlEjsKBWNodW5rGAEgASgLMiwucGFzc2VyZWxsZS5pbmZlcmVuY2UudjEuQ2hhdENvbXBsZXRpb25DaHVuayIbChlMaXN0UHJvdmlkZXJTdGF0ZXNSZXF1ZXN0IqoBCg1Qcm92aWRlclN0YXRlEhMKC3Byb3ZpZGVyX2lkGAEgASgJEhEKCWluX2ZsaWdodBgCIAEoDRIPCgd3YWl0aW5nGAMgASgNEg8KB2hlYWx0aHkYBCABKAgSHAoUY29uc2VjdXRpdmVfZmFpbHVyZXMYBSABKA0SMQoNZWplY3RlZF91bnRpbBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiVAoaTGlzdFByb3ZpZGVyU3RhdGVzUmVzcG9uc2USNgoGc3RhdGVzGAEgAygLMiYucGFzc2VyZWxsZS5pbmZlcmVuY2UudjEuUHJvdmlkZXJTdGF0ZTKlAwoQSW5mZXJlbmNlU2VydmljZRKDAQoUQ3JlYXRlQ2hhdENvbXBsZXRpb24SNC5wYXNzZXJlbGxlLmluZmVyZW5jZS52MS5DcmVhdGVDaGF0Q29tcGxldGlvblJlcXVlc3QaNS5wYXNzZXJlbGxlLmluZmVyZW5jZS52MS5DcmVhdGVDaGF0Q29tcGxldGlvblJlc3BvbnNlEoUBChRTdHJlYW1DaGF0Q29tcGxldGlvbhI0LnBhc3NlcmVsbGUuaW5mZXJlbmNlLnYxLlN0cmVhbUNoYXRDb21wbGV0aW9uUmVxdWVzdBo1LnBhc3NlcmVsbGUuaW5mZXJlbmNlLnYxLlN0cmVhbUNoYXRDb21wbGV0aW9uUmVzcG9uc2UwARKCAQoSTGlzdFByb3ZpZGVyU3RhdGVzEjIucGFzc2VyZWxsZS5pbmZlcmVuY2UudjEuTGlzdFByb3ZpZGVyU3RhdGVzUmVxdWVzdBozLnBhc3NlcmVsbGUuaW5mZXJlbmNlLnYxLkxpc3RQcm92aWRlclN0YXRlc1Jlc3BvbnNlIgOQAgFiBnByb3RvMw", [file_google_protobuf_timestamp, file_passerelle_inference_v1_chat]);
 
 /**
  * Request of CreateChatCompletion.
@@ -99,6 +101,98 @@ export const StreamChatCompletionResponseSchema: GenMessage<StreamChatCompletion
   messageDesc(file_passerelle_inference_v1_inference_service, 3);
 
 /**
+ * Request of ListProviderStates.
+ *
+ * @generated from message passerelle.inference.v1.ListProviderStatesRequest
+ */
+export type ListProviderStatesRequest = Message<"passerelle.inference.v1.ListProviderStatesRequest"> & {
+};
+
+/**
+ * Describes the message passerelle.inference.v1.ListProviderStatesRequest.
+ * Use `create(ListProviderStatesRequestSchema)` to create a new message.
+ */
+export const ListProviderStatesRequestSchema: GenMessage<ListProviderStatesRequest> = /*@__PURE__*/
+  messageDesc(file_passerelle_inference_v1_inference_service, 4);
+
+/**
+ * One provider's routing state in this process.
+ *
+ * @generated from message passerelle.inference.v1.ProviderState
+ */
+export type ProviderState = Message<"passerelle.inference.v1.ProviderState"> & {
+  /**
+   * Provider id (see ModelService).
+   *
+   * @generated from field: string provider_id = 1;
+   */
+  providerId: string;
+
+  /**
+   * Requests in flight now.
+   *
+   * @generated from field: uint32 in_flight = 2;
+   */
+  inFlight: number;
+
+  /**
+   * Requests waiting for a free slot (max concurrency reached).
+   *
+   * @generated from field: uint32 waiting = 3;
+   */
+  waiting: number;
+
+  /**
+   * False while ejected by passive health checks.
+   *
+   * @generated from field: bool healthy = 4;
+   */
+  healthy: boolean;
+
+  /**
+   * Failures in a row.
+   *
+   * @generated from field: uint32 consecutive_failures = 5;
+   */
+  consecutiveFailures: number;
+
+  /**
+   * While ejected: when a /health probe may bring it back.
+   *
+   * @generated from field: google.protobuf.Timestamp ejected_until = 6;
+   */
+  ejectedUntil?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message passerelle.inference.v1.ProviderState.
+ * Use `create(ProviderStateSchema)` to create a new message.
+ */
+export const ProviderStateSchema: GenMessage<ProviderState> = /*@__PURE__*/
+  messageDesc(file_passerelle_inference_v1_inference_service, 5);
+
+/**
+ * Response of ListProviderStates.
+ *
+ * @generated from message passerelle.inference.v1.ListProviderStatesResponse
+ */
+export type ListProviderStatesResponse = Message<"passerelle.inference.v1.ListProviderStatesResponse"> & {
+  /**
+   * States, by provider id (providers never routed to by this process are absent: they are healthy and idle).
+   *
+   * @generated from field: repeated passerelle.inference.v1.ProviderState states = 1;
+   */
+  states: ProviderState[];
+};
+
+/**
+ * Describes the message passerelle.inference.v1.ListProviderStatesResponse.
+ * Use `create(ListProviderStatesResponseSchema)` to create a new message.
+ */
+export const ListProviderStatesResponseSchema: GenMessage<ListProviderStatesResponse> = /*@__PURE__*/
+  messageDesc(file_passerelle_inference_v1_inference_service, 6);
+
+/**
  * Chat completions over the registered models' upstreams (vLLM and other OpenAI-compatible servers).
  *
  * @generated from service passerelle.inference.v1.InferenceService
@@ -123,6 +217,16 @@ export const InferenceService: GenService<{
     methodKind: "server_streaming";
     input: typeof StreamChatCompletionRequestSchema;
     output: typeof StreamChatCompletionResponseSchema;
+  },
+  /**
+   * The live routing state of every provider this process has routed to (admin): load and passive health.
+   *
+   * @generated from rpc passerelle.inference.v1.InferenceService.ListProviderStates
+   */
+  listProviderStates: {
+    methodKind: "unary";
+    input: typeof ListProviderStatesRequestSchema;
+    output: typeof ListProviderStatesResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_passerelle_inference_v1_inference_service, 0);
