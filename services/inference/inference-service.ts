@@ -2,7 +2,12 @@ import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, type ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import type { Logger } from "pino";
-import type { ChatCompletionParams } from "../../gen/passerelle/inference/v1/chat_pb.js";
+import {
+  type ChatCompletionChunk,
+  ChatCompletionChunkSchema,
+  type ChatCompletionParams,
+  type Usage,
+} from "../../gen/passerelle/inference/v1/chat_pb.js";
 import {
   CreateChatCompletionResponseSchema,
   type InferenceService,
@@ -13,6 +18,7 @@ import { kLogger, kPrincipal, type Principal } from "../platform/context.js";
 import { invalidArgument, permissionDenied, rpcError, unauthenticated } from "../platform/errors.js";
 import { chunkFromJson, completionFromJson, upstreamChatBody } from "./openai-json.js";
 import type { Lease, ProviderRoute, ProviderRouter } from "./provider-router.js";
+import { countedUsage, countPromptTokens, countTextTokens, usageOf } from "./token-count.js";
 import { type UpstreamClient, UpstreamError, type UpstreamTarget } from "./upstream-client.js";
 
 /** What inference needs to know about a model: the port the model registry fills. */
@@ -184,6 +190,7 @@ export function createInferenceService(deps: InferenceDeps): ServiceImpl<typeof 
         const res = await deps.upstream.postJson(target(lease.provider), "/v1/chat/completions", body, ctx.signal);
         return completionFromJson(res.body, params.model);
       });
+      completion.usage ??= countedUsage(params, completion);
       return create(CreateChatCompletionResponseSchema, { completion });
     },
 
@@ -206,15 +213,39 @@ export function createInferenceService(deps: InferenceDeps): ServiceImpl<typeof 
       const { events, lease } = opened;
       let next = opened.first;
       let outcome: "ok" | "failure" | "neutral" = "neutral";
+      let usage: Usage | undefined;
+      let generated = "";
+      let last: ChatCompletionChunk | undefined;
       try {
         while (!next.done) {
           const chunk = chunkFromJson(JSON.parse(next.value), params.model);
+          last = chunk;
+          if (chunk.usage) usage = chunk.usage;
+          for (const c of chunk.choices) {
+            generated += (c.delta?.content ?? "") + c.delta?.toolCalls.map((t) => t.functionArguments ?? "").join("");
+          }
           const usageOnly = chunk.choices.length === 0 && chunk.usage !== undefined;
           if (!wantsUsage) chunk.usage = undefined;
           if (!(usageOnly && !wantsUsage)) yield create(StreamChatCompletionResponseSchema, { chunk });
           next = await events.next();
         }
         outcome = "ok";
+        if (!usage) {
+          // The upstream sent no usage although asked: count, and give the client its usage chunk if it asked.
+          usage = usageOf(countPromptTokens(params), countTextTokens(generated));
+          if (wantsUsage && last) {
+            yield create(StreamChatCompletionResponseSchema, {
+              chunk: create(ChatCompletionChunkSchema, {
+                id: last.id,
+                created: last.created,
+                model: params.model,
+                choices: [],
+                usage,
+                systemFingerprint: last.systemFingerprint,
+              }),
+            });
+          }
+        }
       } catch (err) {
         if (err instanceof UpstreamError) {
           if (err.failure.kind !== "aborted") outcome = "failure";

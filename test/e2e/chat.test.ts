@@ -110,6 +110,30 @@ describe("chat completions", () => {
     expect(lastBody().stream_options).toEqual({ include_usage: true });
   });
 
+  it("counts tokens itself when the upstream sends no usage", async () => {
+    for (const s of sims) s.setOptions({ omitUsage: true });
+    const messages = [{ role: "user" as const, content: "Bonjour, comment allez-vous ?" }];
+    const res = await openai.chat.completions.create({ model: "qwen2.5-7b", messages });
+    validateOpenAI("CreateChatCompletionResponse", res);
+    expect(res.usage?.prompt_tokens).toBeGreaterThan(5);
+    expect(res.usage?.completion_tokens).toBeGreaterThan(0);
+    expect(res.usage?.total_tokens).toBe((res.usage?.prompt_tokens ?? 0) + (res.usage?.completion_tokens ?? 0));
+    const stream = await openai.chat.completions.create({
+      model: "qwen2.5-7b",
+      messages,
+      stream: true,
+      stream_options: { include_usage: true },
+    });
+    let last: OpenAI.Chat.Completions.ChatCompletionChunk | undefined;
+    for await (const c of stream) {
+      validateOpenAI("CreateChatCompletionStreamResponse", c);
+      last = c;
+    }
+    expect(last?.choices).toEqual([]);
+    expect(last?.usage?.prompt_tokens).toBe(res.usage?.prompt_tokens);
+    expect(last?.usage?.completion_tokens).toBeGreaterThan(0);
+  });
+
   it("returns tool calls", async () => {
     const res = await openai.chat.completions.create({
       model: "qwen2.5-7b",

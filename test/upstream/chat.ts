@@ -97,7 +97,7 @@ async function unary(ctx: RequestContext, req: ChatRequest, plans: ChoicePlan[],
     service_tier: null,
   };
   if (q) response.system_fingerprint = null;
-  response.usage = usage(ctx, req.promptTokens, completion);
+  if (!opts.omitUsage) response.usage = usage(ctx, req.promptTokens, completion);
   response.prompt_logprobs = null;
   if (q) response.prompt_token_ids = null;
   response.kv_transfer_params = null;
@@ -189,7 +189,7 @@ async function stream(ctx: RequestContext, req: ChatRequest, plans: ChoicePlan[]
         emitted++;
       }
     }
-    if (req.includeUsage) {
+    if (req.includeUsage && !opts.omitUsage) {
       const completion = plans.reduce((s, c) => s + c.completionTokens, 0);
       await chunk([], { usage: usage(ctx, req.promptTokens, completion) });
     }

@@ -62,6 +62,8 @@ export interface SimulatorOptions {
    * `refusal`). Off by default: the output then validates against OpenAI's OpenAPI document.
    */
   vllmQuirks: boolean;
+  /** Never send `usage` (some OpenAI-compatible servers do not): the gateway must count tokens itself. */
+  omitUsage: boolean;
 }
 
 export const DEFAULT_MODELS: readonly SimulatedModel[] = [
@@ -89,6 +91,7 @@ export function defaultOptions(): SimulatorOptions {
     healthy: true,
     errorShape: "current",
     vllmQuirks: false,
+    omitUsage: false,
   };
 }
 
