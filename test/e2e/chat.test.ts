@@ -174,6 +174,45 @@ describe("chat completions", () => {
       .catch((e: unknown) => e);
     expect(tooMany).toBeInstanceOf(OpenAI.BadRequestError);
     expect((tooMany as InstanceType<typeof OpenAI.APIError>).message).toMatch(/n/);
+    // Every provider overloaded: their 429 comes through as a 429 (RateLimitError), with Retry-After.
+    for (const s of sims) s.setOptions({ failureRate: 1, failureStatus: 429, failureRetryAfterS: 2 });
+    const limited = await openai.chat.completions
+      .create({ model: "qwen2.5-7b", messages: msg })
+      .catch((e: unknown) => e);
+    expect(limited).toBeInstanceOf(OpenAI.RateLimitError);
+    expect((limited as InstanceType<typeof OpenAI.APIError>).headers?.get("retry-after")).toBe("2");
+    for (const s of sims) s.reset();
+    // An expired account: 403 (PermissionDeniedError).
+    const role = await (
+      await fetch(`${t.httpUrl}/v1/admin/roles`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${t.adminKey}`, "content-type": "application/json" },
+        body: JSON.stringify({ name: "expired-chat", permissions: ["admin"] }),
+      })
+    ).json();
+    const user = await (
+      await fetch(`${t.httpUrl}/v1/admin/users`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${t.adminKey}`, "content-type": "application/json" },
+        body: JSON.stringify({ email: "expired-chat@test.local", role: role.id }),
+      })
+    ).json();
+    const key = await (
+      await fetch(`${t.httpUrl}/v1/admin/keys`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${t.adminKey}`, "content-type": "application/json" },
+        body: JSON.stringify({ name: "k", user: user.id }),
+      })
+    ).json();
+    await fetch(`${t.httpUrl}/v1/admin/users/${user.id}`, {
+      method: "PATCH",
+      headers: { authorization: `Bearer ${t.adminKey}`, "content-type": "application/json" },
+      body: JSON.stringify({ expires: Math.floor(Date.now() / 1000) - 60 }),
+    });
+    const expired = new OpenAI({ baseURL: `${t.httpUrl}/v1`, apiKey: key.key, maxRetries: 0 });
+    await expect(expired.chat.completions.create({ model: "qwen2.5-7b", messages: msg })).rejects.toBeInstanceOf(
+      OpenAI.PermissionDeniedError,
+    );
     // Every provider failing: 503 after trying each of them once.
     const count = () => sims.reduce((a, s) => a + (s.stats.requests["/v1/chat/completions"] ?? 0), 0);
     const before = count();
@@ -208,6 +247,22 @@ describe("chat completions", () => {
     const last = JSON.parse(frames[frames.length - 1] ?? "{}");
     validateOpenAI("ErrorResponse", last);
     expect(last.error.type).toBe("timeout_error");
+  });
+
+  it("passes an error sent inside a 200 stream on to the client, in OpenAI's shape", async () => {
+    for (const s of sims) s.setOptions({ midStreamErrorAfter: 3 });
+    const stream = await openai.chat.completions.create({
+      model: "qwen2.5-7b",
+      messages: [{ role: "user", content: "x" }],
+      stream: true,
+    });
+    let received = 0;
+    const err = await (async () => {
+      for await (const _ of stream) received++;
+    })().catch((e: unknown) => e);
+    expect(received).toBeGreaterThan(0);
+    expect(err).toBeInstanceOf(OpenAI.APIError);
+    expect(String((err as Error).message)).toMatch(/generating/);
   });
 
   it("cancels generation upstream when the client goes away", async () => {
