@@ -10,6 +10,7 @@ import { adminModelRoutes } from "./routes/admin-models.js";
 import { adminRoleRoutes } from "./routes/admin-roles.js";
 import { adminUserRoutes } from "./routes/admin-users.js";
 import { chatRoutes } from "./routes/chat.js";
+import { embeddingsRoutes } from "./routes/embeddings.js";
 import { keyRoutes } from "./routes/keys.js";
 import { meRoutes } from "./routes/me.js";
 import { modelRoutes } from "./routes/models.js";
@@ -147,6 +148,7 @@ export async function bridgePlugin(app: FastifyInstance, opts: BridgeOptions): P
   modelRoutes(app, clients);
   adminModelRoutes(app, clients);
   chatRoutes(app, clients);
+  embeddingsRoutes(app, clients);
   providerStateRoutes(app, clients);
 }
 

@@ -2,12 +2,14 @@ import type { CallOptions, Client, Transport } from "@connectrpc/connect";
 import { createClient } from "@connectrpc/connect";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { AccountService } from "../gen/passerelle/accounts/v1/account_service_pb.js";
+import { EmbeddingsService } from "../gen/passerelle/embeddings/v1/embeddings_service_pb.js";
 import { InferenceService } from "../gen/passerelle/inference/v1/inference_service_pb.js";
 import { ModelService } from "../gen/passerelle/models/v1/model_service_pb.js";
 
 /** The RPC clients the REST routes translate to; built once over one Transport. */
 export interface Clients {
   accounts: Client<typeof AccountService>;
+  embeddings: Client<typeof EmbeddingsService>;
   inference: Client<typeof InferenceService>;
   models: Client<typeof ModelService>;
 }
@@ -15,6 +17,7 @@ export interface Clients {
 export function createClients(transport: Transport): Clients {
   return {
     accounts: createClient(AccountService, transport),
+    embeddings: createClient(EmbeddingsService, transport),
     inference: createClient(InferenceService, transport),
     models: createClient(ModelService, transport),
   };

@@ -1,6 +1,7 @@
 import type { ConnectRouter, ConnectRouterOptions } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import { AccountService } from "../gen/passerelle/accounts/v1/account_service_pb.js";
+import { EmbeddingsService } from "../gen/passerelle/embeddings/v1/embeddings_service_pb.js";
 import { InferenceService } from "../gen/passerelle/inference/v1/inference_service_pb.js";
 import { ModelService } from "../gen/passerelle/models/v1/model_service_pb.js";
 import {
@@ -12,6 +13,7 @@ import {
   createAuthenticator,
 } from "./accounts/index.js";
 import type { CoreConfig } from "./config.js";
+import { setupEmbeddings } from "./embeddings/index.js";
 import { setupInference } from "./inference/index.js";
 import { loadModelsFile, type ModelRegistry, modelEntities, setupModels } from "./models/index.js";
 import { type Database, openDatabase } from "./platform/db/database.js";
@@ -80,6 +82,7 @@ export async function createCore(config: CoreConfig, logger: Logger): Promise<Co
   });
   const models = await setupModels({ orm: db.orm, kv, logger, specs: modelSpecs });
   const inference = setupInference({ registry: models.registry, logger, settings: config.inference });
+  const embeddings = setupEmbeddings({ shared: inference, upstream: config.inference, settings: config.embeddings });
   const routerOptions: ConnectRouterOptions = {
     interceptors: [
       createRequestContextInterceptor(logger),
@@ -100,6 +103,7 @@ export async function createCore(config: CoreConfig, logger: Logger): Promise<Co
       router.service(AccountService, accountService);
       router.service(ModelService, models.service);
       router.service(InferenceService, inference.service);
+      router.service(EmbeddingsService, embeddings.service);
     },
     routerOptions,
     db,

@@ -5,6 +5,7 @@ import { type ChatModel, createInferenceService, type ModelResolver } from "./in
 import { createProviderRouter, type ProviderRoute } from "./provider-router.js";
 import { createUpstreamClient } from "./upstream-client.js";
 
+export { upstreamTarget, withFailover } from "./failover.js";
 export { type ChatModel, createInferenceService, type ModelResolver, toConnectError } from "./inference-service.js";
 export type { Lease, ProviderRoute, ProviderRouter } from "./provider-router.js";
 export { createUpstreamClient, type UpstreamClient, UpstreamError, type UpstreamTarget } from "./upstream-client.js";

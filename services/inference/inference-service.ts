@@ -16,10 +16,11 @@ import {
 } from "../../gen/passerelle/inference/v1/inference_service_pb.js";
 import { kLogger, kPrincipal, type Principal } from "../platform/context.js";
 import { invalidArgument, permissionDenied, rpcError, unauthenticated } from "../platform/errors.js";
+import { upstreamTarget, withFailover } from "./failover.js";
 import { chunkFromJson, completionFromJson, upstreamChatBody } from "./openai-json.js";
 import type { Lease, ProviderRoute, ProviderRouter } from "./provider-router.js";
 import { countedUsage, countPromptTokens, countTextTokens, usageOf } from "./token-count.js";
-import { type UpstreamClient, UpstreamError, type UpstreamTarget } from "./upstream-client.js";
+import { type UpstreamClient, UpstreamError } from "./upstream-client.js";
 
 /** What inference needs to know about a model: the port the model registry fills. */
 export interface ChatModel {
@@ -104,20 +105,7 @@ export function toConnectError(e: UpstreamError): ConnectError {
 
 /** InferenceService: chat completions, unary and streamed, over one path to the upstream. */
 export function createInferenceService(deps: InferenceDeps): ServiceImpl<typeof InferenceService> {
-  function target(p: ProviderRoute): UpstreamTarget {
-    const totalMs = Math.max(1, p.timeoutSeconds) * 1000;
-    return {
-      baseUrl: p.baseUrl,
-      apiKey: p.apiKey,
-      timeouts: {
-        connectMs: deps.connectTimeoutMs,
-        headersMs: totalMs,
-        firstTokenMs: Math.min(deps.firstTokenTimeoutMs, totalMs),
-        idleMs: Math.min(deps.idleTimeoutMs, totalMs),
-        totalMs,
-      },
-    };
-  }
+  const target = (p: ProviderRoute) => upstreamTarget(p, deps);
 
   async function prepare(params: ChatCompletionParams | undefined, ctx: HandlerContext) {
     const principal = ctx.values.get(kPrincipal);
@@ -135,35 +123,17 @@ export function createInferenceService(deps: InferenceDeps): ServiceImpl<typeof 
     return { model, params, log: ctx.values.get(kLogger) ?? deps.logger };
   }
 
-  /**
-   * Runs `attempt` on providers until one succeeds; retries only what `retryable` allows. With `hold`, a successful
-   * attempt keeps its lease (a stream in progress): the caller releases it.
-   */
-  async function withFailover<T>(
+  /** Failover across the model's providers; upstream failures reach the client as Connect errors. */
+  async function failover<T>(
     model: ChatModel,
     ctx: HandlerContext,
     attempt: (lease: Lease) => Promise<T>,
     hold = false,
-  ): Promise<T> {
-    const tried = new Set<string>();
-    for (;;) {
-      const lease = await deps.router.acquire(model.providers, tried, ctx.signal);
-      tried.add(lease.provider.id);
-      try {
-        const out = await attempt(lease);
-        if (!hold) lease.release("ok");
-        return out;
-      } catch (err) {
-        if (!(err instanceof UpstreamError)) {
-          lease.release("neutral");
-          throw err;
-        }
-        const f = err.failure;
-        lease.release(err.retryable || f.kind === "timeout" || f.kind === "protocol" ? "failure" : "neutral");
-        const more = tried.size < deps.maxAttempts && model.providers.some((p) => !tried.has(p.id));
-        if (err.retryable && more && !ctx.signal.aborted) continue;
-        throw toConnectError(err);
-      }
+  ) {
+    try {
+      return await withFailover(deps.router, model.providers, deps.maxAttempts, ctx.signal, attempt, hold);
+    } catch (err) {
+      throw err instanceof UpstreamError ? toConnectError(err) : err;
     }
   }
 
@@ -185,7 +155,7 @@ export function createInferenceService(deps: InferenceDeps): ServiceImpl<typeof 
 
     async createChatCompletion(req, ctx) {
       const { model, params } = await prepare(req.params, ctx);
-      const completion = await withFailover(model, ctx, async (lease) => {
+      const completion = await failover(model, ctx, async (lease) => {
         const body = upstreamChatBody(params, lease.provider.upstreamModel, false);
         const res = await deps.upstream.postJson(target(lease.provider), "/v1/chat/completions", body, ctx.signal);
         return completionFromJson(res.body, params.model);
@@ -199,7 +169,7 @@ export function createInferenceService(deps: InferenceDeps): ServiceImpl<typeof 
       const wantsUsage = params.streamOptions?.includeUsage === true;
       // Open the stream and read its first event under failover: until a chunk is yielded, nothing reached the
       // client, so another provider may still be tried.
-      const opened = await withFailover(
+      const opened = await failover(
         model,
         ctx,
         async (lease) => {

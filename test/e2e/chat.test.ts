@@ -183,27 +183,27 @@ describe("chat completions", () => {
     expect((limited as InstanceType<typeof OpenAI.APIError>).headers?.get("retry-after")).toBe("2");
     for (const s of sims) s.reset();
     // An expired account: 403 (PermissionDeniedError).
-    const role = await (
+    const role = (await (
       await fetch(`${t.httpUrl}/v1/admin/roles`, {
         method: "POST",
         headers: { authorization: `Bearer ${t.adminKey}`, "content-type": "application/json" },
         body: JSON.stringify({ name: "expired-chat", permissions: ["admin"] }),
       })
-    ).json();
-    const user = await (
+    ).json()) as { id: string };
+    const user = (await (
       await fetch(`${t.httpUrl}/v1/admin/users`, {
         method: "POST",
         headers: { authorization: `Bearer ${t.adminKey}`, "content-type": "application/json" },
         body: JSON.stringify({ email: "expired-chat@test.local", role: role.id }),
       })
-    ).json();
-    const key = await (
+    ).json()) as { id: string };
+    const key = (await (
       await fetch(`${t.httpUrl}/v1/admin/keys`, {
         method: "POST",
         headers: { authorization: `Bearer ${t.adminKey}`, "content-type": "application/json" },
         body: JSON.stringify({ name: "k", user: user.id }),
       })
-    ).json();
+    ).json()) as { key: string };
     await fetch(`${t.httpUrl}/v1/admin/users/${user.id}`, {
       method: "PATCH",
       headers: { authorization: `Bearer ${t.adminKey}`, "content-type": "application/json" },

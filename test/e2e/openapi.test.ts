@@ -24,6 +24,7 @@ const REQUIRED = [
   "POST /v1/admin/roles/{id}/models/{model}",
   "DELETE /v1/admin/roles/{id}/models/{model}",
   "POST /v1/chat/completions",
+  "POST /v1/embeddings",
   "GET /v1/admin/provider-states",
   ...[
     "/v1/me/keys",

@@ -1,0 +1,159 @@
+import { create } from "@bufbuild/protobuf";
+import type { ServiceImpl } from "@connectrpc/connect";
+import {
+  type CreateEmbeddingsRequest,
+  CreateEmbeddingsResponseSchema,
+  type EmbeddingsService,
+} from "../../gen/passerelle/embeddings/v1/embeddings_service_pb.js";
+import {
+  type ChatModel,
+  type ModelResolver,
+  type ProviderRoute,
+  type ProviderRouter,
+  toConnectError,
+  type UpstreamClient,
+  UpstreamError,
+  upstreamTarget,
+  withFailover,
+} from "../inference/index.js";
+import { kPrincipal } from "../platform/context.js";
+import { invalidArgument, unauthenticated } from "../platform/errors.js";
+import {
+  type BatchUsage,
+  batchFromJson,
+  countInputTokens,
+  type EmbeddingInputs,
+  inputsOf,
+  upstreamEmbeddingsBody,
+} from "./upstream-json.js";
+
+export interface EmbeddingsDeps {
+  /** Model resolution (the inference domain's port over the registry). */
+  models: ModelResolver;
+  /** The upstream pools and the provider router shared with inference: one pool and one health view per provider. */
+  upstream: UpstreamClient;
+  router: ProviderRouter;
+  /** Providers tried per upstream call at most (first try included). */
+  maxAttempts: number;
+  connectTimeoutMs: number;
+  /** Longest silence while reading an upstream answer. */
+  idleTimeoutMs: number;
+  /** Inputs per upstream call at most. */
+  maxBatch: number;
+  /** Upstream calls of one request in flight at most. */
+  concurrency: number;
+}
+
+const EMBEDDINGS_TYPE = "text-embeddings-inference";
+
+/** Consecutive slices of at most `size` items. */
+function split(inputs: EmbeddingInputs, size: number): EmbeddingInputs[] {
+  const out: EmbeddingInputs[] = [];
+  for (let i = 0; i < inputs.length; i += size) out.push(inputs.slice(i, i + size) as EmbeddingInputs);
+  return out;
+}
+
+/**
+ * Runs `task(0…count-1)` at most `limit` at a time. The first failure aborts the others (their upstream requests
+ * are cancelled) and is thrown once every task has settled, so that no lease outlives the call.
+ */
+async function runBounded<T>(
+  count: number,
+  limit: number,
+  parent: AbortSignal,
+  task: (i: number, signal: AbortSignal) => Promise<T>,
+): Promise<T[]> {
+  if (count === 1) return [await task(0, parent)];
+  const stop = new AbortController();
+  const signal = AbortSignal.any([parent, stop.signal]);
+  const out = new Array<T>(count);
+  let next = 0;
+  let failure: { err: unknown } | undefined;
+  const worker = async () => {
+    while (!failure && next < count) {
+      const i = next++;
+      try {
+        out[i] = await task(i, signal);
+      } catch (err) {
+        if (!failure) {
+          failure = { err };
+          stop.abort();
+        }
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, count) }, worker));
+  if (failure) throw failure.err;
+  return out;
+}
+
+/** EmbeddingsService: OpenAI-style embeddings over the registry's embeddings models, batched upstream. */
+export function createEmbeddingsService(deps: EmbeddingsDeps): ServiceImpl<typeof EmbeddingsService> {
+  // Embeddings answers come whole: the first-token bound is the provider's total timeout.
+  const target = (p: ProviderRoute) => upstreamTarget(p, { ...deps, firstTokenTimeoutMs: Number.MAX_SAFE_INTEGER });
+
+  /**
+   * One upstream call, with failover as for chat: on connect errors, 5xx and 429 the batch is tried again on
+   * another provider (nothing reached the client before the whole answer is assembled).
+   */
+  async function embedBatch(
+    model: ChatModel,
+    req: CreateEmbeddingsRequest,
+    input: EmbeddingInputs,
+    signal: AbortSignal,
+  ): Promise<{ vectors: number[][]; usage: BatchUsage }> {
+    try {
+      return await withFailover(deps.router, model.providers, deps.maxAttempts, signal, async (lease) => {
+        const body = upstreamEmbeddingsBody(req, lease.provider.upstreamModel, input);
+        const res = await deps.upstream.postJson(target(lease.provider), "/v1/embeddings", body, signal);
+        const { vectors, usage } = batchFromJson(res.body, input.length);
+        if (usage) return { vectors, usage };
+        // No usage from the upstream: count, so that usage is never silently zero.
+        const n = countInputTokens(input);
+        return { vectors, usage: { promptTokens: n, totalTokens: n } };
+      });
+    } catch (err) {
+      throw err instanceof UpstreamError ? toConnectError(err) : err;
+    }
+  }
+
+  return {
+    async createEmbeddings(req, ctx) {
+      const principal = ctx.values.get(kPrincipal);
+      if (!principal) throw unauthenticated("Missing API key.", "MISSING_API_KEY");
+      if (!req.model) throw invalidArgument("'model' is required.", "model");
+      const inputs = inputsOf(req);
+      if (inputs.length === 0) throw invalidArgument("'input' must not be empty.", "input");
+      if (req.input.case === "tokens") {
+        const empty = req.input.value.inputs.findIndex((t) => t.ids.length === 0);
+        if (empty >= 0) throw invalidArgument(`'input[${empty}]' must not be an empty token list.`, "input");
+      }
+      if (req.dimensions === 0) throw invalidArgument("'dimensions' must be at least 1.", "dimensions");
+      const model = await deps.models.resolve(req.model, principal);
+      if (model.type !== EMBEDDINGS_TYPE) {
+        throw invalidArgument(
+          `The model '${req.model}' is not an embeddings model (type ${model.type}).`,
+          "model",
+          "WRONG_MODEL_TYPE",
+        );
+      }
+      const batches = split(inputs, Math.max(1, deps.maxBatch));
+      const results = await runBounded(batches.length, Math.max(1, deps.concurrency), ctx.signal, (i, signal) =>
+        embedBatch(model, req, batches[i] as EmbeddingInputs, signal),
+      );
+      const data: { index: number; embedding: number[] }[] = [];
+      let promptTokens = 0;
+      let totalTokens = 0;
+      for (const r of results) {
+        for (const embedding of r.vectors) data.push({ index: data.length, embedding });
+        promptTokens += r.usage.promptTokens;
+        totalTokens += r.usage.totalTokens;
+      }
+      return create(CreateEmbeddingsResponseSchema, {
+        model: req.model,
+        data,
+        usage: { promptTokens, totalTokens },
+      });
+    },
+  };
+}
