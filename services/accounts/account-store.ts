@@ -6,6 +6,7 @@ import {
 } from "@mikro-orm/core";
 import type { MikroORM } from "@mikro-orm/postgresql";
 import { alreadyExists, failedPrecondition, invalidArgument } from "../platform/errors.js";
+import type { Page } from "../platform/paging.js";
 import {
   type ApiKey,
   ApiKeyEntity,
@@ -45,10 +46,7 @@ export interface UserProfile {
   organization: { id: string; name: string; createdAt: Date; updatedAt: Date } | null;
 }
 
-export interface Page {
-  after?: string;
-  limit: number;
-}
+export type { Page } from "../platform/paging.js";
 
 export type KeyState = "active" | "expired" | "revoked" | undefined;
 

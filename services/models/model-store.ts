@@ -7,6 +7,7 @@ import {
 } from "@mikro-orm/core";
 import type { MikroORM } from "@mikro-orm/postgresql";
 import { failedPrecondition, invalidArgument } from "../platform/errors.js";
+import type { Page } from "../platform/paging.js";
 import {
   type Model,
   ModelEntity,
@@ -42,10 +43,7 @@ export interface ModelDetail extends ModelRecord {
   grantedRoleIds: string[];
 }
 
-export interface Page {
-  after?: string;
-  limit: number;
-}
+export type { Page } from "../platform/paging.js";
 
 export interface ModelInput {
   name: string;

@@ -1,8 +1,8 @@
 import { type EntityManager, type FilterQuery, LockMode } from "@mikro-orm/core";
 import type { MikroORM } from "@mikro-orm/postgresql";
 import { failedPrecondition } from "../platform/errors.js";
+import type { Page } from "../platform/paging.js";
 import { type Model, ModelEntity, type Provider, ProviderEntity } from "./entities.js";
-import type { Page } from "./model-store.js";
 import { guard } from "./store-guard.js";
 import type { Carbon, ProviderTypeName } from "./validation.js";
 

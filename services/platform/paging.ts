@@ -1,5 +1,11 @@
 import { invalidArgument } from "./errors.js";
 
+/** A keyset page request for stores: ids after `after`, at most `limit` rows. */
+export interface Page {
+  after?: string;
+  limit: number;
+}
+
 export const DEFAULT_PAGE_SIZE = 20;
 export const MAX_PAGE_SIZE = 100;
 
