@@ -1,99 +1,67 @@
 /**
- * `npm run bench`: throughput and latency of the foundation's hot paths, each against a bare baseline measured in
- * the same run on the same machine, so that the figures are ratios rather than absolute numbers:
- *   - REST `GET /v1/me` (bridge → in-process transport → auth interceptor with the key cache → service → PostgreSQL)
- *   - Connect `GetMe` over HTTP/1.1 (auth interceptor → service), no bridge
- *   - baseline: `GET /health` on the same Fastify listener (no auth, no RPC, no database)
- * Needs PASSERELLE_TEST_DATABASE_URL (test/ci.sh starts one) or runs on the embedded database otherwise.
- * It prints figures; it asserts nothing.
+ * `npm run bench` (BENCH_QUICK=1: a ~1 minute smoke version). Needs PASSERELLE_TEST_DATABASE_URL (a PostgreSQL
+ * superuser URL; test/ci.sh starts one): every figure is taken on real PostgreSQL, never the embedded database.
+ *   1. Inference (inference.ts): chat completions direct from the vLLM simulator, through Passerelle, and through
+ *      a minimal undici pass-through proxy (the ceiling), interleaved in one run: latency at concurrency 1,
+ *      throughput at 32 (with CPU per request and a profile), streams at 1 and 64, concurrent streams held, memory.
+ *   2. Accounts (accounts.ts): the foundation's `GET /v1/me` and `GetMe` against `GET /health`.
+ * Prints a table per section and writes every figure to test/bench/results/latest.json. It asserts nothing.
+ * Set BENCH_PROFILE=0 to skip the CPU profile, BENCH_LOG_LEVEL to change Passerelle's log level (default info).
  */
-import fs from "node:fs/promises";
+import { mkdir, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import autocannon from "autocannon";
-import pino from "pino";
-import { bridgePlugin } from "../../bridge/app.js";
-import { generateApiKey } from "../../services/accounts/secrets.js";
-import { loadConfig } from "../../services/config.js";
-import { startPlatform } from "../../services/server.js";
-import { createTestDatabase } from "../support/db.js";
+import { loadAverage, QUICK } from "./common.js";
+import { headline, runInferenceBench } from "./inference.js";
 
-const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 10);
-const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
-
-interface Figures {
-  name: string;
-  rps: number;
-  p50: number;
-  p99: number;
-  errors: number;
-}
-
-async function load(name: string, opts: autocannon.Options): Promise<Figures> {
-  const r = await autocannon({ duration: DURATION_S, connections: CONNECTIONS, pipelining: 1, ...opts });
-  return {
-    name,
-    rps: r.requests.average,
-    p50: r.latency.p50,
-    p99: r.latency.p99,
-    errors: r.errors + r.non2xx,
-  };
-}
+const RESULTS_DIR = path.resolve(import.meta.dirname, "results");
 
 async function main(): Promise<void> {
-  const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), "passerelle-bench-"));
-  const db = process.env.PASSERELLE_TEST_DATABASE_URL ? await createTestDatabase("bench") : undefined;
-  const key = generateApiKey();
-  const config = loadConfig({
-    PASSERELLE_HTTP_HOST: "127.0.0.1",
-    PASSERELLE_HTTP_PORT: "0",
-    PASSERELLE_GRPC_PORT: "0",
-    PASSERELLE_DATA_DIR: dataDir,
-    PASSERELLE_BOOTSTRAP_ADMIN_KEY: key,
-    PASSERELLE_LOG_LEVEL: "warn",
-    ...(db ? { DATABASE_URL: db.url } : {}),
-  });
-  const platform = await startPlatform(config, pino({ level: "warn" }), { restApi: bridgePlugin });
-  const auth = { authorization: `Bearer ${key}` };
-  try {
-    // Warm up the key cache and the JIT.
-    await load("warm-up", { url: `${platform.httpUrl}/v1/me`, headers: auth, duration: 2 });
-    const results = [
-      await load("baseline GET /health", { url: `${platform.httpUrl}/health` }),
-      await load("Connect GetMe (HTTP/1.1)", {
-        url: `${platform.httpUrl}/passerelle.accounts.v1.AccountService/GetMe`,
-        method: "POST",
-        headers: { ...auth, "content-type": "application/json" },
-        body: "{}",
-      }),
-      await load("REST GET /v1/me", { url: `${platform.httpUrl}/v1/me`, headers: auth }),
-      await load("REST 401 (unknown key)", {
-        url: `${platform.httpUrl}/v1/me`,
-        headers: { authorization: "Bearer sk-unknown-unknown-unknown-unknown" },
-      }),
-    ];
-    const base = results[0] as Figures;
-    const rows = results.map((r) => ({
-      path: r.name,
-      "req/s": Math.round(r.rps),
-      "vs baseline": `${(r.rps / base.rps).toFixed(2)}×`,
-      "p50 ms": r.p50,
-      "p99 ms": r.p99,
-      "errors/non-2xx": r.errors,
-    }));
-    process.stdout.write(
-      `\nPasserelle bench — ${os.cpus().length} cores, ${CONNECTIONS} connections, ${DURATION_S}s each, ` +
-        `database ${platform.core.db.kind}, kv ${platform.core.kv.kind}\n`,
+  if (!process.env.PASSERELLE_TEST_DATABASE_URL) {
+    console.error(
+      "npm run bench needs PASSERELLE_TEST_DATABASE_URL: a PostgreSQL superuser URL (the bench creates and drops " +
+        "its own databases), e.g.\n  PASSERELLE_TEST_DATABASE_URL=postgresql://postgres:dev@127.0.0.1:5432/postgres " +
+        "npm run bench\nThe embedded database is not measured: it alone weighs ~580 MB and is not what production runs.",
     );
-    console.table(rows);
-    process.stdout.write(
-      `rss ${Math.round(process.memoryUsage().rss / 2 ** 20)} MiB (platform and load generator share the process)\n`,
-    );
-  } finally {
-    await platform.close();
-    await db?.drop();
-    await fs.rm(dataDir, { recursive: true, force: true });
+    process.exit(1);
   }
+  const started = performance.now();
+  const cpus = os.cpus();
+  process.stdout.write(
+    `Passerelle bench${QUICK ? " (quick)" : ""} — ${cpus.length} × ${cpus[0]?.model ?? "cpu"}, ` +
+      `node ${process.version}, load average ${loadAverage().join(" ")}\n`,
+  );
+  const inference = await runInferenceBench(RESULTS_DIR);
+  const head = headline(inference);
+  process.stdout.write(`\n${head.title}\n`);
+  console.table(head.rows);
+  process.stderr.write("[bench] accounts…\n");
+  // Imported only now: it loads the whole platform into this process.
+  const { runAccountsBench } = await import("./accounts.js");
+  const accounts = await runAccountsBench();
+  process.stdout.write(`\n${accounts.section.title}\n${accounts.section.note ?? ""}\n`);
+  console.table(accounts.section.rows);
+  const seconds = (performance.now() - started) / 1000;
+  process.stdout.write(`\nbench done in ${seconds.toFixed(0)} s, load average now ${loadAverage().join(" ")}\n`);
+
+  await mkdir(RESULTS_DIR, { recursive: true });
+  const file = path.join(RESULTS_DIR, "latest.json");
+  await writeFile(
+    file,
+    `${JSON.stringify(
+      {
+        date: new Date().toISOString(),
+        quick: QUICK,
+        machine: { cpus: cpus.length, model: cpus[0]?.model, node: process.version, platform: process.platform },
+        durationS: seconds,
+        inference: { ...inference, headline: head },
+        accounts: { section: accounts.section, figures: accounts.figures },
+      },
+      null,
+      2,
+    )}\n`,
+  );
+  process.stdout.write(`figures written to ${path.relative(process.cwd(), file)}\n`);
 }
 
 main().catch((err: unknown) => {

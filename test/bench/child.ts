@@ -1,0 +1,128 @@
+import fs from "node:fs/promises";
+import type { Session } from "node:inspector/promises";
+import os from "node:os";
+import path from "node:path";
+import type { SimulatorOptions } from "../upstream/types.js";
+import type { ChildRole } from "./children.js";
+
+/**
+ * One of the bench's server processes (see children.ts): `simulator`, `passerelle` (the whole platform, as
+ * test/support/platform.ts starts it: real sockets, a fresh database on PASSERELLE_TEST_DATABASE_URL, auth on) or
+ * `ceiling` (the pass-through proxy). Started by the parent with a `start` message, answers its requests. Each
+ * role imports only what it runs (dynamic imports), so that a process's memory is its own role's.
+ */
+
+export interface PasserelleChildConfig {
+  upstreamUrl: string;
+  upstreamKey: string;
+  /** The public model name the bench asks for. */
+  model: string;
+  upstreamModel: string;
+}
+
+export interface PasserelleInfo {
+  httpUrl: string;
+  adminKey: string;
+}
+
+type Handler = (payload: unknown) => Promise<unknown>;
+
+const role = process.argv[2] as ChildRole;
+
+function send(msg: unknown): void {
+  process.send?.(msg);
+}
+
+async function start(config: unknown): Promise<{ info: unknown; handlers: Record<string, Handler> }> {
+  switch (role) {
+    case "simulator": {
+      const { startSimulator } = await import("../upstream/simulator.js");
+      const sim = await startSimulator(config as Partial<SimulatorOptions>);
+      return {
+        info: { url: sim.url },
+        handlers: {
+          setOptions: async (p) => sim.setOptions(p as Partial<SimulatorOptions>),
+          stats: async () => ({ ...sim.stats, lastRequest: undefined, lastHeaders: undefined }),
+          close: () => sim.close(),
+        },
+      };
+    }
+    case "ceiling": {
+      const { startCeilingProxy } = await import("./proxy-ceiling.js");
+      const proxy = await startCeilingProxy((config as { upstreamUrl: string }).upstreamUrl);
+      return { info: { url: proxy.url }, handlers: { close: () => proxy.close() } };
+    }
+    case "passerelle": {
+      const c = config as PasserelleChildConfig;
+      const { startTestPlatform } = await import("../support/platform.js");
+      const dir = await fs.mkdtemp(path.join(os.tmpdir(), "passerelle-bench-models-"));
+      const file = path.join(dir, "models.yaml");
+      // max_concurrency 0: no gateway-side cap, so that the concurrency steps measure the gateway, not a limit.
+      await fs.writeFile(
+        file,
+        `models:\n  - name: ${c.model}\n    type: text-generation\n    providers:\n` +
+          `      - { type: vllm, url: "${c.upstreamUrl}", key: ${c.upstreamKey}, model_name: ${c.upstreamModel}, ` +
+          "timeout_s: 120, max_concurrency: 0 }\n",
+      );
+      const t = await startTestPlatform({ env: { PASSERELLE_MODELS_FILE: file } });
+      let session: Session | undefined;
+      return {
+        info: { httpUrl: t.httpUrl, adminKey: t.adminKey } satisfies PasserelleInfo,
+        handlers: {
+          // The same V8 sampling profiler as `node --cpu-prof`, but started and stopped around one phase only.
+          "profile-start": async () => {
+            const { Session } = await import("node:inspector/promises");
+            session = new Session();
+            session.connect();
+            await session.post("Profiler.enable");
+            await session.post("Profiler.setSamplingInterval", { interval: 200 });
+            await session.post("Profiler.start");
+          },
+          "profile-stop": async (p) => {
+            if (!session) throw new Error("no profile running");
+            const { profile } = await session.post("Profiler.stop");
+            session.disconnect();
+            session = undefined;
+            await fs.writeFile((p as { file: string }).file, JSON.stringify(profile));
+          },
+          close: async () => {
+            await t.close();
+            await fs.rm(dir, { recursive: true, force: true });
+          },
+        },
+      };
+    }
+    default:
+      throw new Error(`unknown role ${String(role)}`);
+  }
+}
+
+process.once("message", (msg: { type: string; config: unknown }) => {
+  if (msg.type !== "start") return;
+  start(msg.config).then(
+    ({ info, handlers }) => {
+      process.on("message", (req: { id: number; type: string; payload: unknown }) => {
+        const h = handlers[req.type];
+        const done = h ? h(req.payload) : Promise.reject(new Error(`unknown request ${req.type}`));
+        done.then(
+          (result) => {
+            send({ id: req.id, ok: true, result });
+            if (req.type === "close") process.disconnect?.();
+          },
+          (err: unknown) => send({ id: req.id, ok: false, error: String((err as Error)?.message ?? err) }),
+        );
+      });
+      send({ type: "ready", info });
+    },
+    (err: unknown) => {
+      send({ type: "failed", error: String((err as Error)?.stack ?? err) });
+      process.exitCode = 1;
+      process.disconnect?.();
+    },
+  );
+});
+
+// The parent gone (or done with us): leave, even if a socket or timer would keep the loop alive.
+process.on("disconnect", () => {
+  setTimeout(() => process.exit(process.exitCode ?? 0), 100).unref();
+});

@@ -1,0 +1,166 @@
+import { type Dispatcher, Pool } from "undici";
+import type { TargetName } from "./common.js";
+
+/**
+ * The load generator: one undici Pool per target (keep-alive, TCP_NODELAY) and raw `dispatch` handlers, so that
+ * the client's own cost is small and the same for every target. Timings are `performance.now()` in this process:
+ * a request's latency runs from just before `dispatch` to the end of its body.
+ */
+
+export interface Target {
+  name: TargetName;
+  origin: string;
+  pool: Pool;
+  headers: Record<string, string>;
+  /** The non-streaming request. */
+  unaryBody: string;
+  /** The streaming request (same messages). */
+  streamBody: string;
+}
+
+/** The chat request every section sends (only `model` differs: the public name through Passerelle). */
+export const PROMPT = [{ role: "user", content: "Bonjour ! Résume la situation du service public en une phrase." }];
+
+export function makeTarget(name: TargetName, origin: string, apiKey: string, model: string): Target {
+  return {
+    name,
+    origin,
+    pool: new Pool(origin, {
+      connections: 1100,
+      pipelining: 1,
+      keepAliveTimeout: 60_000,
+      connect: { noDelay: true },
+    }),
+    headers: { authorization: `Bearer ${apiKey}`, "content-type": "application/json" },
+    unaryBody: JSON.stringify({ model, messages: PROMPT }),
+    streamBody: JSON.stringify({ model, messages: PROMPT, stream: true }),
+  };
+}
+
+const PATH = "/v1/chat/completions";
+
+/** One request, its body read and dropped; calls back with the status (0 on a transport error). */
+function unary(t: Target, done: (status: number, bytes: number) => void): void {
+  let status = 0;
+  let bytes = 0;
+  t.pool.dispatch({ origin: t.origin, method: "POST", path: PATH, headers: t.headers, body: t.unaryBody }, {
+    // (onRequestStart marks the handler as one of undici 7's controller API.)
+    onRequestStart() {},
+    onResponseStart(_c, s) {
+      status = s;
+    },
+    onResponseData(_c, chunk) {
+      bytes += chunk.length;
+    },
+    onResponseEnd() {
+      done(status, bytes);
+    },
+    onResponseError() {
+      done(0, bytes);
+    },
+  } satisfies Dispatcher.DispatchHandler);
+}
+
+export interface LoadRun {
+  /** Latencies (ms) of the 200 answers, in completion order. */
+  latencies: number[];
+  completed: number;
+  errors: number;
+  elapsedMs: number;
+}
+
+/**
+ * A closed loop: `connections` virtual users, each sending its next request as soon as the previous one ended,
+ * until `requests` were sent or `durationMs` passed.
+ */
+export function closedLoop(
+  t: Target,
+  opts: { connections: number; requests?: number; durationMs?: number },
+): Promise<LoadRun> {
+  return new Promise((resolve) => {
+    const latencies: number[] = [];
+    let errors = 0;
+    let issued = 0;
+    let running = opts.connections;
+    const started = performance.now();
+    const deadline = opts.durationMs !== undefined ? started + opts.durationMs : Number.POSITIVE_INFINITY;
+    const user = () => {
+      if ((opts.requests !== undefined && issued >= opts.requests) || performance.now() >= deadline) {
+        if (--running === 0) {
+          resolve({ latencies, completed: latencies.length + errors, errors, elapsedMs: performance.now() - started });
+        }
+        return;
+      }
+      issued++;
+      const t0 = performance.now();
+      unary(t, (status) => {
+        const ms = performance.now() - t0;
+        if (status === 200) latencies.push(ms);
+        else errors++;
+        // Out of undici's parser callback before sending the next one.
+        queueMicrotask(user);
+      });
+    };
+    for (let i = 0; i < opts.connections; i++) user();
+  });
+}
+
+/** What the client saw of one streamed request: raw body chunks with their arrival times, decoded later. */
+export interface StreamRecord {
+  target: TargetName;
+  status: number;
+  /** performance.now() just before dispatch. */
+  start: number;
+  /** Arrival time of each body chunk (one `onResponseData` call: one parsed piece of a socket read). */
+  at: number[];
+  chunks: Buffer[];
+  end: number;
+  error?: string;
+}
+
+/**
+ * One streamed request. Records chunks and timestamps only: decoding and analysis wait until the whole batch is
+ * over, so that the client does as little as possible while frames arrive.
+ */
+export function stream(t: Target, timeoutMs = 60_000): Promise<StreamRecord> {
+  return new Promise((resolve) => {
+    const rec: StreamRecord = { target: t.name, status: 0, start: performance.now(), at: [], chunks: [], end: 0 };
+    let settled = false;
+    const settle = (error?: string) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      rec.end = performance.now();
+      if (error) rec.error = error;
+      resolve(rec);
+    };
+    let abort: ((reason: Error) => void) | undefined;
+    const timer = setTimeout(() => {
+      abort?.(new Error("bench timeout"));
+      settle(`no end within ${timeoutMs} ms`);
+    }, timeoutMs);
+    t.pool.dispatch({ origin: t.origin, method: "POST", path: PATH, headers: t.headers, body: t.streamBody }, {
+      onRequestStart(controller) {
+        abort = (reason) => controller.abort(reason);
+      },
+      onResponseStart(_c, status) {
+        rec.status = status;
+      },
+      onResponseData(_c, chunk) {
+        rec.at.push(performance.now());
+        rec.chunks.push(Buffer.from(chunk));
+      },
+      onResponseEnd() {
+        settle();
+      },
+      onResponseError(_c, err) {
+        settle(err.message);
+      },
+    } satisfies Dispatcher.DispatchHandler);
+  });
+}
+
+/** `n` streams at once to one target; resolves when all have ended. */
+export function streams(t: Target, n: number): Promise<StreamRecord[]> {
+  return Promise.all(Array.from({ length: n }, () => stream(t)));
+}
