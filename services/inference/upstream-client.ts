@@ -108,15 +108,23 @@ export function createUpstreamClient(opts: { connectionsPerOrigin?: number } = {
     return `${base}${path}`;
   }
 
-  /** A signal that fires on the caller's abort or on our own deadline, and tells which. */
+  /**
+   * A signal that fires on the caller's abort or on our own deadline, and tells which. One controller per call:
+   * the caller's signal is linked by a listener (cheaper than `AbortSignal.any`, measured hot in profiles).
+   */
   function deadline(totalMs: number, signal?: AbortSignal) {
     const own = new AbortController();
     const timer = setTimeout(() => own.abort(TIMEOUT_REASON), totalMs);
-    const combined = signal ? AbortSignal.any([signal, own.signal]) : own.signal;
+    const onAbort = () => own.abort(signal?.reason);
+    if (signal?.aborted) own.abort(signal.reason);
+    else signal?.addEventListener("abort", onAbort, { once: true });
     return {
-      signal: combined,
+      signal: own.signal,
       own,
-      clear: () => clearTimeout(timer),
+      clear: () => {
+        clearTimeout(timer);
+        signal?.removeEventListener("abort", onAbort);
+      },
     };
   }
 

@@ -3,7 +3,7 @@ import { Migrator } from "@mikro-orm/migrations";
 import { MikroORM } from "@mikro-orm/postgresql";
 import pg from "pg";
 import type { Logger } from "pino";
-import { type EmbeddedPostgres, type PgEndpoint, startEmbeddedPostgres } from "./embedded.js";
+import type { EmbeddedPostgres, PgEndpoint } from "./embedded.js";
 import { migrations } from "./migrations/index.js";
 
 export interface Database {
@@ -37,7 +37,8 @@ export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
   if (opts.url) {
     connection = { clientUrl: opts.url };
   } else {
-    if (!opts.endpoint) embedded = await startEmbeddedPostgres(opts.dataDir, poolMax);
+    // Loaded only when used: PGlite and its extensions weigh ~11 MiB that a real-PostgreSQL deployment never needs.
+    if (!opts.endpoint) embedded = await (await import("./embedded.js")).startEmbeddedPostgres(opts.dataDir, poolMax);
     const endpoint = opts.endpoint ?? (embedded as EmbeddedPostgres).endpoint;
     connection = { host: endpoint.host, port: endpoint.port, user: "postgres", dbName: "postgres" };
   }
