@@ -38,7 +38,10 @@ export function chatRoutes(app: FastifyInstance, clients: Clients): void {
       const it = clients.inference.streamChatCompletion({ params }, opts)[Symbol.asyncIterator]();
       let next = await it.next();
       reply.hijack();
-      const sse = createSseWriter(reply.raw, { "x-request-id": req.requestId });
+      // Hijacked replies skip Fastify's header handling: carry over what hooks set (CORS for browsers, request id).
+      const set: Record<string, string> = {};
+      for (const [k, v] of Object.entries(reply.getHeaders())) if (v !== undefined) set[k] = String(v);
+      const sse = createSseWriter(reply.raw, { ...set, "x-request-id": req.requestId });
       try {
         while (!next.done) {
           if (next.value.chunk) await sse.event(chatChunkJson(next.value.chunk));

@@ -265,6 +265,23 @@ describe("chat completions", () => {
     expect(String((err as Error).message)).toMatch(/generating/);
   });
 
+  it("streams to a browser origin with CORS headers and the request id", async () => {
+    const res = await fetch(`${t.httpUrl}/v1/chat/completions`, {
+      method: "POST",
+      headers: {
+        authorization: `Bearer ${t.adminKey}`,
+        "content-type": "application/json",
+        origin: "http://app.example.test",
+        "x-request-id": "stream-req-1",
+      },
+      body: JSON.stringify({ model: "qwen2.5-7b", messages: [{ role: "user", content: "x" }], stream: true }),
+    });
+    expect(res.headers.get("content-type")).toMatch(/^text\/event-stream/);
+    expect(res.headers.get("access-control-allow-origin")).toBeTruthy();
+    expect(res.headers.get("x-request-id")).toBe("stream-req-1");
+    await res.text();
+  });
+
   it("cancels generation upstream when the client goes away", async () => {
     for (const s of sims) s.setOptions({ interTokenMs: 20, completionTokens: 500 });
     const ac = new AbortController();
