@@ -1,3 +1,5 @@
+// Over 400 lines on purpose: one exhaustive table test per Connect code and per Fastify error kind, kept together
+// so that the whole REST error contract reads in one place.
 import { create, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { Ajv } from "ajv";

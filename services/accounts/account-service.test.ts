@@ -1,3 +1,5 @@
+// Over 400 lines on purpose: the AccountService's behaviours share one core and database per file (a fresh
+// PostgreSQL database and migrations cost seconds); split by concern into describe blocks instead.
 import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";

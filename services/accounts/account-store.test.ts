@@ -1,3 +1,5 @@
+// Over 400 lines on purpose: every store method against one real PostgreSQL database per file (creating one costs
+// seconds); split by entity into describe blocks.
 import { createHash } from "node:crypto";
 import os from "node:os";
 import { Code, ConnectError } from "@connectrpc/connect";

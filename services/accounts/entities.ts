@@ -1,23 +1,5 @@
 import { defineEntity, type InferEntity, p } from "@mikro-orm/core";
-import { v7 as uuidv7 } from "uuid";
-
-// Ids are UUIDv7: opaque to clients, yet time-ordered, so keyset paging by id lists in creation order.
-const id = () =>
-  p
-    .uuid()
-    .primary()
-    .onCreate(() => uuidv7());
-const createdAt = () =>
-  p
-    .datetime()
-    .columnType("timestamptz")
-    .onCreate(() => new Date());
-const updatedAt = () =>
-  p
-    .datetime()
-    .columnType("timestamptz")
-    .onCreate(() => new Date())
-    .onUpdate(() => new Date());
+import { createdAtColumn as createdAt, idColumn as id, updatedAtColumn as updatedAt } from "../platform/db/columns.js";
 
 export const OrganizationEntity = defineEntity({
   name: "OrganizationEntity",

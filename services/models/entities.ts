@@ -1,25 +1,8 @@
 import { defineEntity, type InferEntity, p } from "@mikro-orm/core";
-import { v7 as uuidv7 } from "uuid";
+import { createdAtColumn as createdAt, idColumn as id, updatedAtColumn as updatedAt } from "../platform/db/columns.js";
 
-// Ids are UUIDv7: opaque to clients, yet time-ordered, so keyset paging by id lists in creation order.
-const id = () =>
-  p
-    .uuid()
-    .primary()
-    .onCreate(() => uuidv7());
-const createdAt = () =>
-  p
-    .datetime()
-    .columnType("timestamptz")
-    .onCreate(() => new Date());
 /** double precision, read as a JS number (MikroORM's default for doubles is a string). */
 const double = () => p.double().runtimeType("number").$type<number>();
-const updatedAt = () =>
-  p
-    .datetime()
-    .columnType("timestamptz")
-    .onCreate(() => new Date())
-    .onUpdate(() => new Date());
 
 export const ModelEntity = defineEntity({
   name: "ModelEntity",

@@ -1,3 +1,5 @@
+// Over 400 lines on purpose: the ModelService's behaviours share one core, database and set of fake upstreams per
+// file; split by concern into describe blocks.
 import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";

@@ -1,3 +1,5 @@
+// Over 400 lines on purpose: the inference bench's sections (latency at c=1, throughput at c=32, the table and
+// JSON output) share the child processes' lifecycle and the interleaving logic; streams live in streams.ts.
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import { compileForBench } from "./build.js";

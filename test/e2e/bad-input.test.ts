@@ -1,3 +1,5 @@
+// Over 400 lines on purpose: a table of bad requests, each checked for its status, its OpenAI error shape and that
+// nothing was written, against one running platform (starting one costs seconds).
 import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
