@@ -17,12 +17,15 @@ import { setupEmbeddings } from "./embeddings/index.js";
 import { setupInference } from "./inference/index.js";
 import { loadModelsFile, type ModelRegistry, modelEntities, setupModels } from "./models/index.js";
 import { type Database, openDatabase } from "./platform/db/database.js";
+import { bindService, type ServiceBinding } from "./platform/in-process-transport.js";
 import { createAuthInterceptor, createRequestContextInterceptor } from "./platform/interceptors.js";
 import { createKv, type KvStore } from "./platform/kv/index.js";
 
 /** The services and what they stand on, independent of how they are served. */
 export interface Core {
   readonly routes: (router: ConnectRouter) => void;
+  /** The same services, for the in-process transport (platform/in-process-transport.ts). */
+  readonly services: readonly ServiceBinding[];
   /** Options for every Connect router serving `routes` (interceptors, limits). */
   readonly routerOptions: ConnectRouterOptions;
   readonly db: Database;
@@ -98,13 +101,17 @@ export async function createCore(config: CoreConfig, logger: Logger): Promise<Co
     // stored as U+FFFD. Both are InvalidArgument instead. (The binary format already rejects bad UTF-8.)
     jsonOptions: strictJson,
   };
+  const services = [
+    bindService(AccountService, accountService),
+    bindService(ModelService, models.service),
+    bindService(InferenceService, inference.service),
+    bindService(EmbeddingsService, embeddings.service),
+  ];
   return {
     routes: (router) => {
-      router.service(AccountService, accountService);
-      router.service(ModelService, models.service);
-      router.service(InferenceService, inference.service);
-      router.service(EmbeddingsService, embeddings.service);
+      for (const s of services) s.register(router);
     },
+    services,
     routerOptions,
     db,
     kv,

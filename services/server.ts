@@ -1,7 +1,7 @@
 import type { Http2Server, Http2Session } from "node:http2";
 import type { AddressInfo } from "node:net";
 import type { Transport } from "@connectrpc/connect";
-import { cors as connectCors, createContextValues, createRouterTransport } from "@connectrpc/connect";
+import { cors as connectCors, createContextValues } from "@connectrpc/connect";
 import { fastifyConnectPlugin } from "@connectrpc/connect-fastify";
 import fastifyCors from "@fastify/cors";
 import Fastify, { type FastifyInstance, type FastifyPluginAsync, LogController } from "fastify";
@@ -9,6 +9,7 @@ import type { Logger } from "pino";
 import type { CoreConfig } from "./config.js";
 import { type Core, createCore } from "./core.js";
 import { kRequestId } from "./platform/context.js";
+import { createInProcessTransport } from "./platform/in-process-transport.js";
 import { requestIdFrom } from "./platform/interceptors.js";
 
 export interface Platform {
@@ -24,7 +25,7 @@ export interface Platform {
 /**
  * The one-process platform: the core's Connect services on an HTTP/1.1 listener (Connect + gRPC-web, CORS for
  * browsers) and an h2c listener (gRPC), plus the REST bridge on the HTTP/1.1 listener, reaching the services
- * through an in-process router Transport (same interceptors, same serialization as a remote call).
+ * through an in-process Transport (same implementations and interceptors as a remote call, no serialization).
  *
  * The REST API is handed in (`restApi`, the bridge plugin) by the composition root, services/main.ts: this file
  * knows no bridge code, and the bridge only ever sees a Transport.
@@ -57,7 +58,7 @@ export async function startPlatform(
   await http.register(fastifyConnectPlugin, { routes: core.routes, ...core.routerOptions, grpc: false, contextValues });
   registerHealth(http, core);
   if (config.bridgeEnabled && opts.restApi) {
-    const transport = createRouterTransport(core.routes, { router: core.routerOptions });
+    const transport = createInProcessTransport(core.services, { interceptors: core.routerOptions.interceptors });
     await http.register(opts.restApi, { transport });
   }
 
