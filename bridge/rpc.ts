@@ -1,3 +1,4 @@
+import type { DescMessage, DescMethodServerStreaming, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
 import type { CallOptions, Client, Transport } from "@connectrpc/connect";
 import { createClient } from "@connectrpc/connect";
 import type { FastifyReply, FastifyRequest } from "fastify";
@@ -12,6 +13,53 @@ export interface Clients {
   embeddings: Client<typeof EmbeddingsService>;
   inference: Client<typeof InferenceService>;
   models: Client<typeof ModelService>;
+  /** Server streams read straight from the transport (see `serverStream`). */
+  streams: {
+    chat: ServerStream<typeof InferenceService.method.streamChatCompletion>;
+  };
+}
+
+type ServerStream<M> =
+  M extends DescMethodServerStreaming<infer I, infer O>
+    ? (input: MessageInitShape<I>, opts: CallOptions) => Promise<AsyncIterator<MessageShape<O>>>
+    : never;
+
+/**
+ * A server-streaming call without Connect's promise client, which wraps every message in three nested async
+ * generators (measured: a third of the bridge's cost per SSE frame). Resolves when the stream is open; the
+ * iterator then yields each message. Cancel with `opts.signal`.
+ */
+function serverStream<I extends DescMessage, O extends DescMessage>(
+  transport: Transport,
+  method: DescMethodServerStreaming<I, O>,
+) {
+  return async (input: MessageInitShape<I>, opts: CallOptions): Promise<AsyncIterator<MessageShape<O>>> => {
+    const res = await transport.stream(
+      method,
+      opts.signal,
+      opts.timeoutMs,
+      opts.headers,
+      once(input),
+      opts.contextValues,
+    );
+    return res.message[Symbol.asyncIterator]();
+  };
+}
+
+/** The one request message of a server stream, as the transport wants it. */
+function once<T>(value: T): AsyncIterable<T> {
+  return {
+    [Symbol.asyncIterator]() {
+      let sent = false;
+      return {
+        next: () => {
+          if (sent) return Promise.resolve({ done: true, value: undefined });
+          sent = true;
+          return Promise.resolve({ done: false, value });
+        },
+      };
+    },
+  };
 }
 
 export function createClients(transport: Transport): Clients {
@@ -20,6 +68,7 @@ export function createClients(transport: Transport): Clients {
     embeddings: createClient(EmbeddingsService, transport),
     inference: createClient(InferenceService, transport),
     models: createClient(ModelService, transport),
+    streams: { chat: serverStream(transport, InferenceService.method.streamChatCompletion) },
   };
 }
 

@@ -35,7 +35,7 @@ export function chatRoutes(app: FastifyInstance, clients: Clients): void {
         return reply.send(res.completion ? chatCompletionJson(res.completion) : {});
       }
       // Wait for the first chunk before sending headers, so that early failures keep a real HTTP status.
-      const it = clients.inference.streamChatCompletion({ params }, opts)[Symbol.asyncIterator]();
+      const it = await clients.streams.chat({ params }, opts);
       let next = await it.next();
       reply.hijack();
       // Hijacked replies skip Fastify's header handling: carry over what hooks set (CORS for browsers, request id).

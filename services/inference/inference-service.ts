@@ -229,7 +229,7 @@ export function createInferenceService(deps: InferenceDeps): ServiceImpl<typeof 
         throw err;
       } finally {
         lease.release(outcome);
-        await events.return(undefined);
+        await events.return?.(undefined);
       }
     },
   };

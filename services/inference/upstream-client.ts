@@ -1,5 +1,5 @@
-import { createParser, type EventSourceMessage } from "eventsource-parser";
 import { Pool, errors as undiciErrors } from "undici";
+import { openSseStream, ProtocolEnd } from "./sse-stream.js";
 
 /** Where and how to reach one provider's OpenAI-compatible HTTP API. */
 export interface UpstreamTarget {
@@ -66,7 +66,7 @@ export interface UpstreamClient {
    * such as `: ping` are skipped; `[DONE]` ends the iteration). An `{"error":…}` event inside a 200 stream throws a
    * `stream_error` failure. Stopping the iteration, or aborting `signal`, cancels the upstream request at once.
    */
-  postStream(target: UpstreamTarget, path: string, body: unknown, signal?: AbortSignal): AsyncGenerator<string>;
+  postStream(target: UpstreamTarget, path: string, body: unknown, signal?: AbortSignal): AsyncIterableIterator<string>;
   close(): Promise<void>;
 }
 
@@ -158,7 +158,7 @@ export function createUpstreamClient(opts: { connectionsPerOrigin?: number } = {
     return new UpstreamError({ kind: "protocol", message: "upstream request failed" }, { cause: err });
   }
 
-  async function httpFailure(status: number, text: string, retryAfter?: string | string[]): Promise<UpstreamError> {
+  function httpFailureOf(status: number, text: string, retryAfter?: string | string[]): UpstreamError {
     let body: unknown = text;
     try {
       body = JSON.parse(text);
@@ -195,7 +195,7 @@ export function createUpstreamClient(opts: { connectionsPerOrigin?: number } = {
       });
       const text = await res.body.text();
       if (res.statusCode < 200 || res.statusCode >= 300) {
-        throw await httpFailure(res.statusCode, text, res.headers["retry-after"]);
+        throw httpFailureOf(res.statusCode, text, res.headers["retry-after"]);
       }
       try {
         return { status: res.statusCode, body: text ? JSON.parse(text) : null };
@@ -213,14 +213,11 @@ export function createUpstreamClient(opts: { connectionsPerOrigin?: number } = {
     postJson: (target, path, body, signal) => json(target, "POST", path, body, signal),
     getJson: (target, path, signal) => json(target, "GET", path, undefined, signal),
 
-    async *postStream(target, path, body, signal) {
+    postStream(target, path, body, signal) {
       const d = deadline(target.timeouts.totalMs, signal);
-      let firstTimer: NodeJS.Timeout | undefined;
-      let phase: "headers" | "first_token" | "idle" | "total" = "headers";
-      let finished = false;
-      try {
-        const res = await pool(target)
-          .request({
+      return openSseStream({
+        request: () =>
+          pool(target).request({
             method: "POST",
             path: pathOf(target, path),
             headers: headers(target, false),
@@ -228,70 +225,31 @@ export function createUpstreamClient(opts: { connectionsPerOrigin?: number } = {
             signal: d.signal,
             headersTimeout: target.timeouts.headersMs,
             bodyTimeout: target.timeouts.idleMs,
-          })
-          .catch((err: unknown) => {
-            throw translate(d.signal.reason === TIMEOUT_REASON ? TIMEOUT_REASON : err, "total");
+          }),
+        abort: () => {
+          if (!d.own.signal.aborted) d.own.abort();
+        },
+        firstTokenMs: target.timeouts.firstTokenMs,
+        onFirstTokenTimeout: () => d.own.abort(FIRST_TOKEN_REASON),
+        fail(err, phase) {
+          const reason = d.signal.reason;
+          if (reason === TIMEOUT_REASON) return translate(TIMEOUT_REASON, "total");
+          if (reason === FIRST_TOKEN_REASON) return translate(TIMEOUT_REASON, "first_token");
+          if (err instanceof ProtocolEnd) return new UpstreamError({ kind: "protocol", message: err.message });
+          return translate(err, phase);
+        },
+        httpFailure: (status, text, retryAfter) => httpFailureOf(status, text, retryAfter),
+        errorEvent(data) {
+          const parsed = safeJson(data);
+          if (!isErrorEvent(parsed)) return undefined;
+          return new UpstreamError({
+            kind: "stream_error",
+            message: upstreamMessage(parsed) ?? "upstream error",
+            body: parsed,
           });
-        if (res.statusCode < 200 || res.statusCode >= 300) {
-          throw await httpFailure(res.statusCode, await res.body.text(), res.headers["retry-after"]);
-        }
-        phase = "first_token";
-        let sawEvent = false;
-        firstTimer = setTimeout(() => {
-          if (!sawEvent) d.own.abort(FIRST_TOKEN_REASON);
-        }, target.timeouts.firstTokenMs);
-        const queue: string[] = [];
-        let done = false;
-        const parser = createParser({
-          onEvent(ev: EventSourceMessage) {
-            if (done) return;
-            if (ev.data === "[DONE]") {
-              done = true;
-              return;
-            }
-            queue.push(ev.data);
-          },
-        });
-        const decoder = new TextDecoder();
-        for await (const chunk of res.body) {
-          parser.feed(decoder.decode(chunk as Uint8Array, { stream: true }));
-          while (queue.length > 0) {
-            const data = queue.shift() as string;
-            if (!sawEvent) {
-              sawEvent = true;
-              clearTimeout(firstTimer);
-              phase = "idle";
-            }
-            if (data.startsWith('{"error"') || data.startsWith('{"object":"error"')) {
-              const parsed = safeJson(data);
-              if (isErrorEvent(parsed)) {
-                throw new UpstreamError({
-                  kind: "stream_error",
-                  message: upstreamMessage(parsed) ?? "upstream error",
-                  body: parsed,
-                });
-              }
-            }
-            yield data;
-          }
-        }
-        // Read to the end even after [DONE] (upstreams close right after it): a body left half-read would cost the
-        // keep-alive connection.
-        finished = true;
-        if (!done && !d.signal.aborted) {
-          throw new UpstreamError({ kind: "protocol", message: "upstream stream ended without [DONE]" });
-        }
-      } catch (err) {
-        const reason = d.signal.reason;
-        if (reason === TIMEOUT_REASON) throw translate(TIMEOUT_REASON, "total");
-        if (reason === FIRST_TOKEN_REASON) throw translate(TIMEOUT_REASON, "first_token");
-        throw translate(err, phase === "headers" ? "headers" : phase);
-      } finally {
-        clearTimeout(firstTimer);
-        d.clear();
-        // Leaving early (consumer stopped, client gone) must free the upstream slot now: abort the socket's request.
-        if (!finished && !d.own.signal.aborted) d.own.abort();
-      }
+        },
+        cleanup: () => d.clear(),
+      });
     },
 
     async close() {
