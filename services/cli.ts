@@ -1,4 +1,6 @@
 #!/usr/bin/env node
+// First: MikroORM must see the synchronous context store when it is evaluated (see the module).
+import "./platform/db/orm-context.js";
 import { parseArgs } from "node:util";
 import pino from "pino";
 import { createAccountStore } from "./accounts/account-store.js";

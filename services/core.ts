@@ -1,3 +1,5 @@
+// First: MikroORM must see the synchronous context store when it is evaluated (see the module).
+import "./platform/db/orm-context.js";
 import type { ConnectRouter, ConnectRouterOptions } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import { AccountService } from "../gen/passerelle/accounts/v1/account_service_pb.js";

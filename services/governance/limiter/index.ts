@@ -1,0 +1,25 @@
+export { formatDuration, rateLimitHeaders } from "./headers.js";
+export type {
+  Decision,
+  DecisionOutcome,
+  LimiterWindows,
+  LimitName,
+  LimitStatus,
+  Limits,
+  RateLimiter,
+  Refusal,
+  Reservation,
+  ReservedCounter,
+  ReserveInput,
+  WindowName,
+  WindowSpec,
+} from "./limiter.js";
+export { DEFAULT_WINDOWS, UNLIMITED } from "./limiter.js";
+export { createMemoryLimiter } from "./memory-limiter.js";
+export {
+  createLimiterRedisClient,
+  createRedisLimiter,
+  LIMITER_KEY_PREFIX,
+  type RedisLimiterOptions,
+} from "./redis-limiter.js";
+export { createResilientLimiter, type OutagePolicy, type ResilientLimiterOptions } from "./resilient-limiter.js";

@@ -1,0 +1,251 @@
+import { randomUUID } from "node:crypto";
+import type { Redis } from "ioredis";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  createLimiterRedisClient,
+  createMemoryLimiter,
+  createRedisLimiter,
+  DEFAULT_WINDOWS,
+  formatDuration,
+  type LimiterWindows,
+  type RateLimiter,
+  type ReserveInput,
+  rateLimitHeaders,
+} from "./index.js";
+import { limiterContract, limits, SHORT_WINDOWS } from "./limiter.contract.js";
+
+const redisUrl = process.env.PASSERELLE_TEST_REDIS_URL;
+
+limiterContract("memory", async (windows) => createMemoryLimiter({ windows }));
+
+/** A Redis limiter on its own client and key prefix; close() also disconnects the client. */
+async function redisLimiter(
+  url: string,
+  windows: LimiterWindows,
+  keyPrefix = `test:rl:${randomUUID()}:`,
+): Promise<RateLimiter> {
+  const client = await createLimiterRedisClient(url);
+  const limiter = createRedisLimiter({ redis: client, keyPrefix, windows });
+  return {
+    kind: limiter.kind,
+    reserve: (input) => limiter.reserve(input),
+    settle: (reservation, tokens) => limiter.settle(reservation, tokens),
+    close: async () => {
+      await limiter.close();
+      client.disconnect();
+    },
+  };
+}
+
+/** A point in time on every bucket boundary of the default windows (1 s, 15 min). */
+const T0 = 2_000_000 * 900_000;
+
+describe("memory limiter on an injected clock, real window lengths", () => {
+  const at = (subject: string, l: ReserveInput["limits"], tokens = 0): ReserveInput => ({
+    subject,
+    model: "m",
+    limits: l,
+    tokens,
+  });
+
+  it("forgets a minute bucket exactly one window after it ends", async () => {
+    let t = T0;
+    const limiter = createMemoryLimiter({ now: () => t });
+    const rpm = limits({ requestsPerMinute: 2 });
+    expect((await limiter.reserve(at("u", rpm))).requests).toEqual({ limit: 2, remaining: 1, resetMs: 61_000 });
+    t += 10_000;
+    expect((await limiter.reserve(at("u", rpm))).requests).toEqual({ limit: 2, remaining: 0, resetMs: 61_000 });
+    t += 20_000;
+    const refused = await limiter.reserve(at("u", rpm));
+    expect(refused).toMatchObject({ allowed: false, retryAfterMs: 31_000, retryAfterSeconds: 31 });
+    expect(rateLimitHeaders(refused)).toEqual({
+      "x-ratelimit-limit-requests": "2",
+      "x-ratelimit-remaining-requests": "0",
+      "x-ratelimit-reset-requests": "41s",
+      "retry-after": "31",
+    });
+    t = T0 + 60_999;
+    expect((await limiter.reserve(at("u", rpm))).allowed).toBe(false);
+    t = T0 + 61_000;
+    expect((await limiter.reserve(at("u", rpm))).requests).toMatchObject({ remaining: 0 });
+    await limiter.close();
+  });
+
+  it("counts a day in 15 min buckets", async () => {
+    let t = T0 + 1_000;
+    const limiter = createMemoryLimiter({ now: () => t });
+    const rpd = limits({ requestsPerDay: 1, requestsPerMinute: 10 });
+    expect((await limiter.reserve(at("u", rpd))).allowed).toBe(true);
+    t = T0 + 3_600_000;
+    const refused = await limiter.reserve(at("u", rpd));
+    expect(refused).toMatchObject({ allowed: false, retryAfterMs: 86_400_000 + 900_000 - 3_600_000 });
+    expect(refused.refusal?.limit).toBe("requestsPerDay");
+    t = T0 + 86_400_000 + 899_999;
+    expect((await limiter.reserve(at("u", rpd))).allowed).toBe(false);
+    t = T0 + 86_400_000 + 900_000;
+    expect((await limiter.reserve(at("u", rpd))).allowed).toBe(true);
+    await limiter.close();
+  });
+
+  it("returns unused tokens to the day after the minute has passed, and charges a late excess now", async () => {
+    let t = T0;
+    const limiter = createMemoryLimiter({ now: () => t });
+    const l = limits({ tokensPerMinute: 100, tokensPerDay: 1_000 });
+    const a = await limiter.reserve(at("u", l, 100));
+    t += 120_000;
+    expect(await limiter.settle(a.reservation, 10)).toBe(true);
+    expect((await limiter.reserve(at("u", l, 100))).tokens).toMatchObject({ limit: 100, remaining: 0 });
+    expect((await limiter.reserve(at("v", l, 50))).allowed).toBe(true);
+    const b = await limiter.reserve(at("w", l, 50));
+    t += 120_000;
+    expect(await limiter.settle(b.reservation, 80)).toBe(true);
+    expect((await limiter.reserve(at("w", l, 71))).refusal?.limit).toBe("tokensPerMinute");
+    expect((await limiter.reserve(at("w", l, 70))).tokens).toMatchObject({ limit: 100, remaining: 0 });
+    await limiter.close();
+  });
+});
+
+describe("rate-limit headers", () => {
+  it("formats durations the way OpenAI does", () => {
+    expect([0, 20, 999, 1_000, 1_500, 60_000, 360_000, 61_250, 7_384_000].map(formatDuration)).toEqual([
+      "0s",
+      "20ms",
+      "999ms",
+      "1s",
+      "1.5s",
+      "1m0s",
+      "6m0s",
+      "1m1.25s",
+      "2h3m4s",
+    ]);
+  });
+
+  it("leaves out unknown kinds and retry-after on admissions", () => {
+    const headers = rateLimitHeaders({
+      allowed: true,
+      outcome: "allowed",
+      reservation: null,
+      requests: null,
+      tokens: { limit: 10, remaining: 3, resetMs: 250 },
+    });
+    expect(headers).toEqual({
+      "x-ratelimit-limit-tokens": "10",
+      "x-ratelimit-remaining-tokens": "3",
+      "x-ratelimit-reset-tokens": "250ms",
+    });
+  });
+});
+
+if (!redisUrl && process.env.CI) {
+  describe("RateLimiter contract: redis", () => {
+    it("needs PASSERELLE_TEST_REDIS_URL", () => {
+      throw new Error("PASSERELLE_TEST_REDIS_URL is not set but CI is: the Redis limiter must be tested in CI.");
+    });
+  });
+}
+
+describe.skipIf(!redisUrl)("redis limiter", () => {
+  const url = redisUrl ?? "";
+  let admin: Redis;
+  const prefixes: string[] = [];
+  const prefix = (): string => {
+    const p = `test:rl:${randomUUID()}:`;
+    prefixes.push(p);
+    return p;
+  };
+
+  beforeAll(async () => {
+    admin = await createLimiterRedisClient(url);
+  });
+
+  afterAll(async () => {
+    for (const p of prefixes) {
+      const keys = await admin.keys(`${p}*`);
+      if (keys.length > 0) await admin.del(...keys);
+    }
+    admin.disconnect();
+  });
+
+  limiterContract("redis", (windows) => redisLimiter(url, windows));
+
+  it("puts every key of a decision under one hash tag, each with a TTL; settle deletes the marker", async () => {
+    const p = prefix();
+    const limiter = await redisLimiter(url, SHORT_WINDOWS, p);
+    const input: ReserveInput = {
+      subject: "user:{odd}",
+      model: "org/model",
+      limits: limits({ requestsPerMinute: 10, tokensPerDay: 1_000 }),
+      key: { id: "key-1", limits: limits({ tokensPerMinute: 100, requestsPerDay: 50 }) },
+      tokens: 20,
+    };
+    const d = await limiter.reserve(input);
+    const keys = (await admin.keys(`${p}*`)).map((k) => k.slice(p.length)).sort();
+    expect(keys).toHaveLength(5);
+    const tags = new Set(keys.map((k) => /^\{([^}]+)\}:/.exec(k)?.[1]));
+    expect(tags.size).toBe(1);
+    expect([...tags][0]).toMatch(/^[\w-]{16}$/);
+    expect(keys.map((k) => k.replace(/^\{[^}]+\}:/, "").replace(/[\w-]{12}:/, "K:"))).toEqual(
+      ["k:K:d", "k:K:m", `res:${d.reservation?.id}`, "s:d", "s:m"].sort(),
+    );
+    for (const k of keys) {
+      const ttl = await admin.pttl(p + k);
+      expect(ttl).toBeGreaterThan(0);
+      expect(ttl).toBeLessThanOrEqual(2_500);
+    }
+    expect(await limiter.settle(d.reservation, 5)).toBe(true);
+    expect(await admin.exists(`${p}${d.reservation?.marker}`)).toBe(0);
+    await limiter.close();
+  });
+
+  it("shares limits between two processes: 20 keys × 200 concurrent streams stay within the limits", async () => {
+    const p = prefix();
+    const windows = { minute: { ms: 60_000, buckets: 60 }, day: DEFAULT_WINDOWS.day };
+    const [a, b] = await Promise.all([redisLimiter(url, windows, p), redisLimiter(url, windows, p)]);
+    const l = limits({ requestsPerMinute: 180, tokensPerMinute: 10_000 });
+    const decisions = await Promise.all(
+      Array.from({ length: 200 }, (_, i) =>
+        (i % 2 === 0 ? a : b).reserve({
+          subject: "shared-user",
+          model: "m",
+          limits: l,
+          key: { id: `key-${i % 20}`, limits: limits({ requestsPerMinute: 100 }) },
+          tokens: 60 + (i % 7),
+        }),
+      ),
+    );
+    const admitted = decisions.filter((d) => d.allowed);
+    const tokens = admitted.reduce((sum, d) => sum + (d.reservation?.tokens ?? 0), 0);
+    expect(tokens).toBeLessThanOrEqual(10_000);
+    expect(tokens).toBeGreaterThan(10_000 - 67);
+    expect(admitted.length).toBeLessThanOrEqual(180);
+    await Promise.all(admitted.map((d, i) => (i % 2 === 0 ? a : b).settle(d.reservation, 0)));
+    await Promise.all([a.close(), b.close()]);
+  });
+
+  it("measures one reserve + settle pair (1,000 sequential)", async () => {
+    const limiter = await redisLimiter(url, DEFAULT_WINDOWS, prefix());
+    const input: ReserveInput = {
+      subject: "bench-user",
+      model: "m",
+      limits: limits({
+        requestsPerMinute: 1_000_000,
+        requestsPerDay: 1_000_000,
+        tokensPerMinute: 1e9,
+        tokensPerDay: 1e9,
+      }),
+      key: { id: "bench-key", limits: limits({ requestsPerMinute: 1_000_000, tokensPerMinute: 1e9 }) },
+      tokens: 500,
+    };
+    for (let i = 0; i < 50; i++) await limiter.settle((await limiter.reserve(input)).reservation, 100);
+    const started = performance.now();
+    for (let i = 0; i < 1_000; i++) {
+      const d = await limiter.reserve(input);
+      expect(await limiter.settle(d.reservation, 100)).toBe(true);
+    }
+    const avgMs = (performance.now() - started) / 1_000;
+    console.log(
+      `redis limiter: reserve + settle (3 counters: role minute + day, key minute) avg ${(avgMs * 1_000).toFixed(0)} µs over 1,000 pairs`,
+    );
+    await limiter.close();
+  });
+});

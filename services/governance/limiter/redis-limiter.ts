@@ -1,0 +1,142 @@
+import { randomUUID } from "node:crypto";
+import { type Cluster, Redis } from "ioredis";
+import { DEFAULT_WINDOWS, type LimiterWindows, type RateLimiter, type Reservation } from "./limiter.js";
+import {
+  composeDecision,
+  markerKey,
+  planDecision,
+  type RawOutcome,
+  staticRefusal,
+  unlimitedDecision,
+  validateActualTokens,
+  validateWindows,
+} from "./plan.js";
+import { RESERVE_LUA, SETTLE_LUA } from "./redis-scripts.js";
+
+/** Namespace of the limiter's keys in a Redis shared with other applications. */
+export const LIMITER_KEY_PREFIX = "passerelle:rl:";
+
+/** Options of createRedisLimiter. */
+export interface RedisLimiterOptions {
+  /** A connected ioredis client or Cluster; the caller owns it (close() does not quit it). */
+  redis: Redis | Cluster;
+  /** Prefix of every key (default `passerelle:rl:`); tests use a random one. */
+  keyPrefix?: string;
+  windows?: LimiterWindows;
+}
+
+interface LimiterScripts {
+  passerelleRlReserve(numKeys: number, ...args: (string | number)[]): Promise<unknown>;
+  passerelleRlSettle(numKeys: number, ...args: (string | number)[]): Promise<unknown>;
+}
+
+/**
+ * The Redis limiter: one EVALSHA per decision (RESERVE_LUA: all limits checked and counted atomically) and one
+ * per settle (SETTLE_LUA); ioredis's defineCommand loads the script again after a NOSCRIPT (a restart, a
+ * failover). Errors and timeouts are the caller's: wrap it in createResilientLimiter for the outage policy.
+ */
+export function createRedisLimiter(opts: RedisLimiterOptions): RateLimiter {
+  const windows = validateWindows(opts.windows ?? DEFAULT_WINDOWS);
+  const prefix = opts.keyPrefix ?? LIMITER_KEY_PREFIX;
+  const client = opts.redis;
+  // defineCommand is idempotent per name: several limiters may share one client.
+  client.defineCommand("passerelleRlReserve", { lua: RESERVE_LUA });
+  client.defineCommand("passerelleRlSettle", { lua: SETTLE_LUA });
+  const scripts = client as unknown as LimiterScripts;
+  let closed = false;
+
+  function ensureOpen(): void {
+    if (closed) throw new Error("RateLimiter (redis) is closed");
+  }
+
+  return {
+    kind: "redis",
+
+    async reserve(input) {
+      ensureOpen();
+      const refusal = staticRefusal(input);
+      if (refusal !== null) return refusal;
+      const plan = planDecision(input, windows);
+      if (plan.counters.length === 0) return unlimitedDecision();
+      const id = randomUUID();
+      const marker = markerKey(plan, id);
+      const keys = [prefix + marker, ...plan.counters.map((c) => prefix + c.key)];
+      const args: (string | number)[] = [plan.tokens, plan.markerTtlMs];
+      for (const c of plan.counters) args.push(c.bucketMs, c.buckets, c.requests ?? -1, c.tokens ?? -1);
+      const reply = integers(await scripts.passerelleRlReserve(keys.length, ...keys, ...args));
+      const [allowed, retryAfterMs, failed, failedKind, serverNow = 0] = reply;
+      const usage = plan.counters.map((_, i) => ({
+        requests: reply[5 + i * 3] ?? 0,
+        tokens: reply[6 + i * 3] ?? 0,
+        resetMs: reply[7 + i * 3] ?? 0,
+      }));
+      const raw: RawOutcome = {
+        allowed: allowed === 1,
+        retryAfterMs: retryAfterMs ?? -1,
+        failed: failed ?? 0,
+        failedKind: failedKind === 1 ? 1 : 0,
+        usage,
+      };
+      let reservation: Reservation | null = null;
+      if (raw.allowed) {
+        // The bucket the script counted in, from the server's clock (not ours).
+        const counters = plan.counters.map((c) => ({
+          key: c.key,
+          window: c.window,
+          bucket: Math.floor(serverNow / c.bucketMs),
+        }));
+        reservation = { id, backend: "redis", marker, tokens: plan.tokens, counters };
+      }
+      return composeDecision(plan, raw, reservation);
+    },
+
+    async settle(reservation, actualTokens) {
+      ensureOpen();
+      validateActualTokens(actualTokens);
+      if (reservation === null) return false;
+      const keys = [prefix + reservation.marker, ...reservation.counters.map((c) => prefix + c.key)];
+      const args: (string | number)[] = [actualTokens - reservation.tokens];
+      for (const c of reservation.counters) {
+        const w = windows[c.window];
+        args.push(w.ms / w.buckets, w.buckets, c.bucket);
+      }
+      return (await scripts.passerelleRlSettle(keys.length, ...keys, ...args)) === 1;
+    },
+
+    async close() {
+      closed = true;
+    },
+  };
+}
+
+/**
+ * An ioredis client for the limiter that fails fast rather than queueing: no offline queue, no command retries,
+ * a 1 s command timeout (the resilient wrapper bounds decisions tighter still). Resolves once connected; rejects
+ * after `connectTimeoutMs`.
+ */
+export async function createLimiterRedisClient(url: string, connectTimeoutMs = 5_000): Promise<Redis> {
+  const client = new Redis(url, {
+    lazyConnect: true,
+    connectTimeout: connectTimeoutMs,
+    commandTimeout: 1_000,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    autoResendUnfulfilledCommands: false,
+    retryStrategy: (times) => Math.min(times * 100, 2_000),
+  });
+  client.on("error", () => {
+    // Reconnects are ioredis's job; command failures reach the limiter's caller.
+  });
+  try {
+    await client.connect();
+  } catch (err) {
+    client.disconnect();
+    throw err;
+  }
+  return client;
+}
+
+function integers(reply: unknown): number[] {
+  if (!Array.isArray(reply)) throw new Error(`RateLimiter (redis): unexpected reply ${String(reply)}`);
+  return reply.map((v) => Number(v));
+}

@@ -1,0 +1,155 @@
+import type { Decision, DecisionOutcome, LimiterWindows, RateLimiter, ReserveInput } from "./limiter.js";
+import { createMemoryLimiter } from "./memory-limiter.js";
+import { staticRefusal, validateActualTokens } from "./plan.js";
+
+/**
+ * What a decision does when the shared store (Redis) errors or does not answer in time:
+ * - "fail-open": admit (no counting, no headers). Availability first; limits are not enforced during the outage.
+ * - "fail-closed": refuse (reason "unavailable", Retry-After `closedRetryAfterSeconds`; the bridge may prefer 503).
+ * - "local": decide with an in-process limiter with the same limits. Each process then counts alone, so N
+ *   processes admit up to N × the limit during the outage; counts start from what this process saw in earlier
+ *   outages (nothing is synchronised back when Redis returns).
+ * Whatever the policy, 0 = forbidden and an estimate larger than a limit are still refused (no store needed).
+ */
+export type OutagePolicy = "fail-open" | "fail-closed" | "local";
+
+/** Options of createResilientLimiter. */
+export interface ResilientLimiterOptions {
+  /** The shared limiter (normally createRedisLimiter). */
+  primary: RateLimiter;
+  policy: OutagePolicy;
+  /** Bound on one primary reserve (default 100 ms, 1–5,000): slower counts as an outage. */
+  timeoutMs?: number;
+  /** Bound on one primary settle (default 1,000 ms): settles run after the response, latency matters less. */
+  settleTimeoutMs?: number;
+  /** After a failure, decisions skip the primary for this long and go straight to the policy (default 1,000 ms). */
+  retryIntervalMs?: number;
+  /** Retry-After of fail-closed refusals (default 1 s). */
+  closedRetryAfterSeconds?: number;
+  /** The per-process limiter of the "local" policy (default: a memory limiter with `windows`). */
+  local?: RateLimiter;
+  windows?: LimiterWindows;
+  /** Called once per decision with its outcome: the metrics layer counts them (degraded_* = decided in an outage). */
+  onDecision?: (outcome: DecisionOutcome) => void;
+  /** Called with each primary failure (for logs); decisions go on regardless. */
+  onError?: (err: unknown, op: "reserve" | "settle") => void;
+  now?: () => number;
+}
+
+/**
+ * The outage policy around a shared limiter: bounds every primary call, and when it fails or times out decides by
+ * `policy` (a degraded decision, reported through onDecision) and stops asking the primary for `retryIntervalMs`,
+ * so an outage costs each request at most one timeout per interval. A reservation the primary makes after its
+ * reserve timed out is settled back with 0 tokens. settle() never throws on store failures (it answers false): it
+ * runs in finally blocks. Reservations go back to the limiter that made them (a "local" one stays local).
+ */
+export function createResilientLimiter(opts: ResilientLimiterOptions): RateLimiter {
+  const { primary, policy } = opts;
+  const timeoutMs = bounded("timeoutMs", opts.timeoutMs ?? 100, 1, 5_000);
+  const settleTimeoutMs = bounded("settleTimeoutMs", opts.settleTimeoutMs ?? 1_000, 1, 60_000);
+  const retryIntervalMs = bounded("retryIntervalMs", opts.retryIntervalMs ?? 1_000, 0, 600_000);
+  const closedRetryAfterSeconds = bounded("closedRetryAfterSeconds", opts.closedRetryAfterSeconds ?? 1, 1, 3_600);
+  const now = opts.now ?? Date.now;
+  const ownsLocal = policy === "local" && opts.local === undefined;
+  const local = opts.local ?? (ownsLocal ? createMemoryLimiter({ windows: opts.windows, now }) : undefined);
+  let skipUntil = 0;
+
+  function report(decision: Decision): Decision {
+    try {
+      opts.onDecision?.(decision.outcome);
+    } catch {
+      // A metrics callback must not break admission.
+    }
+    return decision;
+  }
+
+  function failed(err: unknown, op: "reserve" | "settle"): void {
+    try {
+      opts.onError?.(err, op);
+    } catch {
+      // Same as report().
+    }
+  }
+
+  async function degrade(input: ReserveInput): Promise<Decision> {
+    const unknown = { reservation: null, requests: null, tokens: null };
+    if (policy === "fail-open") return report({ allowed: true, outcome: "degraded_open", ...unknown });
+    if (policy === "fail-closed") {
+      return report({
+        allowed: false,
+        outcome: "degraded_closed",
+        ...unknown,
+        refusal: { reason: "unavailable" },
+        retryAfterSeconds: closedRetryAfterSeconds,
+        retryAfterMs: closedRetryAfterSeconds * 1_000,
+      });
+    }
+    if (local === undefined) throw new Error("limiter: the local policy needs a local limiter");
+    return report({ ...(await local.reserve(input)), outcome: "degraded_local" });
+  }
+
+  return {
+    kind: "resilient",
+
+    async reserve(input) {
+      const refusal = staticRefusal(input);
+      if (refusal !== null) return report(refusal);
+      if (now() < skipUntil) return degrade(input);
+      const pending = primary.reserve(input);
+      try {
+        return report(await withTimeout(pending, timeoutMs));
+      } catch (err) {
+        skipUntil = now() + retryIntervalMs;
+        failed(err, "reserve");
+        // Landed after we gave up: give the tokens back (the request stays counted, as for any settle).
+        pending
+          .then((late) => (late.reservation === null ? false : primary.settle(late.reservation, 0)))
+          .catch(() => undefined);
+        return degrade(input);
+      }
+    },
+
+    async settle(reservation, actualTokens) {
+      validateActualTokens(actualTokens);
+      if (reservation === null) return false;
+      if (local !== undefined && reservation.backend === "memory" && primary.kind !== "memory") {
+        return local.settle(reservation, actualTokens);
+      }
+      try {
+        return await withTimeout(primary.settle(reservation, actualTokens), settleTimeoutMs);
+      } catch (err) {
+        failed(err, "settle");
+        return false;
+      }
+    },
+
+    async close() {
+      await primary.close();
+      if (ownsLocal) await local?.close();
+    },
+  };
+}
+
+/** Rejects when `promise` has not settled within `ms`. */
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`limiter: no answer within ${ms} ms`)), ms);
+    promise.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (err: unknown) => {
+        clearTimeout(timer);
+        reject(err);
+      },
+    );
+  });
+}
+
+function bounded(name: string, value: number, min: number, max: number): number {
+  if (!Number.isFinite(value) || value < min || value > max) {
+    throw new RangeError(`limiter: ${name} must be between ${min} and ${max}, got ${value}`);
+  }
+  return value;
+}
