@@ -86,6 +86,11 @@ export const ModelGrantEntity = defineEntity({
     roleId: p.uuid(),
     model: () => p.manyToOne(ModelEntity).deleteRule("cascade").index(),
     createdAt: createdAt(),
+    /** Limits (governance): null = unlimited, 0 = forbidden. */
+    requestsPerMinute: p.integer().nullable(),
+    requestsPerDay: p.integer().nullable(),
+    tokensPerMinute: p.bigint("number").nullable(),
+    tokensPerDay: p.bigint("number").nullable(),
   },
 });
 export type ModelGrant = InferEntity<typeof ModelGrantEntity>;

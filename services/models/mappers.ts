@@ -80,5 +80,11 @@ export function toGrantMsg(g: ModelGrant): ModelGrantMsg {
     roleId: g.roleId,
     modelId: g.model.id,
     createTime: ts(g.createdAt),
+    limits: {
+      requestsPerMinute: g.requestsPerMinute ?? undefined,
+      requestsPerDay: g.requestsPerDay ?? undefined,
+      tokensPerMinute: g.tokensPerMinute ?? undefined,
+      tokensPerDay: g.tokensPerDay ?? undefined,
+    },
   });
 }

@@ -12,12 +12,12 @@ import {
   RevokeModelResponseSchema,
   UpdateModelResponseSchema,
 } from "../../gen/passerelle/models/v1/model_service_pb.js";
-import type { ModelType } from "../../gen/passerelle/models/v1/resources_pb.js";
+import type { ModelLimits, ModelType } from "../../gen/passerelle/models/v1/resources_pb.js";
 import { invalidArgument, notFound, rpcError } from "../platform/errors.js";
 import { decodePageToken, pageSize, paginate } from "../platform/paging.js";
 import type { ModelDeps } from "./deps.js";
 import { MODEL_TYPE_NAMES, toGrantMsg, toModelMsg } from "./mappers.js";
-import type { ModelPatch } from "./model-store.js";
+import type { GrantLimits, ModelPatch } from "./model-store.js";
 import { modelNotFound } from "./registry.js";
 import {
   admin,
@@ -43,6 +43,17 @@ type ModelHandlers = Pick<
   | "grantModel"
   | "revokeModel"
 >;
+
+/** A grant's limits from the request: unset fields are unlimited. The database stores tokens as bigint. */
+function grantLimits(l: ModelLimits | undefined): GrantLimits | undefined {
+  if (!l) return undefined;
+  return {
+    requestsPerMinute: l.requestsPerMinute ?? null,
+    requestsPerDay: l.requestsPerDay ?? null,
+    tokensPerMinute: l.tokensPerMinute ?? null,
+    tokensPerDay: l.tokensPerDay ?? null,
+  };
+}
 
 function modelType(value: ModelType, param = "type"): ModelTypeName {
   const name = MODEL_TYPE_NAMES.get(value);
@@ -149,7 +160,7 @@ export function createModelHandlers(deps: ModelDeps): ModelHandlers {
       const modelId = lookupId(req.modelId);
       const roleId = lookupId(req.roleId);
       if (!modelId || !(await store.getModel(modelId))) throw notFound("model", req.modelId);
-      const grant = roleId ? await store.grant(roleId, modelId) : null;
+      const grant = roleId ? await store.grant(roleId, modelId, grantLimits(req.limits)) : null;
       if (!grant) throw notFound("role", req.roleId);
       await registry.invalidateAll();
       return create(GrantModelResponseSchema, { grant: toGrantMsg(grant) });

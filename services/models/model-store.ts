@@ -41,6 +41,31 @@ export interface ModelRecord {
 export interface ModelDetail extends ModelRecord {
   providers: Provider[];
   grantedRoleIds: string[];
+  /** Each grant's limits, by role id. */
+  grantLimits: Map<string, GrantLimits>;
+}
+
+/** A grant's limits: null = unlimited, 0 = forbidden. */
+export interface GrantLimits {
+  requestsPerMinute: number | null;
+  requestsPerDay: number | null;
+  tokensPerMinute: number | null;
+  tokensPerDay: number | null;
+}
+
+export function isForbidden(l: GrantLimits | null | undefined): boolean {
+  return (
+    !!l && (l.requestsPerMinute === 0 || l.requestsPerDay === 0 || l.tokensPerMinute === 0 || l.tokensPerDay === 0)
+  );
+}
+
+export function limitsOf(g: ModelGrant): GrantLimits {
+  return {
+    requestsPerMinute: g.requestsPerMinute ?? null,
+    requestsPerDay: g.requestsPerDay ?? null,
+    tokensPerMinute: g.tokensPerMinute ?? null,
+    tokensPerDay: g.tokensPerDay ?? null,
+  };
 }
 
 export type { Page } from "../platform/paging.js";
@@ -110,6 +135,7 @@ export function createModelStore(orm: MikroORM) {
       ...r,
       providers: providers.filter((p) => p.model.id === r.id),
       grantedRoleIds: grants.filter((g) => g.model.id === r.id).map((g) => g.roleId),
+      grantLimits: new Map(grants.filter((g) => g.model.id === r.id).map((g) => [g.roleId, limitsOf(g)])),
     }));
   }
 
@@ -145,7 +171,12 @@ export function createModelStore(orm: MikroORM) {
             await e.flush();
             await writeNames(e, model, input.aliases);
             await e.flush();
-            return { ...record(model, [...input.aliases].sort()), providers: [], grantedRoleIds: [] };
+            return {
+              ...record(model, [...input.aliases].sort()),
+              providers: [],
+              grantedRoleIds: [],
+              grantLimits: new Map(),
+            };
           }),
         { name: input.name },
       );
@@ -165,7 +196,10 @@ export function createModelStore(orm: MikroORM) {
       if (page.after) where.id = { $gt: page.after };
       if (filter.name) where.name = { $ilike: `%${filter.name.replace(/[\\%_]/g, (c) => `\\${c}`)}%` };
       if (filter.grantedTo) {
-        const grants = await e.find(ModelGrantEntity, { roleId: filter.grantedTo });
+        // A limit of 0 forbids the model: it is hidden from the role's list.
+        const grants = (await e.find(ModelGrantEntity, { roleId: filter.grantedTo })).filter(
+          (g) => !isForbidden(limitsOf(g)),
+        );
         where.id = { ...(page.after ? { $gt: page.after } : {}), $in: grants.map((g) => g.model.id) };
       }
       return records(e, await e.find(ModelEntity, where, { orderBy: { id: "asc" }, limit: page.limit }));
@@ -225,13 +259,26 @@ export function createModelStore(orm: MikroORM) {
       return (await em().nativeDelete(ModelEntity, { id })) > 0;
     },
 
-    /** Grants a model to a role; returns the existing grant when there is one. Null when the role does not exist. */
-    async grant(roleId: string, modelId: string): Promise<ModelGrant | null> {
+    /**
+     * Grants a model to a role; returns the existing grant when there is one, with `limits` applied when given.
+     * Null when the role does not exist.
+     */
+    async grant(roleId: string, modelId: string, limits?: GrantLimits): Promise<ModelGrant | null> {
       const e = em();
       const existing = await e.findOne(ModelGrantEntity, { roleId, model: modelId });
-      if (existing) return existing;
+      if (existing) {
+        if (limits) {
+          e.assign(existing, limits);
+          await e.flush();
+        }
+        return existing;
+      }
       try {
-        const grant = e.create(ModelGrantEntity, { roleId, model: e.getReference(ModelEntity, modelId) });
+        const grant = e.create(ModelGrantEntity, {
+          roleId,
+          model: e.getReference(ModelEntity, modelId),
+          ...(limits ?? {}),
+        });
         await e.flush();
         return grant;
       } catch (err) {

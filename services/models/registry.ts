@@ -4,7 +4,7 @@ import type { Logger } from "pino";
 import type { Principal } from "../platform/context.js";
 import { rpcError } from "../platform/errors.js";
 import type { KvStore } from "../platform/kv/kv.js";
-import type { ModelDetail, ModelStore } from "./model-store.js";
+import { type GrantLimits, isForbidden, type ModelDetail, type ModelStore } from "./model-store.js";
 import { isAdmin, type ModelTypeName, type ProviderTypeName } from "./validation.js";
 
 /** One upstream of a resolved model, with its key: for the inference path only, never for an API response. */
@@ -51,6 +51,14 @@ export interface ModelRegistry {
    * granted", so that a caller cannot probe for models it may not use.
    */
   resolve(nameOrAlias: string, principal: Principal): Promise<ResolvedModel>;
+  /**
+   * For a call to the model: `resolve`, plus the caller's limits on it (null = unlimited: the `admin` permission, or
+   * a grant without limits). PermissionDenied when the grant forbids the model (a limit of 0).
+   */
+  resolveForUse(
+    nameOrAlias: string,
+    principal: Principal,
+  ): Promise<{ model: ResolvedModel; limits: GrantLimits | null }>;
   /** Drops every cached resolution in every process; called after each registry write. */
   invalidateAll(): Promise<void>;
   close(): Promise<void>;
@@ -58,7 +66,10 @@ export interface ModelRegistry {
 
 const CHANNEL = "passerelle:models:invalidate";
 
-type Entry = { model: ResolvedModel; roles: ReadonlySet<string> } | null;
+type Entry = { model: ResolvedModel; roles: ReadonlyMap<string, GrantLimits | null> } | null;
+
+const unlimited = (l: GrantLimits): boolean =>
+  l.requestsPerMinute === null && l.requestsPerDay === null && l.tokensPerMinute === null && l.tokensPerDay === null;
 
 export function modelNotFound(name: string) {
   return rpcError(
@@ -139,7 +150,17 @@ export async function createModelRegistry(deps: {
     const p = deps.store
       .findByName(name)
       .then((d): Entry => {
-        const entry = d ? { model: resolved(d), roles: new Set(d.grantedRoleIds) } : null;
+        const entry = d
+          ? {
+              model: resolved(d),
+              roles: new Map(
+                d.grantedRoleIds.map((r) => {
+                  const l = d.grantLimits.get(r);
+                  return [r, l && !unlimited(l) ? Object.freeze(l) : null] as const;
+                }),
+              ),
+            }
+          : null;
         if (started === generation) cache.set(name, { entry }, entry ? undefined : { ttl: Math.min(ttl, 5_000) });
         return entry;
       })
@@ -148,11 +169,28 @@ export async function createModelRegistry(deps: {
     return p;
   }
 
+  async function lookup(nameOrAlias: string, principal: Principal) {
+    const entry = cache.get(nameOrAlias)?.entry ?? (cache.has(nameOrAlias) ? null : await load(nameOrAlias));
+    if (!entry) throw modelNotFound(nameOrAlias);
+    if (isAdmin(principal)) return { model: entry.model, limits: null };
+    const limits = entry.roles.get(principal.roleId);
+    if (limits === undefined) throw modelNotFound(nameOrAlias);
+    return { model: entry.model, limits };
+  }
+
   return {
     async resolve(nameOrAlias, principal) {
-      const entry = cache.get(nameOrAlias)?.entry ?? (cache.has(nameOrAlias) ? null : await load(nameOrAlias));
-      if (!entry || !(isAdmin(principal) || entry.roles.has(principal.roleId))) throw modelNotFound(nameOrAlias);
-      return entry.model;
+      const r = await lookup(nameOrAlias, principal);
+      // A forbidden model is hidden, as if not granted.
+      if (isForbidden(r.limits)) throw modelNotFound(nameOrAlias);
+      return r.model;
+    },
+    async resolveForUse(nameOrAlias, principal) {
+      const r = await lookup(nameOrAlias, principal);
+      if (isForbidden(r.limits)) {
+        throw rpcError(Code.PermissionDenied, `Your role may not use the model '${nameOrAlias}'.`, "MODEL_FORBIDDEN");
+      }
+      return r;
     },
     async invalidateAll() {
       generation++;

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file passerelle/models/v1/resources.proto.
  */
 export const file_passerelle_models_v1_resources: GenFile = /*@__PURE__*/
-  fileDesc("CiRwYXNzZXJlbGxlL21vZGVscy92MS9yZXNvdXJjZXMucHJvdG8SFHBhc3NlcmVsbGUubW9kZWxzLnYxIlEKEENhcmJvblBhcmFtZXRlcnMSDAoEem9uZRgBIAEoCRIWCg50b3RhbF9wYXJhbXNfYhgCIAEoARIXCg9hY3RpdmVfcGFyYW1zX2IYAyABKAEi7AIKCFByb3ZpZGVyEgoKAmlkGAEgASgJEhAKCG1vZGVsX2lkGAIgASgJEjAKBHR5cGUYAyABKA4yIi5wYXNzZXJlbGxlLm1vZGVscy52MS5Qcm92aWRlclR5cGUSCwoDdXJsGAQgASgJEg8KB2hhc19rZXkYBSABKAgSFgoOdXBzdHJlYW1fbW9kZWwYBiABKAkSFwoPdGltZW91dF9zZWNvbmRzGAcgASgFEg4KBndlaWdodBgIIAEoBRIXCg9tYXhfY29uY3VycmVuY3kYCSABKAUSNgoGY2FyYm9uGAogASgLMiYucGFzc2VyZWxsZS5tb2RlbHMudjEuQ2FyYm9uUGFyYW1ldGVycxIvCgtjcmVhdGVfdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIocDCgVNb2RlbBIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEg8KB2FsaWFzZXMYAyADKAkSLQoEdHlwZRgEIAEoDjIfLnBhc3NlcmVsbGUubW9kZWxzLnYxLk1vZGVsVHlwZRIaChJtYXhfY29udGV4dF9sZW5ndGgYBSABKAUSEwoLdmVjdG9yX3NpemUYBiABKAUSHwoXY29zdF9wcm9tcHRfcGVyX21pbGxpb24YByABKAESIwobY29zdF9jb21wbGV0aW9uX3Blcl9taWxsaW9uGAggASgBEjEKCXByb3ZpZGVycxgJIAMoCzIeLnBhc3NlcmVsbGUubW9kZWxzLnYxLlByb3ZpZGVyEhgKEGdyYW50ZWRfcm9sZV9pZHMYCiADKAkSLwoLY3JlYXRlX3RpbWUYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJsCgpNb2RlbEdyYW50EgoKAmlkGAEgASgJEg8KB3JvbGVfaWQYAiABKAkSEAoIbW9kZWxfaWQYAyABKAkSLwoLY3JlYXRlX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wKuUBCglNb2RlbFR5cGUSGgoWTU9ERUxfVFlQRV9VTlNQRUNJRklFRBAAEh4KGk1PREVMX1RZUEVfVEVYVF9HRU5FUkFUSU9OEAESIQodTU9ERUxfVFlQRV9JTUFHRV9URVhUX1RPX1RFWFQQAhIoCiRNT0RFTF9UWVBFX1RFWFRfRU1CRURESU5HU19JTkZFUkVOQ0UQAxIiCh5NT0RFTF9UWVBFX1RFWFRfQ0xBU1NJRklDQVRJT04QBBIrCidNT0RFTF9UWVBFX0FVVE9NQVRJQ19TUEVFQ0hfUkVDT0dOSVRJT04QBSp2CgxQcm92aWRlclR5cGUSHQoZUFJPVklERVJfVFlQRV9VTlNQRUNJRklFRBAAEhYKElBST1ZJREVSX1RZUEVfVkxMTRABEhUKEVBST1ZJREVSX1RZUEVfVEVJEAISGAoUUFJPVklERVJfVFlQRV9PUEVOQUkQA2IGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("CiRwYXNzZXJlbGxlL21vZGVscy92MS9yZXNvdXJjZXMucHJvdG8SFHBhc3NlcmVsbGUubW9kZWxzLnYxIlEKEENhcmJvblBhcmFtZXRlcnMSDAoEem9uZRgBIAEoCRIWCg50b3RhbF9wYXJhbXNfYhgCIAEoARIXCg9hY3RpdmVfcGFyYW1zX2IYAyABKAEi7AIKCFByb3ZpZGVyEgoKAmlkGAEgASgJEhAKCG1vZGVsX2lkGAIgASgJEjAKBHR5cGUYAyABKA4yIi5wYXNzZXJlbGxlLm1vZGVscy52MS5Qcm92aWRlclR5cGUSCwoDdXJsGAQgASgJEg8KB2hhc19rZXkYBSABKAgSFgoOdXBzdHJlYW1fbW9kZWwYBiABKAkSFwoPdGltZW91dF9zZWNvbmRzGAcgASgFEg4KBndlaWdodBgIIAEoBRIXCg9tYXhfY29uY3VycmVuY3kYCSABKAUSNgoGY2FyYm9uGAogASgLMiYucGFzc2VyZWxsZS5tb2RlbHMudjEuQ2FyYm9uUGFyYW1ldGVycxIvCgtjcmVhdGVfdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIocDCgVNb2RlbBIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEg8KB2FsaWFzZXMYAyADKAkSLQoEdHlwZRgEIAEoDjIfLnBhc3NlcmVsbGUubW9kZWxzLnYxLk1vZGVsVHlwZRIaChJtYXhfY29udGV4dF9sZW5ndGgYBSABKAUSEwoLdmVjdG9yX3NpemUYBiABKAUSHwoXY29zdF9wcm9tcHRfcGVyX21pbGxpb24YByABKAESIwobY29zdF9jb21wbGV0aW9uX3Blcl9taWxsaW9uGAggASgBEjEKCXByb3ZpZGVycxgJIAMoCzIeLnBhc3NlcmVsbGUubW9kZWxzLnYxLlByb3ZpZGVyEhgKEGdyYW50ZWRfcm9sZV9pZHMYCiADKAkSLwoLY3JlYXRlX3RpbWUYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKfAQoKTW9kZWxHcmFudBIKCgJpZBgBIAEoCRIPCgdyb2xlX2lkGAIgASgJEhAKCG1vZGVsX2lkGAMgASgJEi8KC2NyZWF0ZV90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIxCgZsaW1pdHMYBSABKAsyIS5wYXNzZXJlbGxlLm1vZGVscy52MS5Nb2RlbExpbWl0cyLhAQoLTW9kZWxMaW1pdHMSIAoTcmVxdWVzdHNfcGVyX21pbnV0ZRgBIAEoDUgAiAEBEh0KEHJlcXVlc3RzX3Blcl9kYXkYAiABKA1IAYgBARIeChF0b2tlbnNfcGVyX21pbnV0ZRgDIAEoDUgCiAEBEhsKDnRva2Vuc19wZXJfZGF5GAQgASgNSAOIAQFCFgoUX3JlcXVlc3RzX3Blcl9taW51dGVCEwoRX3JlcXVlc3RzX3Blcl9kYXlCFAoSX3Rva2Vuc19wZXJfbWludXRlQhEKD190b2tlbnNfcGVyX2RheSrlAQoJTW9kZWxUeXBlEhoKFk1PREVMX1RZUEVfVU5TUEVDSUZJRUQQABIeChpNT0RFTF9UWVBFX1RFWFRfR0VORVJBVElPThABEiEKHU1PREVMX1RZUEVfSU1BR0VfVEVYVF9UT19URVhUEAISKAokTU9ERUxfVFlQRV9URVhUX0VNQkVERElOR1NfSU5GRVJFTkNFEAMSIgoeTU9ERUxfVFlQRV9URVhUX0NMQVNTSUZJQ0FUSU9OEAQSKwonTU9ERUxfVFlQRV9BVVRPTUFUSUNfU1BFRUNIX1JFQ09HTklUSU9OEAUqdgoMUHJvdmlkZXJUeXBlEh0KGVBST1ZJREVSX1RZUEVfVU5TUEVDSUZJRUQQABIWChJQUk9WSURFUl9UWVBFX1ZMTE0QARIVChFQUk9WSURFUl9UWVBFX1RFSRACEhgKFFBST1ZJREVSX1RZUEVfT1BFTkFJEANiBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * What the platform needs to estimate a provider's carbon footprint.
@@ -278,6 +278,13 @@ export type ModelGrant = Message<"passerelle.models.v1.ModelGrant"> & {
    * @generated from field: google.protobuf.Timestamp create_time = 4;
    */
   createTime?: Timestamp | undefined;
+
+  /**
+   * What the role may use of the model; every limit unset = unlimited.
+   *
+   * @generated from field: passerelle.models.v1.ModelLimits limits = 5;
+   */
+  limits?: ModelLimits | undefined;
 };
 
 /**
@@ -286,6 +293,49 @@ export type ModelGrant = Message<"passerelle.models.v1.ModelGrant"> & {
  */
 export const ModelGrantSchema: GenMessage<ModelGrant> = /*@__PURE__*/
   messageDesc(file_passerelle_models_v1_resources, 3);
+
+/**
+ * A role's limits on a model, counted per user over sliding windows. Unset = unlimited; 0 = forbidden: the model
+ * is hidden from the role's model list and calls to it are refused (PermissionDenied).
+ *
+ * @generated from message passerelle.models.v1.ModelLimits
+ */
+export type ModelLimits = Message<"passerelle.models.v1.ModelLimits"> & {
+  /**
+   * Requests per minute.
+   *
+   * @generated from field: optional uint32 requests_per_minute = 1;
+   */
+  requestsPerMinute?: number | undefined;
+
+  /**
+   * Requests per day.
+   *
+   * @generated from field: optional uint32 requests_per_day = 2;
+   */
+  requestsPerDay?: number | undefined;
+
+  /**
+   * Tokens (prompt + completion) per minute.
+   *
+   * @generated from field: optional uint32 tokens_per_minute = 3;
+   */
+  tokensPerMinute?: number | undefined;
+
+  /**
+   * Tokens (prompt + completion) per day.
+   *
+   * @generated from field: optional uint32 tokens_per_day = 4;
+   */
+  tokensPerDay?: number | undefined;
+};
+
+/**
+ * Describes the message passerelle.models.v1.ModelLimits.
+ * Use `create(ModelLimitsSchema)` to create a new message.
+ */
+export const ModelLimitsSchema: GenMessage<ModelLimits> = /*@__PURE__*/
+  messageDesc(file_passerelle_models_v1_resources, 4);
 
 /**
  * What a model does, which decides the endpoints that accept it.

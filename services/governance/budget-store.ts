@@ -1,0 +1,319 @@
+import type { MikroORM } from "@mikro-orm/postgresql";
+import { LRUCache } from "lru-cache";
+import type pg from "pg";
+import { failedPrecondition, invalidArgument, notFound } from "../platform/errors.js";
+import { isUuid } from "../platform/paging.js";
+import type { Owner, OwnerKind } from "./entities.js";
+
+/**
+ * Budgets in nano-units, in plain SQL on MikroORM's own `pg` pool (bind parameters, one round trip on the hot path).
+ * Every statement that touches several budget rows locks them in (owner_kind, owner_id) order first, so reserving,
+ * releasing, sweeping and settling never deadlock with each other.
+ */
+
+/** A budget as admins see it. `remainingNanos` is never negative, even after an admin lowered `amountNanos`. */
+export interface BudgetState {
+  owner: Owner;
+  amountNanos: bigint;
+  spentNanos: bigint;
+  reservedNanos: bigint;
+  remainingNanos: bigint;
+  updatedAt: Date;
+}
+
+/** The outcome of a reservation: admitted (against `owners`, those with a budget), or refused by the first owner short. */
+export type Reservation =
+  | { admitted: true; owners: Owner[] }
+  | { admitted: false; owner: Owner; remainingNanos: bigint };
+
+export interface BudgetStoreOptions {
+  /** How long this process remembers whether an owner has a budget (default 10 s; admin writes here invalidate). */
+  cacheTtlMs?: number;
+  cacheMaxEntries?: number;
+  /** Default lifetime of a reservation before the sweep releases it (default 15 min: longer than any request). */
+  reservationTtlMs?: number;
+  now?: () => number;
+}
+
+export type BudgetStore = ReturnType<typeof createBudgetStore>;
+
+const KINDS: readonly OwnerKind[] = ["user", "organization"];
+const ownerKey = (o: Owner) => `${o.kind}:${o.id}`;
+
+/** MikroORM's `pg` pool: the governance hot paths use it directly for bind parameters and explicit transactions. */
+export function nativePool(orm: MikroORM): Promise<pg.Pool> {
+  return orm.em.getConnection().getNativeClient();
+}
+
+/** Runs `fn` in a transaction on one pooled connection; a connection whose rollback fails is discarded. */
+export async function inTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  let broken: Error | undefined;
+  try {
+    await client.query("begin");
+    const result = await fn(client);
+    await client.query("commit");
+    return result;
+  } catch (err) {
+    await client.query("rollback").catch((e: Error) => {
+      broken = e;
+    });
+    throw err;
+  } finally {
+    client.release(broken);
+  }
+}
+
+/** Settles a batch of newly recorded usage inside the caller's transaction: charges budgets, frees reservations. */
+export async function settleUsage(
+  client: pg.PoolClient,
+  records: { id: string; userId: string; organizationId: string | null; costNanos: bigint }[],
+): Promise<void> {
+  if (records.length === 0) return;
+  const released = await client.query<{ owner_kind: OwnerKind; owner_id: string; amount_nanos: string }>(
+    `delete from budget_reservation where usage_id = any($1::uuid[]) returning owner_kind, owner_id, amount_nanos`,
+    [records.map((r) => r.id)],
+  );
+  const owners = new Map<string, { kind: OwnerKind; id: string; charge: bigint; release: bigint }>();
+  const add = (kind: OwnerKind, id: string, charge: bigint, release: bigint) => {
+    const key = `${kind}:${id}`;
+    const o = owners.get(key) ?? { kind, id, charge: 0n, release: 0n };
+    o.charge += charge;
+    o.release += release;
+    owners.set(key, o);
+  };
+  for (const r of records) {
+    add("user", r.userId, r.costNanos, 0n);
+    if (r.organizationId) add("organization", r.organizationId, r.costNanos, 0n);
+  }
+  for (const r of released.rows) add(r.owner_kind, r.owner_id, 0n, BigInt(r.amount_nanos));
+  const list = [...owners.values()];
+  const params = [
+    list.map((o) => o.kind),
+    list.map((o) => o.id),
+    list.map((o) => o.charge.toString()),
+    list.map((o) => o.release.toString()),
+  ];
+  // A charge beyond the granted amount (a cost above its reservation, or no reservation at all) is clamped: a budget
+  // never goes negative, and the usage record keeps the true cost.
+  await client.query(
+    `with v as (select * from unnest($1::text[], $2::uuid[], $3::bigint[], $4::bigint[]) v(owner_kind, owner_id, charge, release)),
+          l as materialized (select b.owner_kind, b.owner_id from budget b join v using (owner_kind, owner_id)
+                              order by b.owner_kind, b.owner_id for update of b)
+     update budget b set spent_nanos = least(b.amount_nanos, b.spent_nanos + v.charge),
+                         reserved_nanos = greatest(0, b.reserved_nanos - v.release), updated_at = now()
+       from v join l using (owner_kind, owner_id)
+      where b.owner_kind = v.owner_kind and b.owner_id = v.owner_id`,
+    params,
+  );
+}
+
+/** Deletes the reservations `where` selects and gives their amounts back; returns how many were deleted. */
+async function releaseWhere(pool: pg.Pool, where: string, params: unknown[]): Promise<number> {
+  const { rows } = await pool.query<{ n: number }>(
+    `with r as (delete from budget_reservation where ${where} returning owner_kind, owner_id, amount_nanos),
+          agg as (select owner_kind, owner_id, sum(amount_nanos)::bigint as amount_nanos from r group by 1, 2),
+          l as materialized (select b.owner_kind, b.owner_id from budget b join agg using (owner_kind, owner_id)
+                              order by b.owner_kind, b.owner_id for update of b),
+          u as (update budget b set reserved_nanos = greatest(0, b.reserved_nanos - agg.amount_nanos), updated_at = now()
+                  from agg join l using (owner_kind, owner_id)
+                 where b.owner_kind = agg.owner_kind and b.owner_id = agg.owner_id)
+     select count(*)::int as n from r`,
+    params,
+  );
+  return rows[0]?.n ?? 0;
+}
+
+interface BudgetRow {
+  owner_kind: OwnerKind;
+  owner_id: string;
+  amount_nanos: string;
+  spent_nanos: string;
+  reserved_nanos: string;
+  updated_at: string | Date;
+}
+const COLUMNS = "owner_kind, owner_id, amount_nanos, spent_nanos, reserved_nanos, updated_at";
+
+function toState(r: BudgetRow): BudgetState {
+  const amountNanos = BigInt(r.amount_nanos);
+  const spentNanos = BigInt(r.spent_nanos);
+  const reservedNanos = BigInt(r.reserved_nanos);
+  const remaining = amountNanos - spentNanos - reservedNanos;
+  return {
+    owner: { kind: r.owner_kind, id: r.owner_id },
+    amountNanos,
+    spentNanos,
+    reservedNanos,
+    remainingNanos: remaining > 0n ? remaining : 0n,
+    updatedAt: new Date(r.updated_at),
+  };
+}
+
+function checkOwner(owner: Owner): void {
+  if (!KINDS.includes(owner.kind)) throw invalidArgument(`Unknown budget owner kind '${owner.kind}'.`, "owner");
+  if (!isUuid(owner.id)) throw invalidArgument(`'${owner.id}' is not a valid ${owner.kind} id.`, "owner");
+}
+
+const isCheckViolation = (err: unknown) => (err as { code?: string }).code === "23514";
+const belowSpent = () =>
+  failedPrecondition("A budget cannot be set below what has already been spent.", "BUDGET_BELOW_SPENT");
+
+/** Budgets, reservations and their settlement. */
+export function createBudgetStore(orm: MikroORM, opts: BudgetStoreOptions = {}) {
+  const now = opts.now ?? Date.now;
+  const reservationTtlMs = opts.reservationTtlMs ?? 15 * 60_000;
+  const hasBudget = new LRUCache<string, boolean>({
+    max: opts.cacheMaxEntries ?? 100_000,
+    ttl: opts.cacheTtlMs ?? 10_000,
+  });
+  const pool = () => nativePool(orm);
+
+  /** The owners among `owners` that have a budget; one query for those this process does not remember. */
+  async function withBudget(owners: Owner[]): Promise<Owner[]> {
+    const unknown = owners.filter((o) => hasBudget.get(ownerKey(o)) === undefined);
+    if (unknown.length > 0) {
+      const { rows } = await (await pool()).query<{ owner_kind: OwnerKind; owner_id: string }>(
+        `select owner_kind, owner_id from budget
+          where (owner_kind, owner_id) in (select * from unnest($1::text[], $2::uuid[]))`,
+        [unknown.map((o) => o.kind), unknown.map((o) => o.id)],
+      );
+      const found = new Set(rows.map((r) => `${r.owner_kind}:${r.owner_id}`));
+      for (const o of unknown) hasBudget.set(ownerKey(o), found.has(ownerKey(o)));
+    }
+    return owners.filter((o) => hasBudget.get(ownerKey(o)) === true);
+  }
+
+  return {
+    /**
+     * Reserves `amountNanos` (the worst-case cost) on every owner's budget for the request `usageId`, atomically:
+     * all or none. Refused when any budget's remaining amount is below it. Owners without a budget are unlimited
+     * and cost no query once this process knows it. A zero amount is admitted without touching the database.
+     */
+    async reserve(
+      usageId: string,
+      owners: Owner[],
+      amountNanos: bigint,
+      ttlMs = reservationTtlMs,
+    ): Promise<Reservation> {
+      if (amountNanos < 0n) throw new RangeError("a reservation cannot be negative");
+      const limited = amountNanos === 0n ? [] : await withBudget(owners);
+      if (limited.length === 0) return { admitted: true, owners: [] };
+      // One statement: lock the budget rows in order, decide, then reserve on all of them or on none.
+      const { rows } = await (await pool()).query<{
+        owner_kind: OwnerKind;
+        owner_id: string;
+        remaining: string;
+        ok: boolean;
+      }>(
+        `with locked as materialized (
+                select b.owner_kind, b.owner_id, b.amount_nanos - b.spent_nanos - b.reserved_nanos as remaining
+                  from budget b join unnest($1::text[], $2::uuid[]) w(owner_kind, owner_id) using (owner_kind, owner_id)
+                 order by b.owner_kind, b.owner_id for update of b),
+              verdict as (select coalesce(bool_and(remaining >= $3::bigint), true) as ok from locked),
+              upd as (update budget b set reserved_nanos = b.reserved_nanos + $3::bigint, updated_at = now()
+                        from locked l
+                       where (select ok from verdict) and b.owner_kind = l.owner_kind and b.owner_id = l.owner_id
+                      returning b.owner_kind, b.owner_id),
+              ins as (insert into budget_reservation (usage_id, owner_kind, owner_id, amount_nanos, expires_at)
+                      select $4::uuid, owner_kind, owner_id, $3::bigint, $5::timestamptz from upd)
+         select l.owner_kind, l.owner_id, l.remaining::text as remaining, (select ok from verdict) as ok
+           from locked l order by l.owner_kind, l.owner_id`,
+        [
+          limited.map((o) => o.kind),
+          limited.map((o) => o.id),
+          amountNanos.toString(),
+          usageId,
+          new Date(now() + ttlMs),
+        ],
+      );
+      // A budget deleted since it was cached: the owner is unlimited again.
+      const present = new Set(rows.map((r) => `${r.owner_kind}:${r.owner_id}`));
+      for (const o of limited) if (!present.has(ownerKey(o))) hasBudget.set(ownerKey(o), false);
+      const short = rows.find((r) => BigInt(r.remaining) < amountNanos);
+      if (rows[0]?.ok === false && short) {
+        const remaining = BigInt(short.remaining);
+        return {
+          admitted: false,
+          owner: { kind: short.owner_kind, id: short.owner_id },
+          remainingNanos: remaining > 0n ? remaining : 0n,
+        };
+      }
+      return { admitted: true, owners: rows.map((r) => ({ kind: r.owner_kind, id: r.owner_id })) };
+    },
+
+    /** Gives a reservation back without charging anything (a request that failed before any work upstream). */
+    async release(usageId: string): Promise<void> {
+      await releaseWhere(await pool(), "usage_id = $1", [usageId]);
+    },
+
+    /** Releases the reservations expired at `nowMs` (left by crashed processes); returns how many. */
+    async sweepExpired(nowMs = now()): Promise<number> {
+      return releaseWhere(await pool(), "expires_at <= $1", [new Date(nowMs)]);
+    },
+
+    async getBudget(owner: Owner): Promise<BudgetState | null> {
+      checkOwner(owner);
+      const { rows } = await (await pool()).query<BudgetRow>(
+        `select ${COLUMNS} from budget where owner_kind = $1 and owner_id = $2`,
+        [owner.kind, owner.id],
+      );
+      return rows[0] ? toState(rows[0]) : null;
+    },
+
+    /** Budgets of one kind in owner id order (keyset paging after `after`). */
+    async listBudgets(kind: OwnerKind, page: { after?: string; limit: number }): Promise<BudgetState[]> {
+      const { rows } = await (await pool()).query<BudgetRow>(
+        `select ${COLUMNS} from budget where owner_kind = $1 and ($2::uuid is null or owner_id > $2::uuid)
+          order by owner_id limit $3`,
+        [kind, page.after ?? null, page.limit],
+      );
+      return rows.map(toState);
+    },
+
+    /** Creates the budget or sets its granted amount; refused below what was already spent. */
+    async setBudget(owner: Owner, amountNanos: bigint): Promise<BudgetState> {
+      checkOwner(owner);
+      if (amountNanos < 0n) throw invalidArgument("A budget cannot be negative.", "amount");
+      try {
+        const { rows } = await (await pool()).query<BudgetRow>(
+          `insert into budget (owner_kind, owner_id, amount_nanos, spent_nanos, reserved_nanos, created_at, updated_at)
+           values ($1, $2, $3, 0, 0, now(), now())
+           on conflict (owner_kind, owner_id) do update set amount_nanos = excluded.amount_nanos, updated_at = now()
+           returning ${COLUMNS}`,
+          [owner.kind, owner.id, amountNanos.toString()],
+        );
+        hasBudget.set(ownerKey(owner), true);
+        return toState(rows[0] as BudgetRow);
+      } catch (err) {
+        throw isCheckViolation(err) ? belowSpent() : err;
+      }
+    },
+
+    /** Adds `deltaNanos` (negative to take back) to an existing budget's granted amount. */
+    async topUp(owner: Owner, deltaNanos: bigint): Promise<BudgetState> {
+      checkOwner(owner);
+      try {
+        const { rows } = await (await pool()).query<BudgetRow>(
+          `update budget set amount_nanos = amount_nanos + $3, updated_at = now()
+            where owner_kind = $1 and owner_id = $2 returning ${COLUMNS}`,
+          [owner.kind, owner.id, deltaNanos.toString()],
+        );
+        if (!rows[0]) throw notFound("budget", `${owner.kind}/${owner.id}`);
+        return toState(rows[0]);
+      } catch (err) {
+        throw isCheckViolation(err) ? belowSpent() : err;
+      }
+    },
+
+    /** Removes a budget: the owner is unlimited again. Its reservations are dropped by settlement or the sweep. */
+    async deleteBudget(owner: Owner): Promise<boolean> {
+      checkOwner(owner);
+      const res = await (await pool()).query(`delete from budget where owner_kind = $1 and owner_id = $2`, [
+        owner.kind,
+        owner.id,
+      ]);
+      hasBudget.set(ownerKey(owner), false);
+      return (res.rowCount ?? 0) > 0;
+    },
+  };
+}

@@ -1,0 +1,282 @@
+// Durability of the usage journal against the real PostgreSQL, reached through a TCP proxy this file cuts and
+// restores (a real outage for the pg pool), and against a real crash (a child process killed with SIGKILL).
+import { spawn } from "node:child_process";
+import fs from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { fileURLToPath } from "node:url";
+import { v7 as uuidv7 } from "uuid";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createTestDatabase, type TestDatabase } from "../../test/support/db.js";
+import { type Database, openDatabase } from "../platform/db/database.js";
+import { type BudgetStore, createBudgetStore, nativePool } from "./budget-store.js";
+import { governanceEntities, type UsageRecord } from "./entities.js";
+import { createUsageBuffer } from "./usage-buffer.js";
+import { createUsageStore, type UsageStore } from "./usage-store.js";
+
+const record = (over: Partial<UsageRecord> = {}): UsageRecord => ({
+  id: uuidv7(),
+  requestId: "req",
+  createdAt: new Date(),
+  userId: uuidv7(),
+  keyId: null,
+  organizationId: null,
+  model: "m",
+  providerId: null,
+  endpoint: "chat.completions",
+  status: 200,
+  errorCode: null,
+  promptTokens: 10,
+  completionTokens: 5,
+  costNanos: 3n,
+  kwhMin: 0,
+  kwhMax: 0,
+  kgco2Min: 0,
+  kgco2Max: 0,
+  latencyMs: 10,
+  ttftMs: null,
+  audioSeconds: null,
+  ...over,
+});
+
+const tempDir = () => fs.mkdtempSync(path.join(os.tmpdir(), "usage-journal-"));
+const segments = (dir: string) => fs.readdirSync(dir).filter((f) => f.startsWith("usage-"));
+
+async function eventually(ok: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!(await ok())) {
+    if (Date.now() > end) throw new Error("timed out");
+    await sleep(20);
+  }
+}
+
+/** A TCP proxy to PostgreSQL: `down()` kills every connection and refuses new ones until `up()`. */
+async function createProxy(targetUrl: string) {
+  const target = new URL(targetUrl);
+  const sockets = new Set<net.Socket>();
+  let server: net.Server | undefined;
+  let port = 0;
+  const up = async () => {
+    const s = net.createServer((client) => {
+      const upstream = net.connect(Number(target.port), target.hostname);
+      for (const sock of [client, upstream]) {
+        sockets.add(sock);
+        sock.on("error", () => undefined);
+        sock.on("close", () => {
+          sockets.delete(sock);
+          client.destroy();
+          upstream.destroy();
+        });
+      }
+      client.pipe(upstream);
+      upstream.pipe(client);
+    });
+    await new Promise<void>((resolve, reject) => {
+      s.once("error", reject);
+      s.listen(port, "127.0.0.1", () => resolve());
+    });
+    port = (s.address() as net.AddressInfo).port;
+    server = s;
+  };
+  const down = async () => {
+    const s = server;
+    server = undefined;
+    for (const sock of sockets) sock.destroy();
+    await new Promise<void>((resolve) => (s ? s.close(() => resolve()) : resolve()));
+  };
+  await up();
+  const url = new URL(targetUrl);
+  url.hostname = "127.0.0.1";
+  url.port = String(port);
+  return { url: url.toString(), up, down };
+}
+
+describe("usage journal, on its own", () => {
+  it("refuses invalid records before they reach the disk", async () => {
+    const dir = tempDir();
+    const buf = await createUsageBuffer({ dir, sink: async () => undefined });
+    expect(() => buf.record(record({ promptTokens: -1 }))).toThrow(/promptTokens/);
+    expect(() => buf.record(record({ userId: "someone" }))).toThrow(/userId/);
+    expect(() => buf.record(record({ costNanos: 1 as unknown as bigint }))).toThrow(/costNanos/);
+    expect(() => buf.record(record({ model: "" }))).toThrow(/model/);
+    expect(() => buf.record(record({ kwhMax: Number.NaN }))).toThrow(/kwhMax/);
+    expect(buf.depth()).toBe(0);
+    await buf.close();
+    expect(segments(dir)).toEqual([]);
+  });
+
+  it("belongs to one live process at a time", async () => {
+    const dir = tempDir();
+    fs.writeFileSync(path.join(dir, "journal.lock"), String(process.ppid));
+    await expect(createUsageBuffer({ dir, sink: async () => undefined })).rejects.toThrow(/running process/);
+    fs.writeFileSync(path.join(dir, "journal.lock"), "4194000"); // above pid_max: a process long gone
+    const buf = await createUsageBuffer({ dir, sink: async () => undefined });
+    expect(fs.readFileSync(path.join(dir, "journal.lock"), "utf8")).toBe(String(process.pid));
+    await buf.close();
+    expect(fs.existsSync(path.join(dir, "journal.lock"))).toBe(false);
+  });
+
+  it("sets aside a record the database refuses for good, and writes the others", async () => {
+    const dir = tempDir();
+    const bad = record();
+    const delivered: string[] = [];
+    const sink = async (batch: UsageRecord[]) => {
+      if (batch.some((r) => r.id === bad.id)) throw Object.assign(new Error("check violation"), { code: "23514" });
+      delivered.push(...batch.map((r) => r.id));
+    };
+    const buf = await createUsageBuffer({ dir, sink, batchSize: 10, flushIntervalMs: 60_000 });
+    const good = Array.from({ length: 7 }, () => record());
+    for (const r of [...good.slice(0, 3), bad, ...good.slice(3)]) buf.record(r);
+    expect(await buf.flush()).toBe(true);
+    expect(delivered.sort()).toEqual(good.map((r) => r.id).sort());
+    expect(buf.stats()).toMatchObject({ rejected: 1, depth: 0, flushed: 8 });
+    expect(fs.readFileSync(path.join(dir, "rejected.jsonl"), "utf8")).toContain(bad.id);
+    await buf.close();
+  });
+});
+
+describe("usage journal on PostgreSQL", () => {
+  let tdb: TestDatabase;
+  let db: Database;
+  let proxy: Awaited<ReturnType<typeof createProxy>>;
+  let store: UsageStore;
+  let budgets: BudgetStore;
+
+  beforeAll(async () => {
+    tdb = await createTestDatabase("gov_journal");
+    proxy = await createProxy(tdb.url);
+    db = await openDatabase({ url: proxy.url, dataDir: os.tmpdir(), entities: governanceEntities, poolMax: 4 });
+    store = createUsageStore(db.orm);
+    budgets = createBudgetStore(db.orm);
+  });
+  afterAll(async () => {
+    await proxy?.up().catch(() => undefined);
+    await db?.close();
+    await proxy?.down();
+    await tdb?.drop();
+  });
+
+  /** How many times each id is in the ledger. */
+  const counts = async (ids: string[]) => {
+    const pool = await nativePool(db.orm);
+    const { rows } = await pool.query<{ id: string; n: number }>(
+      "select id, count(*)::int as n from usage_record where id = any($1::uuid[]) group by id",
+      [ids],
+    );
+    return new Map(rows.map((r) => [r.id, r.n]));
+  };
+  const expectExactlyOnce = async (ids: string[]) => {
+    const n = await counts(ids);
+    expect(n.size).toBe(ids.length);
+    expect([...n.values()].every((c) => c === 1)).toBe(true);
+  };
+
+  it("writes every record exactly once across an outage, and settles budgets once", async () => {
+    const dir = tempDir();
+    const user = { kind: "user" as const, id: uuidv7() };
+    await budgets.setBudget(user, 1_000_000n);
+    const recs = Array.from({ length: 600 }, (_, i) => record({ userId: user.id, costNanos: BigInt(i % 50) }));
+    for (let i = 0; i < recs.length; i += 100) {
+      await Promise.all(recs.slice(i, i + 100).map((r) => budgets.reserve(r.id, [user], 100n)));
+    }
+    let calls = 0;
+    // The third batch commits but its acknowledgement is lost (a crash between commit and segment deletion).
+    const sink = async (batch: UsageRecord[]) => {
+      await store.writeBatch(batch);
+      if (++calls === 3) throw new Error("acknowledgement lost");
+    };
+    const buf = await createUsageBuffer({
+      dir,
+      sink,
+      batchSize: 50,
+      flushIntervalMs: 20,
+      retryMinMs: 10,
+      retryMaxMs: 100,
+    });
+    for (const [i, r] of recs.entries()) {
+      if (i === 200) await proxy.down();
+      if (i === 450) {
+        expect(buf.depth()).toBeGreaterThanOrEqual(250);
+        expect(segments(dir).length).toBeGreaterThanOrEqual(5);
+        await proxy.up();
+      }
+      buf.record(r);
+      if (i % 10 === 0) await sleep(5);
+    }
+    await eventually(() => buf.flush());
+    expect(buf.stats().flushFailures).toBeGreaterThan(0);
+    expect(segments(dir)).toEqual([]);
+    await expectExactlyOnce(recs.map((r) => r.id));
+    const total = recs.reduce((s, r) => s + r.costNanos, 0n);
+    expect(await budgets.getBudget(user)).toMatchObject({ spentNanos: total, reservedNanos: 0n });
+    await buf.close();
+  });
+
+  it("replays what a closed buffer left on disk when the next one starts", async () => {
+    const dir = tempDir();
+    await proxy.down();
+    const sink = (batch: UsageRecord[]) => store.writeBatch(batch);
+    const first = await createUsageBuffer({ dir, sink, batchSize: 40, flushIntervalMs: 20, retryMinMs: 10 });
+    const recs = Array.from({ length: 120 }, () => record());
+    for (const r of recs) first.record(r);
+    await first.close();
+    expect(first.depth()).toBe(120);
+    const late = record();
+    first.record(late); // finished during shutdown: still journaled
+    await proxy.up();
+    const second = await createUsageBuffer({ dir, sink, batchSize: 40, flushIntervalMs: 20 });
+    expect(second.depth()).toBe(121);
+    await eventually(async () => second.depth() === 0);
+    await expectExactlyOnce([...recs, late].map((r) => r.id));
+    expect(second.stats().flushed).toBe(121);
+    await second.close();
+  });
+
+  it("loses nothing when the process is killed, even mid-line", async () => {
+    const dir = tempDir();
+    const ids = Array.from({ length: 75 }, () => uuidv7());
+    const template = { ...record(), createdAt: new Date().toISOString(), costNanos: "7" };
+    const child = spawn(
+      process.execPath,
+      [
+        "--import",
+        "tsx",
+        "--input-type=module",
+        "-e",
+        `const { createUsageBuffer } = await import(process.env.MODULE);
+         const t = JSON.parse(process.env.TEMPLATE);
+         const buf = await createUsageBuffer({ dir: process.env.DIR, sink: () => new Promise(() => {}), batchSize: 20, flushIntervalMs: 5 });
+         for (const id of JSON.parse(process.env.IDS)) buf.record({ ...t, id, createdAt: new Date(t.createdAt), costNanos: BigInt(t.costNanos) });
+         process.stdout.write("recorded\\n");
+         process.kill(process.pid, "SIGKILL");`,
+      ],
+      {
+        env: {
+          ...process.env,
+          MODULE: fileURLToPath(new URL("./usage-buffer.ts", import.meta.url)),
+          TEMPLATE: JSON.stringify(template),
+          IDS: JSON.stringify(ids),
+          DIR: dir,
+        },
+        stdio: ["ignore", "pipe", "inherit"],
+      },
+    );
+    let out = "";
+    child.stdout.on("data", (d) => {
+      out += d;
+    });
+    const signal = await new Promise((resolve) => child.on("exit", (_code, sig) => resolve(sig)));
+    expect(signal).toBe("SIGKILL");
+    expect(out).toBe("recorded\n");
+    const files = segments(dir).sort();
+    expect(files.length).toBe(4);
+    fs.appendFileSync(path.join(dir, files[files.length - 1] as string), '{"id":"0192'); // torn write
+    const buf = await createUsageBuffer({ dir, sink: (b) => store.writeBatch(b), flushIntervalMs: 20 });
+    await eventually(() => buf.flush());
+    await expectExactlyOnce(ids);
+    expect(buf.stats()).toMatchObject({ flushed: 75, rejected: 0 });
+    await buf.close();
+  });
+});

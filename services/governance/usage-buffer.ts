@@ -1,0 +1,319 @@
+import fs from "node:fs";
+import fsp from "node:fs/promises";
+import path from "node:path";
+import type { Logger } from "pino";
+import { isUuid } from "../platform/paging.js";
+import type { UsageRecord } from "./entities.js";
+
+/**
+ * The durable local journal of usage records, between the request path and PostgreSQL.
+ *
+ * `record()` validates a record and appends it as one JSON line to the active segment file with a synchronous
+ * write: once it returns, the record is in the kernel and survives a crash of the process. The active segment is
+ * fdatasync'ed every `flushIntervalMs`, so an OS crash or power loss can lose at most that interval. A segment is
+ * sealed at `batchSize` records or on the timer, and the flusher writes sealed segments one by one (read back from
+ * disk: memory holds one batch at most) through `sink`, then deletes them. The sink is idempotent (insert … on
+ * conflict do nothing, budgets settled only for new rows), so a segment written again after a failure or a crash
+ * between commit and delete changes nothing. PostgreSQL down → records keep going to disk and the flusher retries
+ * with exponential backoff; a start replays every segment left over. One process per directory (a lock file).
+ */
+
+export interface UsageBufferOptions {
+  /** The journal directory (created if missing), e.g. `<data dir>/usage`. */
+  dir: string;
+  /** Writes a batch durably and idempotently (usage-store `writeBatch`). */
+  sink: (batch: UsageRecord[]) => Promise<unknown>;
+  /** Records per segment and per sink call (default 500). */
+  batchSize?: number;
+  /** Flush and fdatasync period (default 1000 ms). */
+  flushIntervalMs?: number;
+  retryMinMs?: number;
+  retryMaxMs?: number;
+  /** Errors no retry can fix (default: SQLSTATE classes 22 and 23): the records are set aside in `rejected.jsonl`. */
+  isPermanentError?: (err: unknown) => boolean;
+  logger?: Logger;
+}
+
+/** Counters for metrics. */
+export interface UsageBufferStats {
+  /** Records on disk not yet written to the database. */
+  depth: number;
+  /** Records delivered to the sink since the start (replays included). */
+  flushed: number;
+  /** Failed flush attempts since the start. */
+  flushFailures: number;
+  /** Records set aside as unwritable (see `isPermanentError`). */
+  rejected: number;
+}
+
+export interface UsageBuffer {
+  /** Journals a record; throws on an invalid record or a failing disk. Never waits for the database. */
+  record(rec: UsageRecord): void;
+  /** Seals the active segment and writes everything now; true when nothing is left on disk. */
+  flush(): Promise<boolean>;
+  depth(): number;
+  stats(): UsageBufferStats;
+  /** Stops the timer and flushes what it can; the rest stays on disk for the next start. Later records still go to disk. */
+  close(): Promise<void>;
+}
+
+const SEGMENT = /^usage-(\d{12})\.jsonl$/;
+const LOCK = "journal.lock";
+const REJECTED = "rejected.jsonl";
+const INT4 = 2_147_483_647;
+const INT8 = 9_223_372_036_854_775_807n;
+
+const defaultPermanent = (err: unknown) => /^2[23]/.test(String((err as { code?: unknown })?.code ?? ""));
+
+/** Throws a TypeError naming the first field of `r` the ledger would refuse. */
+export function validateUsageRecord(r: UsageRecord): void {
+  const fail = (field: string) => {
+    throw new TypeError(`invalid usage record: ${field}`);
+  };
+  const uuid = (v: string | null, field: string, nullable: boolean) =>
+    (v === null ? !nullable : typeof v !== "string" || !isUuid(v)) && fail(field);
+  const text = (v: string | null, max: number, field: string, nullable = false) =>
+    (v === null ? !nullable : typeof v !== "string" || v.length === 0 || v.length > max) && fail(field);
+  const int = (v: number | null, field: string, nullable = false) =>
+    (v === null ? !nullable : !Number.isInteger(v) || v < 0 || v > INT4) && fail(field);
+  const real = (v: number | null, field: string, nullable = false) =>
+    (v === null ? !nullable : typeof v !== "number" || !Number.isFinite(v) || v < 0) && fail(field);
+  uuid(r.id, "id", false);
+  uuid(r.userId, "userId", false);
+  uuid(r.keyId, "keyId", true);
+  uuid(r.organizationId, "organizationId", true);
+  uuid(r.providerId, "providerId", true);
+  text(r.requestId, 128, "requestId");
+  text(r.model, 200, "model");
+  text(r.endpoint, 40, "endpoint");
+  text(r.errorCode, 100, "errorCode", true);
+  if (!(r.createdAt instanceof Date) || Number.isNaN(r.createdAt.getTime())) fail("createdAt");
+  if (!Number.isInteger(r.status) || r.status < 0 || r.status > 999) fail("status");
+  int(r.promptTokens, "promptTokens");
+  int(r.completionTokens, "completionTokens");
+  int(r.latencyMs, "latencyMs");
+  int(r.ttftMs, "ttftMs", true);
+  if (typeof r.costNanos !== "bigint" || r.costNanos < 0n || r.costNanos > INT8) fail("costNanos");
+  for (const k of ["kwhMin", "kwhMax", "kgco2Min", "kgco2Max"] as const) real(r[k], k);
+  real(r.audioSeconds, "audioSeconds", true);
+}
+
+function encode(r: UsageRecord): string {
+  return `${JSON.stringify({ ...r, createdAt: r.createdAt.toISOString(), costNanos: r.costNanos.toString() })}\n`;
+}
+
+function decode(line: string): UsageRecord {
+  const o = JSON.parse(line) as UsageRecord & { createdAt: string; costNanos: string };
+  const r = { ...o, createdAt: new Date(o.createdAt), costNanos: BigInt(o.costNanos) };
+  validateUsageRecord(r);
+  return r;
+}
+
+function writeAll(fd: number, text: string): void {
+  const buf = Buffer.from(text);
+  for (let off = 0; off < buf.length; ) off += fs.writeSync(fd, buf, off);
+}
+
+/** Takes the directory's lock file; a lock whose process is gone (or is this pid, restarted) is stale. */
+async function lock(dir: string): Promise<string> {
+  const file = path.join(dir, LOCK);
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      await fsp.writeFile(file, String(process.pid), { flag: "wx" });
+      return file;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+    }
+    const pid = Number(await fsp.readFile(file, "utf8").catch(() => ""));
+    let alive = false;
+    try {
+      alive = Number.isInteger(pid) && pid > 0 && pid !== process.pid && process.kill(pid, 0);
+    } catch (err) {
+      alive = (err as NodeJS.ErrnoException).code === "EPERM";
+    }
+    if (alive) {
+      throw new Error(`${dir} is the usage journal of the running process ${pid}: give each process its own directory`);
+    }
+    await fsp.rm(file, { force: true });
+  }
+  throw new Error(`cannot lock the usage journal ${dir}`);
+}
+
+/** Opens the journal in `dir`, replays what a previous run left there, and starts the flusher. */
+export async function createUsageBuffer(opts: UsageBufferOptions): Promise<UsageBuffer> {
+  const { dir, sink, logger } = opts;
+  const batchSize = opts.batchSize ?? 500;
+  const retryMinMs = opts.retryMinMs ?? 500;
+  const retryMaxMs = opts.retryMaxMs ?? 30_000;
+  const isPermanent = opts.isPermanentError ?? defaultPermanent;
+  await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
+  const lockFile = await lock(dir);
+
+  const sealed: { file: string; count: number; ready: Promise<void> }[] = [];
+  let seq = 0;
+  for (const name of (await fsp.readdir(dir)).sort()) {
+    const m = SEGMENT.exec(name);
+    if (!m) continue;
+    seq = Math.max(seq, Number(m[1]));
+    const text = await fsp.readFile(path.join(dir, name), "utf8");
+    sealed.push({ file: name, count: text.split("\n").filter(Boolean).length, ready: Promise.resolve() });
+  }
+  const nextFile = () => `usage-${String(++seq).padStart(12, "0")}.jsonl`;
+
+  let active: { file: string; fd: number; count: number; dirty: boolean } | undefined;
+  let draining: Promise<boolean> | undefined;
+  let retryAt = 0;
+  let attempt = 0;
+  let closed = false;
+  const counters = { flushed: 0, flushFailures: 0, rejected: 0 };
+
+  const depth = () => sealed.reduce((n, s) => n + s.count, active?.count ?? 0);
+
+  function seal(): void {
+    const seg = active;
+    if (!seg) return;
+    active = undefined;
+    const ready = new Promise<void>((resolve) =>
+      fs.fdatasync(seg.fd, (syncErr) => {
+        if (syncErr) logger?.warn({ err: syncErr, file: seg.file }, "usage journal: fdatasync failed");
+        fs.close(seg.fd, () => resolve());
+      }),
+    );
+    sealed.push({ file: seg.file, count: seg.count, ready });
+  }
+
+  async function setAside(line: string, err: unknown): Promise<void> {
+    counters.rejected++;
+    logger?.error({ err }, "usage journal: a record the database refuses was set aside in rejected.jsonl");
+    await fsp.appendFile(path.join(dir, REJECTED), line.endsWith("\n") ? line : `${line}\n`);
+  }
+
+  /** Reads a segment back; a torn last line (a crash mid-write) is dropped, other unreadable lines set aside. */
+  async function read(file: string): Promise<UsageRecord[]> {
+    const lines = (await fsp.readFile(path.join(dir, file), "utf8")).split("\n");
+    const last = lines.length - 1;
+    const records: UsageRecord[] = [];
+    for (const [i, line] of lines.entries()) {
+      if (!line) continue;
+      try {
+        records.push(decode(line));
+      } catch (err) {
+        if (i === last) logger?.warn({ file }, "usage journal: dropped a torn last line");
+        else await setAside(line, err);
+      }
+    }
+    return records;
+  }
+
+  async function deliver(records: UsageRecord[]): Promise<void> {
+    try {
+      await sink(records);
+    } catch (err) {
+      if (!isPermanent(err)) throw err;
+      // One bad record must not stall the ledger: write one at a time and set aside what is refused for good.
+      for (const r of records) {
+        try {
+          await sink([r]);
+        } catch (e) {
+          if (!isPermanent(e)) throw e;
+          await setAside(encode(r), e);
+        }
+      }
+    }
+  }
+
+  function drain(): Promise<boolean> {
+    draining ??= (async () => {
+      try {
+        while (sealed.length > 0) {
+          const seg = sealed[0] as (typeof sealed)[number];
+          await seg.ready;
+          const records = await read(seg.file);
+          for (let i = 0; i < records.length; i += batchSize) await deliver(records.slice(i, i + batchSize));
+          await fsp.rm(path.join(dir, seg.file), { force: true });
+          sealed.shift();
+          counters.flushed += records.length;
+        }
+        attempt = 0;
+        retryAt = 0;
+        return true;
+      } catch (err) {
+        counters.flushFailures++;
+        attempt++;
+        const delay = Math.min(retryMaxMs, retryMinMs * 2 ** (attempt - 1)) * (0.5 + Math.random() / 2);
+        retryAt = Date.now() + delay;
+        logger?.warn(
+          { err, depth: depth(), retryInMs: Math.round(delay) },
+          "usage journal: flush failed, kept on disk",
+        );
+        return false;
+      } finally {
+        draining = undefined;
+      }
+    })();
+    return draining;
+  }
+
+  function tick(): void {
+    if (!draining && Date.now() >= retryAt) {
+      seal();
+      if (sealed.length > 0) void drain();
+    }
+    if (active?.dirty) {
+      // While flushes fail or run long: bounds what an OS crash can lose to one interval (a process crash loses none).
+      active.dirty = false;
+      fs.fdatasync(active.fd, () => undefined);
+    }
+  }
+
+  const timer = setInterval(tick, opts.flushIntervalMs ?? 1000);
+  timer.unref();
+  if (sealed.length > 0) void drain();
+
+  return {
+    record(rec) {
+      validateUsageRecord(rec);
+      const line = encode(rec);
+      if (closed) {
+        // After close (requests that finished during shutdown): straight to a segment of its own for the next start.
+        fs.appendFileSync(path.join(dir, nextFile()), line);
+        return;
+      }
+      if (!active) {
+        const file = nextFile();
+        active = { file, fd: fs.openSync(path.join(dir, file), "a"), count: 0, dirty: false };
+      }
+      try {
+        writeAll(active.fd, line);
+      } catch (err) {
+        // A partial line must stay the torn end of its segment, not corrupt the next record: start a new one.
+        seal();
+        throw err;
+      }
+      active.count++;
+      active.dirty = true;
+      if (active.count >= batchSize) {
+        seal();
+        if (!draining && Date.now() >= retryAt) void drain();
+      }
+    },
+    async flush() {
+      await draining;
+      seal();
+      await drain();
+      return depth() === 0;
+    },
+    depth,
+    stats: () => ({ depth: depth(), ...counters }),
+    async close() {
+      if (closed) return;
+      closed = true;
+      clearInterval(timer);
+      await draining;
+      seal();
+      await drain();
+      await Promise.all(sealed.map((s) => s.ready));
+      await fsp.rm(lockFile, { force: true });
+    },
+  };
+}
