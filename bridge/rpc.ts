@@ -21,8 +21,14 @@ export interface Clients {
 
 type ServerStream<M> =
   M extends DescMethodServerStreaming<infer I, infer O>
-    ? (input: MessageInitShape<I>, opts: CallOptions) => Promise<AsyncIterator<MessageShape<O>>>
+    ? (input: MessageInitShape<I>, opts: CallOptions) => Promise<OpenStream<MessageShape<O>>>
     : never;
+
+/** An open server stream: its response headers (complete once the first message arrived) and its messages. */
+export interface OpenStream<T> {
+  header: Headers;
+  messages: AsyncIterator<T>;
+}
 
 /**
  * A server-streaming call without Connect's promise client, which wraps every message in three nested async
@@ -33,7 +39,7 @@ function serverStream<I extends DescMessage, O extends DescMessage>(
   transport: Transport,
   method: DescMethodServerStreaming<I, O>,
 ) {
-  return async (input: MessageInitShape<I>, opts: CallOptions): Promise<AsyncIterator<MessageShape<O>>> => {
+  return async (input: MessageInitShape<I>, opts: CallOptions): Promise<OpenStream<MessageShape<O>>> => {
     const res = await transport.stream(
       method,
       opts.signal,
@@ -42,7 +48,7 @@ function serverStream<I extends DescMessage, O extends DescMessage>(
       once(input),
       opts.contextValues,
     );
-    return res.message[Symbol.asyncIterator]();
+    return { header: res.header, messages: res.message[Symbol.asyncIterator]() };
   };
 }
 
@@ -72,6 +78,15 @@ export function createClients(transport: Transport): Clients {
   };
 }
 
+/** The OpenAI rate-limit headers among an RPC's response headers or error metadata (`x-ratelimit-*`). */
+export function rateLimitHeadersOf(from: Headers | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  from?.forEach((value, key) => {
+    if (key.startsWith("x-ratelimit-")) out[key] = value;
+  });
+  return out;
+}
+
 /**
  * Per-call options: the caller's credentials and request id travel as headers, and a client that goes away
  * aborts the RPC (and, through it, any upstream work).
@@ -84,5 +99,6 @@ export function callOptions(req: FastifyRequest, reply: FastifyReply): CallOptio
   reply.raw.once("close", () => {
     if (!reply.raw.writableFinished) ac.abort();
   });
-  return { headers, signal: ac.signal };
+  // Rate-limit headers of the answer are passed on (a stream's are read when its first message arrived).
+  return { headers, signal: ac.signal, onHeader: (h) => reply.headers(rateLimitHeadersOf(h)) };
 }

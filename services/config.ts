@@ -52,6 +52,15 @@ export interface CoreConfig {
     /** Upstream calls of one request run at once at most (PASSERELLE_EMBEDDINGS_CONCURRENCY). */
     readonly concurrency: number;
   };
+  /** Limits, budgets and usage (services/governance). */
+  readonly governance: {
+    /** When Redis fails or is slow: "fail-open", "fail-closed" or "local" (per-process limits) (PASSERELLE_LIMITS_REDIS_POLICY). */
+    readonly limitsPolicy: "fail-open" | "fail-closed" | "local";
+    /** Longest wait for Redis per decision before the policy applies (PASSERELLE_LIMITS_REDIS_TIMEOUT_MS). */
+    readonly limitsTimeoutMs: number;
+    /** Completion tokens reserved when a chat request sets no max_tokens (PASSERELLE_DEFAULT_MAX_TOKENS). */
+    readonly defaultMaxTokens: number;
+  };
   /** Largest request body accepted, in bytes. */
   readonly bodyLimitBytes: number;
   /** Time given to in-flight requests and streams to finish on SIGTERM. */
@@ -61,6 +70,11 @@ export interface CoreConfig {
   readonly logLevel: string;
   /** Run the REST bridge inside the core process (default true). */
   readonly bridgeEnabled: boolean;
+  /**
+   * A separate listener serving only `GET /metrics` without auth, for scrapers inside the cluster
+   * (PASSERELLE_METRICS_PORT; unset = none, 0 = any free port). `/metrics` on the HTTP port always needs a key.
+   */
+  readonly metrics: { readonly port: number | undefined; readonly host: string };
 }
 
 export class ConfigError extends Error {}
@@ -85,6 +99,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     if (["1", "true", "yes", "on"].includes(raw)) return true;
     if (["0", "false", "no", "off"].includes(raw)) return false;
     throw new ConfigError(`${name} must be true or false, got "${raw}"`);
+  };
+  const oneOf = <T extends string>(name: string, values: readonly T[], fallback: T): T => {
+    const raw = str(name)?.toLowerCase();
+    if (raw === undefined) return fallback;
+    if (!(values as readonly string[]).includes(raw)) {
+      throw new ConfigError(`${name} must be one of ${values.join(", ")}, got "${raw}"`);
+    }
+    return raw as T;
   };
   const bootstrapKey = str("PASSERELLE_BOOTSTRAP_ADMIN_KEY");
   if (bootstrapKey !== undefined && !/^sk-[A-Za-z0-9_-]{20,200}$/.test(bootstrapKey)) {
@@ -125,6 +147,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
       maxBatch: int("PASSERELLE_EMBEDDINGS_MAX_BATCH", 64, 1, 100_000),
       concurrency: int("PASSERELLE_EMBEDDINGS_CONCURRENCY", 4, 1, 256),
     },
+    governance: {
+      limitsPolicy: oneOf("PASSERELLE_LIMITS_REDIS_POLICY", ["fail-open", "fail-closed", "local"] as const, "local"),
+      limitsTimeoutMs: int("PASSERELLE_LIMITS_REDIS_TIMEOUT_MS", 100, 1, 5_000),
+      defaultMaxTokens: int("PASSERELLE_DEFAULT_MAX_TOKENS", 1024, 1, 10_000_000),
+    },
     bodyLimitBytes: int("PASSERELLE_BODY_LIMIT_BYTES", 8 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
     shutdownGraceMs: int("PASSERELLE_SHUTDOWN_GRACE_MS", 10_000, 0, 600_000),
     corsOrigins: (str("PASSERELLE_CORS_ORIGINS") ?? "*")
@@ -133,6 +160,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
       .filter(Boolean),
     logLevel: str("PASSERELLE_LOG_LEVEL") ?? str("LOG_LEVEL") ?? "info",
     bridgeEnabled: bool("PASSERELLE_BRIDGE_ENABLED", true),
+    metrics: {
+      port: str("PASSERELLE_METRICS_PORT") === undefined ? undefined : int("PASSERELLE_METRICS_PORT", 0, 0, 65535),
+      host: str("PASSERELLE_METRICS_HOST") ?? "127.0.0.1",
+    },
     ...overrides,
   };
   return Object.freeze(config);

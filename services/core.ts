@@ -16,12 +16,15 @@ import {
 } from "./accounts/index.js";
 import type { CoreConfig } from "./config.js";
 import { setupEmbeddings } from "./embeddings/index.js";
+import { type Governance, governanceEntities, setupGovernance } from "./governance/index.js";
 import { setupInference } from "./inference/index.js";
 import { loadModelsFile, type ModelRegistry, modelEntities, setupModels } from "./models/index.js";
+import type { Principal } from "./platform/context.js";
 import { type Database, openDatabase } from "./platform/db/database.js";
 import { bindService, type ServiceBinding } from "./platform/in-process-transport.js";
 import { createAuthInterceptor, createRequestContextInterceptor } from "./platform/interceptors.js";
 import { createKv, type KvStore } from "./platform/kv/index.js";
+import { createMetrics, type Metrics } from "./platform/metrics.js";
 
 /** The services and what they stand on, independent of how they are served. */
 export interface Core {
@@ -35,6 +38,10 @@ export interface Core {
   readonly bootstrap: BootstrapResult;
   /** Model resolution for the inference domains (cached, invalidated on every registry write). */
   readonly modelRegistry: ModelRegistry;
+  /** The Prometheus instruments of this core (its own registry). */
+  readonly metrics: Metrics;
+  /** Resolves an API key to its principal (Unauthenticated otherwise): for HTTP routes outside the RPCs (/metrics). */
+  authenticate(token: string): Promise<Principal>;
   /** Readiness of the dependencies, for /health/ready. */
   checkReady(): Promise<{ database: boolean; kv: boolean }>;
   close(): Promise<void>;
@@ -58,7 +65,7 @@ export async function createCore(config: CoreConfig, logger: Logger): Promise<Co
     db = await openDatabase({
       url: config.databaseUrl,
       dataDir: config.dataDir,
-      entities: [...accountEntities, ...modelEntities],
+      entities: [...accountEntities, ...modelEntities, ...governanceEntities],
       logger,
     });
   } catch (err) {
@@ -86,7 +93,34 @@ export async function createCore(config: CoreConfig, logger: Logger): Promise<Co
     },
   });
   const models = await setupModels({ orm: db.orm, kv, logger, specs: modelSpecs });
-  const inference = setupInference({ registry: models.registry, logger, settings: config.inference });
+  const metrics = createMetrics();
+  const governance: Governance = await setupGovernance({
+    orm: db.orm,
+    redisUrl: config.redisUrl,
+    dataDir: config.dataDir,
+    settings: config.governance,
+    logger,
+    onDecision: (outcome) => metrics.limiter.decision(outcome),
+    onFinish: (input, outcome, seconds) =>
+      metrics.inference.record({
+        model: input.model.name,
+        endpoint: input.endpoint,
+        status: outcome.errorCode ?? "ok",
+        seconds,
+        ttftSeconds: outcome.ttftMs === undefined ? undefined : outcome.ttftMs / 1000,
+        promptTokens: outcome.promptTokens,
+        completionTokens: outcome.completionTokens,
+      }),
+  });
+  metrics.usage.setDepthSource(() => governance.buffer.depth());
+  const inference = setupInference({
+    registry: models.registry,
+    governor: governance.governor,
+    defaultMaxTokens: config.governance.defaultMaxTokens,
+    logger,
+    settings: config.inference,
+  });
+  metrics.setProviderSnapshot(() => inference.router.snapshot());
   const embeddings = setupEmbeddings({ shared: inference, upstream: config.inference, settings: config.embeddings });
   const routerOptions: ConnectRouterOptions = {
     interceptors: [
@@ -119,6 +153,8 @@ export async function createCore(config: CoreConfig, logger: Logger): Promise<Co
     kv,
     bootstrap,
     modelRegistry: models.registry,
+    metrics,
+    authenticate: (token) => authenticator.authenticate(token),
     async checkReady() {
       const [database, kvOk] = await Promise.all([
         db.ping().then(
@@ -136,6 +172,8 @@ export async function createCore(config: CoreConfig, logger: Logger): Promise<Co
       await authenticator.close();
       await models.close();
       await inference.close();
+      // After the listeners drained (server.ts): every finished request is journaled; flush before the database goes.
+      await governance.close();
       await db.close();
       await kv.close();
     },

@@ -1,11 +1,12 @@
 import type { Http2Server, Http2Session } from "node:http2";
 import type { AddressInfo } from "node:net";
 import type { Transport } from "@connectrpc/connect";
-import { cors as connectCors, createContextValues } from "@connectrpc/connect";
+import { Code, ConnectError, cors as connectCors, createContextValues } from "@connectrpc/connect";
 import { fastifyConnectPlugin } from "@connectrpc/connect-fastify";
 import fastifyCors from "@fastify/cors";
 import Fastify, { type FastifyInstance, type FastifyPluginAsync, LogController } from "fastify";
 import type { Logger } from "pino";
+import { ErrorInfoSchema } from "../gen/passerelle/errors/v1/error_info_pb.js";
 import type { CoreConfig } from "./config.js";
 import { type Core, createCore } from "./core.js";
 import { kRequestId } from "./platform/context.js";
@@ -18,6 +19,8 @@ export interface Platform {
   readonly httpUrl: string;
   /** http://host:port of the h2c listener (gRPC, Connect). */
   readonly grpcUrl: string;
+  /** http://host:port of the unauthenticated metrics listener, when PASSERELLE_METRICS_PORT is set. */
+  readonly metricsUrl: string | undefined;
   /** Stops accepting, drains in-flight requests and streams up to the grace period, then closes everything. */
   close(): Promise<void>;
 }
@@ -29,6 +32,10 @@ export interface Platform {
  *
  * The REST API is handed in (`restApi`, the bridge plugin) by the composition root, services/main.ts: this file
  * knows no bridge code, and the bridge only ever sees a Transport.
+ *
+ * Metrics: `GET /metrics` (Prometheus text) on the HTTP/1.1 listener for keys whose role has `read_metrics` or
+ * `admin`, and, when `config.metrics.port` is set, on a listener of its own without auth (bind it to an address
+ * only the scrapers reach). Every request of both main listeners is counted by route pattern.
  */
 export async function startPlatform(
   config: CoreConfig,
@@ -46,6 +53,8 @@ export async function startPlatform(
   };
 
   const http = Fastify({ ...common, forceCloseConnections: "idle" }) as unknown as FastifyInstance;
+  // First, so that its onResponse hook runs before any other (see platform/metrics.ts).
+  core.metrics.http.instrument(http);
   await http.register(fastifyCors, {
     origin: config.corsOrigins.includes("*") ? true : [...config.corsOrigins],
     methods: [...connectCors.allowedMethods, "PATCH", "DELETE"],
@@ -57,12 +66,14 @@ export async function startPlatform(
   const contextValues = (req: { id: string }) => createContextValues().set(kRequestId, req.id);
   await http.register(fastifyConnectPlugin, { routes: core.routes, ...core.routerOptions, grpc: false, contextValues });
   registerHealth(http, core);
+  registerMetrics(http, core, logger);
   if (config.bridgeEnabled && opts.restApi) {
     const transport = createInProcessTransport(core.services, { interceptors: core.routerOptions.interceptors });
     await http.register(opts.restApi, { transport });
   }
 
   const h2 = Fastify({ ...common, http2: true }) as unknown as FastifyInstance;
+  core.metrics.http.instrument(h2);
   // HTTP/2 clients keep sessions open; on shutdown they get a GOAWAY (in-flight streams finish), then are destroyed
   // when the grace period ends.
   const sessions = new Set<Http2Session>();
@@ -73,17 +84,25 @@ export async function startPlatform(
   await h2.register(fastifyConnectPlugin, { routes: core.routes, ...core.routerOptions, contextValues });
   registerHealth(h2, core);
 
+  // Only /metrics, no auth: reachable by whoever reaches its address (127.0.0.1 unless PASSERELLE_METRICS_HOST).
+  let scrape: FastifyInstance | undefined;
+  if (config.metrics.port !== undefined) {
+    scrape = Fastify({ loggerInstance: logger, logController: common.logController }) as unknown as FastifyInstance;
+    scrape.get("/metrics", async (_req, reply) => reply.type(core.metrics.contentType).send(await core.metrics.text()));
+  }
+
   try {
     await http.listen({ host: config.httpHost, port: config.httpPort });
     await h2.listen({ host: config.httpHost, port: config.grpcPort });
+    await scrape?.listen({ host: config.metrics.host, port: config.metrics.port });
   } catch (err) {
-    await Promise.allSettled([http.close(), h2.close()]);
+    await Promise.allSettled([http.close(), h2.close(), scrape?.close()]);
     await core.close();
     throw err;
   }
-  const url = (app: FastifyInstance) => {
+  const url = (app: FastifyInstance, bound = config.httpHost) => {
     const addr = app.server.address() as AddressInfo;
-    const host = config.httpHost === "0.0.0.0" || config.httpHost === "::" ? "127.0.0.1" : config.httpHost;
+    const host = bound === "0.0.0.0" || bound === "::" ? "127.0.0.1" : bound.includes(":") ? `[${bound}]` : bound;
     return `http://${host}:${addr.port}`;
   };
 
@@ -92,9 +111,10 @@ export async function startPlatform(
     core,
     httpUrl: url(http),
     grpcUrl: url(h2),
+    metricsUrl: scrape && url(scrape, config.metrics.host),
     close() {
       closing ??= (async () => {
-        const drained = Promise.allSettled([http.close(), h2.close()]);
+        const drained = Promise.allSettled([http.close(), h2.close(), scrape?.close()]);
         for (const session of sessions) session.close();
         let timer: NodeJS.Timeout | undefined;
         const deadline = new Promise<"timeout">((resolve) => {
@@ -128,5 +148,47 @@ function registerHealth(app: FastifyInstance, core: Core): void {
       database: { kind: core.db.kind, ok: checks.database },
       kv: { kind: core.kv.kind, ok: checks.kv },
     });
+  });
+}
+
+const BEARER = /^Bearer[ \t]+(\S+)[ \t]*$/i;
+
+/** OpenAI's error shape, as the REST API answers (this file knows no bridge code, hence its own copy). */
+const refusal = (status: number, type: string, code: string, message: string) => ({
+  status,
+  body: { error: { message, type, param: null, code } },
+});
+
+/** Why a /metrics request is refused, or undefined: a key whose role has `read_metrics` or `admin` is needed. */
+async function metricsRefusal(core: Core, logger: Logger, header: string | undefined) {
+  const token = header ? BEARER.exec(header)?.[1] : undefined;
+  if (!token) {
+    return header
+      ? refusal(401, "authentication_error", "invalid_authorization_header", "Expected 'Bearer <API key>'.")
+      : refusal(401, "authentication_error", "missing_api_key", "Send an API key as 'Authorization: Bearer <key>'.");
+  }
+  try {
+    const principal = await core.authenticate(token);
+    if (principal.userExpiresAt && principal.userExpiresAt.getTime() <= Date.now()) {
+      return refusal(403, "permission_error", "account_expired", "Your account has expired.");
+    }
+    if (principal.permissions.has("read_metrics") || principal.permissions.has("admin")) return undefined;
+    return refusal(403, "permission_error", "permission_denied", "Reading metrics needs the read_metrics permission.");
+  } catch (err) {
+    const ce = ConnectError.from(err);
+    if (ce.code === Code.Unauthenticated) {
+      const reason = ce.findDetails(ErrorInfoSchema)[0]?.reason ?? "INVALID_API_KEY";
+      return refusal(401, "authentication_error", reason.toLowerCase(), ce.rawMessage);
+    }
+    logger.error({ err }, "could not verify the key of a metrics request");
+    return refusal(503, "service_unavailable_error", "unavailable", "Could not verify the API key; try again shortly.");
+  }
+}
+
+function registerMetrics(app: FastifyInstance, core: Core, logger: Logger): void {
+  app.get("/metrics", { schema: { hide: true } }, async (req, reply) => {
+    const refused = await metricsRefusal(core, logger, req.headers.authorization);
+    if (refused) return reply.code(refused.status).send(refused.body);
+    return reply.type(core.metrics.contentType).send(await core.metrics.text());
   });
 }

@@ -5,7 +5,7 @@ import {
   CreateEmbeddingsRequestSchema,
   type CreateEmbeddingsResponse,
 } from "../../gen/passerelle/embeddings/v1/embeddings_service_pb.js";
-import { InvalidRequest } from "./chat.js";
+import { InvalidRequest, impactJson } from "./chat.js";
 
 /**
  * Pure translations between OpenAI's embeddings JSON and the embeddings protos, at the REST edge. The RPC carries
@@ -108,6 +108,10 @@ export function embeddingsResponseJson(res: CreateEmbeddingsResponse, format: En
       embedding: base64 ? float32Base64(d.embedding) : d.embedding,
     })),
     model: res.model,
-    usage: { prompt_tokens: res.usage?.promptTokens ?? 0, total_tokens: res.usage?.totalTokens ?? 0 },
+    usage: {
+      prompt_tokens: res.usage?.promptTokens ?? 0,
+      total_tokens: res.usage?.totalTokens ?? 0,
+      ...(res.usage ? impactJson(res.usage) : {}),
+    },
   };
 }

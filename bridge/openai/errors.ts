@@ -95,6 +95,10 @@ export function fromConnectError(err: unknown): HttpError {
   if (info && info.retryAfterSeconds > 0 && (status === 429 || status === 503)) {
     headers["retry-after"] = String(info.retryAfterSeconds);
   }
+  // A rate-limit refusal carries OpenAI's x-ratelimit-* headers in its metadata.
+  ce.metadata.forEach((value, key) => {
+    if (key.startsWith("x-ratelimit-")) headers[key] = value;
+  });
   return {
     status,
     body: {

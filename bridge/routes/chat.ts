@@ -2,7 +2,7 @@ import type { FastifyInstance } from "fastify";
 import { chatChunkJson, chatCompletionJson, chatParamsFromJson } from "../openai/chat.js";
 import { fromConnectError } from "../openai/errors.js";
 import { createSseWriter } from "../openai/sse.js";
-import { type Clients, callOptions } from "../rpc.js";
+import { type Clients, callOptions, rateLimitHeadersOf } from "../rpc.js";
 import { errorResponses } from "../schemas/common.js";
 
 /** `POST /v1/chat/completions`: JSON, or Server-Sent Events with `stream: true`. */
@@ -35,8 +35,10 @@ export function chatRoutes(app: FastifyInstance, clients: Clients): void {
         return reply.send(res.completion ? chatCompletionJson(res.completion) : {});
       }
       // Wait for the first chunk before sending headers, so that early failures keep a real HTTP status.
-      const it = await clients.streams.chat({ params }, opts);
+      const open = await clients.streams.chat({ params }, opts);
+      const it = open.messages;
       let next = await it.next();
+      reply.headers(rateLimitHeadersOf(open.header));
       reply.hijack();
       // Hijacked replies skip Fastify's header handling: carry over what hooks set (CORS for browsers, request id).
       const set: Record<string, string> = {};

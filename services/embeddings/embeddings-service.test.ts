@@ -42,8 +42,20 @@ const provider = (id: string): ProviderRoute => ({
 });
 
 const MODELS: Record<string, ChatModel> = {
-  embed: { name: "embed", type: "text-embeddings-inference", providers: [provider("a"), provider("b")] },
-  chat: { name: "chat", type: "text-generation", providers: [provider("c")] },
+  embed: {
+    name: "embed",
+    type: "text-embeddings-inference",
+    costPromptPerMillion: 0,
+    costCompletionPerMillion: 0,
+    providers: [provider("a"), provider("b")],
+  },
+  chat: {
+    name: "chat",
+    type: "text-generation",
+    costPromptPerMillion: 0,
+    costCompletionPerMillion: 0,
+    providers: [provider("c")],
+  },
 };
 
 /** A deterministic vector per input, so that order can be checked. */
@@ -116,11 +128,19 @@ function setup(upstream: UpstreamClient, settings: { maxBatch?: number; concurre
       resolve: async (name) => {
         const m = MODELS[name];
         if (!m) throw modelNotFound(name);
-        return m;
+        return { model: m, limits: null };
       },
     },
     upstream,
     router,
+    // Admits everything: limits, budgets and the ledger have their own tests (services/governance, test/e2e).
+    governor: {
+      admit: async () => ({
+        usageId: "u",
+        headers: {},
+        finish: () => ({ cost: 0, carbon: { kWh: { min: 0, max: 0 }, kgCO2eq: { min: 0, max: 0 } } }),
+      }),
+    },
     maxAttempts: 3,
     connectTimeoutMs: 1000,
     idleTimeoutMs: 1000,

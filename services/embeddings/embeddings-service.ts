@@ -5,6 +5,7 @@ import {
   CreateEmbeddingsResponseSchema,
   type EmbeddingsService,
 } from "../../gen/passerelle/embeddings/v1/embeddings_service_pb.js";
+import { type Governor, statusOf } from "../governance/index.js";
 import {
   type ChatModel,
   type ModelResolver,
@@ -16,7 +17,7 @@ import {
   upstreamTarget,
   withFailover,
 } from "../inference/index.js";
-import { kPrincipal } from "../platform/context.js";
+import { kPrincipal, kRequestId } from "../platform/context.js";
 import { invalidArgument, unauthenticated } from "../platform/errors.js";
 import {
   type BatchUsage,
@@ -33,6 +34,8 @@ export interface EmbeddingsDeps {
   /** The upstream pools and the provider router shared with inference: one pool and one health view per provider. */
   upstream: UpstreamClient;
   router: ProviderRouter;
+  /** Limits, budgets and the usage ledger. */
+  governor: Governor;
   /** Providers tried per upstream call at most (first try included). */
   maxAttempts: number;
   connectTimeoutMs: number;
@@ -87,6 +90,10 @@ async function runBounded<T>(
   return out;
 }
 
+function served(p: ProviderRoute | undefined) {
+  return p ? { id: p.id, carbon: p.carbon ?? { zone: "WOR", totalParamsB: 0, activeParamsB: 0 } } : undefined;
+}
+
 /** EmbeddingsService: OpenAI-style embeddings over the registry's embeddings models, batched upstream. */
 export function createEmbeddingsService(deps: EmbeddingsDeps): ServiceImpl<typeof EmbeddingsService> {
   // Embeddings answers come whole: the first-token bound is the provider's total timeout.
@@ -101,9 +108,11 @@ export function createEmbeddingsService(deps: EmbeddingsDeps): ServiceImpl<typeo
     req: CreateEmbeddingsRequest,
     input: EmbeddingInputs,
     signal: AbortSignal,
+    onProvider: (p: ProviderRoute) => void,
   ): Promise<{ vectors: number[][]; usage: BatchUsage }> {
     try {
       return await withFailover(deps.router, model.providers, deps.maxAttempts, signal, async (lease) => {
+        onProvider(lease.provider);
         const body = upstreamEmbeddingsBody(req, lease.provider.upstreamModel, input);
         const res = await deps.upstream.postJson(target(lease.provider), "/v1/embeddings", body, signal);
         const { vectors, usage } = batchFromJson(res.body, input.length);
@@ -129,7 +138,7 @@ export function createEmbeddingsService(deps: EmbeddingsDeps): ServiceImpl<typeo
         if (empty >= 0) throw invalidArgument(`'input[${empty}]' must not be an empty token list.`, "input");
       }
       if (req.dimensions === 0) throw invalidArgument("'dimensions' must be at least 1.", "dimensions");
-      const model = await deps.models.resolve(req.model, principal);
+      const { model, limits } = await deps.models.resolve(req.model, principal);
       if (model.type !== EMBEDDINGS_TYPE) {
         throw invalidArgument(
           `The model '${req.model}' is not an embeddings model (type ${model.type}).`,
@@ -137,10 +146,32 @@ export function createEmbeddingsService(deps: EmbeddingsDeps): ServiceImpl<typeo
           "WRONG_MODEL_TYPE",
         );
       }
+      // Counted before forwarding when limits or prices depend on it (they reserve it); the upstream's count is billed.
+      const priced = model.costPromptPerMillion > 0;
+      const counted = limits || priced ? countInputTokens(inputs) : 0;
+      const admission = await deps.governor.admit({
+        principal,
+        requestId: ctx.values.get(kRequestId),
+        endpoint: "embeddings",
+        model,
+        limits,
+        promptTokens: counted,
+        maxCompletionTokens: 0,
+      });
+      for (const [k, v] of Object.entries(admission.headers)) ctx.responseHeader.set(k, v);
       const batches = split(inputs, Math.max(1, deps.maxBatch));
-      const results = await runBounded(batches.length, Math.max(1, deps.concurrency), ctx.signal, (i, signal) =>
-        embedBatch(model, req, batches[i] as EmbeddingInputs, signal),
-      );
+      let servedBy: ProviderRoute | undefined;
+      let results: { vectors: number[][]; usage: BatchUsage }[];
+      try {
+        results = await runBounded(batches.length, Math.max(1, deps.concurrency), ctx.signal, (i, signal) =>
+          embedBatch(model, req, batches[i] as EmbeddingInputs, signal, (p) => {
+            servedBy ??= p;
+          }),
+        );
+      } catch (err) {
+        admission.finish({ ...statusOf(err), promptTokens: 0, completionTokens: 0, servedBy: served(servedBy) });
+        throw err;
+      }
       const data: { index: number; embedding: number[] }[] = [];
       let promptTokens = 0;
       let totalTokens = 0;
@@ -149,10 +180,19 @@ export function createEmbeddingsService(deps: EmbeddingsDeps): ServiceImpl<typeo
         promptTokens += r.usage.promptTokens;
         totalTokens += r.usage.totalTokens;
       }
+      const settled = admission.finish({ status: 200, promptTokens, completionTokens: 0, servedBy: served(servedBy) });
       return create(CreateEmbeddingsResponseSchema, {
         model: req.model,
         data,
-        usage: { promptTokens, totalTokens },
+        usage: {
+          promptTokens,
+          totalTokens,
+          cost: settled.cost,
+          carbon: {
+            kwh: settled.carbon.kWh,
+            kgco2eq: settled.carbon.kgCO2eq,
+          },
+        },
       });
     },
   };

@@ -1,4 +1,5 @@
 import type { CoreConfig } from "../config.js";
+import type { Governor } from "../governance/index.js";
 import type { ModelResolver, ProviderRouter, UpstreamClient } from "../inference/index.js";
 import { createEmbeddingsService } from "./embeddings-service.js";
 
@@ -9,7 +10,7 @@ export { createEmbeddingsService, type EmbeddingsDeps } from "./embeddings-servi
  * that a provider serving both has one connection pool, one concurrency limit and one health state).
  */
 export function setupEmbeddings(deps: {
-  shared: { models: ModelResolver; upstream: UpstreamClient; router: ProviderRouter };
+  shared: { models: ModelResolver; upstream: UpstreamClient; router: ProviderRouter; governor: Governor };
   upstream: CoreConfig["inference"];
   settings: CoreConfig["embeddings"];
 }) {
@@ -17,6 +18,7 @@ export function setupEmbeddings(deps: {
     models: deps.shared.models,
     upstream: deps.shared.upstream,
     router: deps.shared.router,
+    governor: deps.shared.governor,
     maxAttempts: deps.upstream.maxAttempts,
     connectTimeoutMs: deps.upstream.connectTimeoutMs,
     idleTimeoutMs: deps.upstream.idleTimeoutMs,

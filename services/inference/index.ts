@@ -1,5 +1,6 @@
 import type { Logger } from "pino";
 import type { CoreConfig } from "../config.js";
+import type { Governor } from "../governance/index.js";
 import type { ModelRegistry, ResolvedModel } from "../models/index.js";
 import { type ChatModel, createInferenceService, type ModelResolver } from "./inference-service.js";
 import { createProviderRouter, type ProviderRoute } from "./provider-router.js";
@@ -21,6 +22,8 @@ function chatModel(m: ResolvedModel): ChatModel {
     c = {
       name: m.name,
       type: m.type,
+      costPromptPerMillion: m.costPromptPerMillion,
+      costCompletionPerMillion: m.costCompletionPerMillion,
       providers: m.providers.map(
         (p): ProviderRoute => ({
           id: p.id,
@@ -30,6 +33,7 @@ function chatModel(m: ResolvedModel): ChatModel {
           timeoutSeconds: p.timeoutSeconds,
           weight: p.weight,
           maxConcurrency: p.maxConcurrency,
+          carbon: p.carbon,
         }),
       ),
     };
@@ -39,7 +43,14 @@ function chatModel(m: ResolvedModel): ChatModel {
 }
 
 /** The inference domain wired over the model registry: upstream pools, provider routing, InferenceService. */
-export function setupInference(deps: { registry: ModelRegistry; logger: Logger; settings: CoreConfig["inference"] }) {
+export function setupInference(deps: {
+  registry: ModelRegistry;
+  governor: Governor;
+  /** Completion tokens reserved when a request sets no max_tokens. */
+  defaultMaxTokens: number;
+  logger: Logger;
+  settings: CoreConfig["inference"];
+}) {
   const upstream = createUpstreamClient();
   const router = createProviderRouter({
     queueTimeoutMs: deps.settings.queueTimeoutMs,
@@ -53,12 +64,17 @@ export function setupInference(deps: { registry: ModelRegistry; logger: Logger; 
       ),
   });
   const models: ModelResolver = {
-    resolve: async (name, principal) => chatModel(await deps.registry.resolve(name, principal)),
+    resolve: async (name, principal) => {
+      const r = await deps.registry.resolveForUse(name, principal);
+      return { model: chatModel(r.model), limits: r.limits };
+    },
   };
   const service = createInferenceService({
     models,
     upstream,
     router,
+    governor: deps.governor,
+    defaultMaxTokens: deps.defaultMaxTokens,
     logger: deps.logger,
     maxAttempts: deps.settings.maxAttempts,
     firstTokenTimeoutMs: deps.settings.firstTokenTimeoutMs,
@@ -66,5 +82,5 @@ export function setupInference(deps: { registry: ModelRegistry; logger: Logger; 
     connectTimeoutMs: deps.settings.connectTimeoutMs,
   });
   // `upstream`, `router` and `models` are shared with the embeddings domain: one pool and one health view per provider.
-  return { service, router, upstream, models, close: () => upstream.close() };
+  return { service, router, upstream, models, governor: deps.governor, close: () => upstream.close() };
 }

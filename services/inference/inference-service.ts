@@ -14,7 +14,9 @@ import {
   ListProviderStatesResponseSchema,
   StreamChatCompletionResponseSchema,
 } from "../../gen/passerelle/inference/v1/inference_service_pb.js";
-import { kLogger, kPrincipal, type Principal } from "../platform/context.js";
+import type { Governor, Limits, Settled } from "../governance/index.js";
+import { statusOf } from "../governance/index.js";
+import { kLogger, kPrincipal, kRequestId, type Principal } from "../platform/context.js";
 import { invalidArgument, permissionDenied, rpcError, unauthenticated } from "../platform/errors.js";
 import { upstreamTarget, withFailover } from "./failover.js";
 import { chunkFromJson, completionFromJson, upstreamChatBody } from "./openai-json.js";
@@ -27,18 +29,28 @@ export interface ChatModel {
   /** Public name (what the client asked for may be an alias; responses carry the name asked for). */
   name: string;
   type: string;
+  /** Prices per 1M tokens, in the platform's currency. */
+  costPromptPerMillion: number;
+  costCompletionPerMillion: number;
   providers: ProviderRoute[];
 }
 
 export interface ModelResolver {
-  /** The model usable by `principal` under this name or alias; NotFound otherwise. */
-  resolve(nameOrAlias: string, principal: Principal): Promise<ChatModel>;
+  /**
+   * The model usable by `principal` under this name or alias, with the caller's limits on it (null = unlimited).
+   * NotFound when unknown or not granted; PermissionDenied when the grant forbids it.
+   */
+  resolve(nameOrAlias: string, principal: Principal): Promise<{ model: ChatModel; limits: Limits | null }>;
 }
 
 export interface InferenceDeps {
   models: ModelResolver;
   upstream: UpstreamClient;
   router: ProviderRouter;
+  /** Limits, budgets and the usage ledger: every call is admitted before and settled after. */
+  governor: Governor;
+  /** Completion tokens reserved when the request sets no max_tokens (times n). */
+  defaultMaxTokens: number;
   logger: Logger;
   /** Providers tried per request at most (first try included). */
   maxAttempts: number;
@@ -103,6 +115,22 @@ export function toConnectError(e: UpstreamError): ConnectError {
   }
 }
 
+function served(p: ProviderRoute | undefined) {
+  return p?.carbon ? { id: p.id, carbon: p.carbon } : p ? { id: p.id, carbon: NO_CARBON } : undefined;
+}
+const NO_CARBON = { zone: "WOR", totalParamsB: 0, activeParamsB: 0 };
+
+/** The gateway's additions to OpenAI's usage: cost and carbon. */
+function withImpact(usage: Usage, settled: Settled): Usage {
+  usage.cost = settled.cost;
+  usage.carbon = {
+    $typeName: "passerelle.governance.v1.CarbonFootprint",
+    kwh: { $typeName: "passerelle.governance.v1.EstimateRange", ...settled.carbon.kWh },
+    kgco2eq: { $typeName: "passerelle.governance.v1.EstimateRange", ...settled.carbon.kgCO2eq },
+  };
+  return usage;
+}
+
 /** InferenceService: chat completions, unary and streamed, over one path to the upstream. */
 export function createInferenceService(deps: InferenceDeps): ServiceImpl<typeof InferenceService> {
   const target = (p: ProviderRoute) => upstreamTarget(p, deps);
@@ -112,7 +140,7 @@ export function createInferenceService(deps: InferenceDeps): ServiceImpl<typeof 
     if (!principal) throw unauthenticated("Missing API key.", "MISSING_API_KEY");
     if (!params?.model) throw invalidArgument("'model' is required.", "model");
     if (params.messages.length === 0) throw invalidArgument("'messages' must not be empty.", "messages");
-    const model = await deps.models.resolve(params.model, principal);
+    const { model, limits } = await deps.models.resolve(params.model, principal);
     if (!CHAT_TYPES.has(model.type)) {
       throw invalidArgument(
         `The model '${params.model}' is not a chat model (type ${model.type}).`,
@@ -120,7 +148,25 @@ export function createInferenceService(deps: InferenceDeps): ServiceImpl<typeof 
         "WRONG_MODEL_TYPE",
       );
     }
-    return { model, params, log: ctx.values.get(kLogger) ?? deps.logger };
+    // The prompt is counted here only when something depends on it before the answer (limits, prices).
+    const priced = model.costPromptPerMillion > 0 || model.costCompletionPerMillion > 0;
+    const promptTokens = limits || priced ? countPromptTokens(params) : 0;
+    const perChoice = params.maxCompletionTokens ?? params.maxTokens ?? deps.defaultMaxTokens;
+    const admission = await deps.governor.admit({
+      principal,
+      requestId: ctx.values.get(kRequestId),
+      endpoint: "chat.completions",
+      model: {
+        name: model.name,
+        costPromptPerMillion: model.costPromptPerMillion,
+        costCompletionPerMillion: model.costCompletionPerMillion,
+      },
+      limits,
+      promptTokens,
+      maxCompletionTokens: perChoice * Math.max(1, params.n ?? 1),
+    });
+    for (const [k, v] of Object.entries(admission.headers)) ctx.responseHeader.set(k, v);
+    return { model, params, admission, promptTokens, log: ctx.values.get(kLogger) ?? deps.logger };
   }
 
   /** Failover across the model's providers; upstream failures reach the client as Connect errors. */
@@ -154,38 +200,64 @@ export function createInferenceService(deps: InferenceDeps): ServiceImpl<typeof 
     },
 
     async createChatCompletion(req, ctx) {
-      const { model, params } = await prepare(req.params, ctx);
-      const completion = await failover(model, ctx, async (lease) => {
-        const body = upstreamChatBody(params, lease.provider.upstreamModel, false);
-        const res = await deps.upstream.postJson(target(lease.provider), "/v1/chat/completions", body, ctx.signal);
-        return completionFromJson(res.body, params.model);
-      });
-      completion.usage ??= countedUsage(params, completion);
-      return create(CreateChatCompletionResponseSchema, { completion });
+      const { model, params, admission } = await prepare(req.params, ctx);
+      let servedBy: ProviderRoute | undefined;
+      try {
+        const completion = await failover(model, ctx, async (lease) => {
+          servedBy = lease.provider;
+          const body = upstreamChatBody(params, lease.provider.upstreamModel, false);
+          const res = await deps.upstream.postJson(target(lease.provider), "/v1/chat/completions", body, ctx.signal);
+          return completionFromJson(res.body, params.model);
+        });
+        completion.usage ??= countedUsage(params, completion);
+        const settled = admission.finish({
+          status: 200,
+          promptTokens: completion.usage.promptTokens,
+          completionTokens: completion.usage.completionTokens,
+          servedBy: served(servedBy),
+        });
+        withImpact(completion.usage, settled);
+        return create(CreateChatCompletionResponseSchema, { completion });
+      } catch (err) {
+        admission.finish({ ...statusOf(err), promptTokens: 0, completionTokens: 0, servedBy: served(servedBy) });
+        throw err;
+      }
     },
 
     async *streamChatCompletion(req, ctx) {
-      const { model, params } = await prepare(req.params, ctx);
+      const { model, params, admission, promptTokens } = await prepare(req.params, ctx);
+      const started = performance.now();
       const wantsUsage = params.streamOptions?.includeUsage === true;
+      let servedBy: ProviderRoute | undefined;
       // Open the stream and read its first event under failover: until a chunk is yielded, nothing reached the
       // client, so another provider may still be tried.
-      const opened = await failover(
-        model,
-        ctx,
-        async (lease) => {
-          const body = upstreamChatBody(params, lease.provider.upstreamModel, true);
-          const events = deps.upstream.postStream(target(lease.provider), "/v1/chat/completions", body, ctx.signal);
-          const first = await events.next();
-          return { lease, events, first };
-        },
-        true,
-      );
+      let opened: { lease: Lease; events: AsyncIterableIterator<string>; first: IteratorResult<string> };
+      try {
+        opened = await failover(
+          model,
+          ctx,
+          async (lease) => {
+            servedBy = lease.provider;
+            const body = upstreamChatBody(params, lease.provider.upstreamModel, true);
+            const events = deps.upstream.postStream(target(lease.provider), "/v1/chat/completions", body, ctx.signal);
+            const first = await events.next();
+            return { lease, events, first };
+          },
+          true,
+        );
+      } catch (err) {
+        admission.finish({ ...statusOf(err), promptTokens: 0, completionTokens: 0, servedBy: served(servedBy) });
+        throw err;
+      }
+      const ttftMs = performance.now() - started;
       const { events, lease } = opened;
       let next = opened.first;
       let outcome: "ok" | "failure" | "neutral" = "neutral";
       let usage: Usage | undefined;
+      let held: ChatCompletionChunk | undefined;
       let generated = "";
       let last: ChatCompletionChunk | undefined;
+      let ended: { status: number; errorCode?: string } | undefined;
       try {
         while (!next.done) {
           const chunk = chunkFromJson(JSON.parse(next.value), params.model);
@@ -194,42 +266,69 @@ export function createInferenceService(deps: InferenceDeps): ServiceImpl<typeof 
           for (const c of chunk.choices) {
             generated += (c.delta?.content ?? "") + c.delta?.toolCalls.map((t) => t.functionArguments ?? "").join("");
           }
-          const usageOnly = chunk.choices.length === 0 && chunk.usage !== undefined;
-          if (!wantsUsage) chunk.usage = undefined;
-          if (!(usageOnly && !wantsUsage)) yield create(StreamChatCompletionResponseSchema, { chunk });
+          if (chunk.choices.length === 0 && chunk.usage !== undefined) {
+            // The usage chunk: held until the stream ends, to carry the cost and carbon of the whole request.
+            held = chunk;
+          } else {
+            if (!wantsUsage) chunk.usage = undefined;
+            yield create(StreamChatCompletionResponseSchema, { chunk });
+          }
           next = await events.next();
         }
         outcome = "ok";
-        if (!usage) {
-          // The upstream sent no usage although asked: count, and give the client its usage chunk if it asked.
-          usage = usageOf(countPromptTokens(params), countTextTokens(generated));
-          if (wantsUsage && last) {
-            yield create(StreamChatCompletionResponseSchema, {
-              chunk: create(ChatCompletionChunkSchema, {
-                id: last.id,
-                created: last.created,
-                model: params.model,
-                choices: [],
-                usage,
-                systemFingerprint: last.systemFingerprint,
-              }),
-            });
-          }
+        // The upstream sent no usage although asked: count.
+        usage ??= usageOf(countPromptTokens(params), countTextTokens(generated));
+        ended = { status: 200 };
+        const settled = admission.finish({
+          status: 200,
+          promptTokens: usage.promptTokens,
+          completionTokens: usage.completionTokens,
+          servedBy: served(servedBy),
+          ttftMs,
+        });
+        if (wantsUsage && (held || last)) {
+          const base = held ?? (last as ChatCompletionChunk);
+          yield create(StreamChatCompletionResponseSchema, {
+            chunk: create(ChatCompletionChunkSchema, {
+              id: base.id,
+              created: base.created,
+              model: params.model,
+              choices: [],
+              usage: withImpact(usage, settled),
+              systemFingerprint: base.systemFingerprint,
+            }),
+          });
         }
       } catch (err) {
         if (err instanceof UpstreamError) {
           if (err.failure.kind !== "aborted") outcome = "failure";
-          throw toConnectError(err);
+          const ce = toConnectError(err);
+          ended = statusOf(ce);
+          throw ce;
         }
         if (err instanceof SyntaxError) {
+          ended = { status: 502, errorCode: "Unavailable" };
           throw rpcError(Code.Unavailable, "The model's server sent an invalid chunk.", "UPSTREAM_PROTOCOL_ERROR", {
             cause: err,
           });
         }
+        ended = statusOf(err);
         throw err;
       } finally {
         lease.release(outcome);
         await events.return?.(undefined);
+        if (ended?.status !== 200) {
+          // Failed or cancelled after the first byte (a client that left ends here too): what was generated so far
+          // was produced by the model, and is charged.
+          admission.finish({
+            status: ended?.status ?? 499,
+            errorCode: ended?.errorCode ?? "Canceled",
+            promptTokens: usage?.promptTokens ?? (promptTokens || countPromptTokens(params)),
+            completionTokens: usage?.completionTokens ?? countTextTokens(generated),
+            servedBy: served(servedBy),
+            ttftMs,
+          });
+        }
       }
     },
   };

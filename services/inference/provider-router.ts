@@ -11,6 +11,8 @@ export interface ProviderRoute {
   weight: number;
   /** Requests in flight at most; 0 = unlimited. */
   maxConcurrency: number;
+  /** Hosting zone and size, for the carbon estimate of what it serves. */
+  carbon?: { zone: string; totalParamsB: number; activeParamsB: number };
 }
 
 /** A provider's live state, for admins. */

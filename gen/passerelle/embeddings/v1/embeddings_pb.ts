@@ -4,13 +4,15 @@
 
 import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
+import type { CarbonFootprint } from "../../governance/v1/resources_pb.js";
+import { file_passerelle_governance_v1_resources } from "../../governance/v1/resources_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file passerelle/embeddings/v1/embeddings.proto.
  */
 export const file_passerelle_embeddings_v1_embeddings: GenFile = /*@__PURE__*/
-  fileDesc("CilwYXNzZXJlbGxlL2VtYmVkZGluZ3MvdjEvZW1iZWRkaW5ncy5wcm90bxIYcGFzc2VyZWxsZS5lbWJlZGRpbmdzLnYxIhsKClRleHRJbnB1dHMSDQoFdGV4dHMYASADKAkiFwoIVG9rZW5JZHMSCwoDaWRzGAEgAygNIkEKC1Rva2VuSW5wdXRzEjIKBmlucHV0cxgBIAMoCzIiLnBhc3NlcmVsbGUuZW1iZWRkaW5ncy52MS5Ub2tlbklkcyItCglFbWJlZGRpbmcSDQoFaW5kZXgYASABKA0SEQoJZW1iZWRkaW5nGAIgAygCIj4KD0VtYmVkZGluZ3NVc2FnZRIVCg1wcm9tcHRfdG9rZW5zGAEgASgNEhQKDHRvdGFsX3Rva2VucxgCIAEoDSpoCg5FbmNvZGluZ0Zvcm1hdBIfChtFTkNPRElOR19GT1JNQVRfVU5TUEVDSUZJRUQQABIZChVFTkNPRElOR19GT1JNQVRfRkxPQVQQARIaChZFTkNPRElOR19GT1JNQVRfQkFTRTY0EAJiBnByb3RvMw");
+  fileDesc("CilwYXNzZXJlbGxlL2VtYmVkZGluZ3MvdjEvZW1iZWRkaW5ncy5wcm90bxIYcGFzc2VyZWxsZS5lbWJlZGRpbmdzLnYxIhsKClRleHRJbnB1dHMSDQoFdGV4dHMYASADKAkiFwoIVG9rZW5JZHMSCwoDaWRzGAEgAygNIkEKC1Rva2VuSW5wdXRzEjIKBmlucHV0cxgBIAMoCzIiLnBhc3NlcmVsbGUuZW1iZWRkaW5ncy52MS5Ub2tlbklkcyItCglFbWJlZGRpbmcSDQoFaW5kZXgYASABKA0SEQoJZW1iZWRkaW5nGAIgAygCIpUBCg9FbWJlZGRpbmdzVXNhZ2USFQoNcHJvbXB0X3Rva2VucxgBIAEoDRIUCgx0b3RhbF90b2tlbnMYAiABKA0SEQoEY29zdBgDIAEoAUgAiAEBEjkKBmNhcmJvbhgEIAEoCzIpLnBhc3NlcmVsbGUuZ292ZXJuYW5jZS52MS5DYXJib25Gb290cHJpbnRCBwoFX2Nvc3QqaAoORW5jb2RpbmdGb3JtYXQSHwobRU5DT0RJTkdfRk9STUFUX1VOU1BFQ0lGSUVEEAASGQoVRU5DT0RJTkdfRk9STUFUX0ZMT0FUEAESGgoWRU5DT0RJTkdfRk9STUFUX0JBU0U2NBACYgZwcm90bzM", [file_passerelle_governance_v1_resources]);
 
 /**
  * Texts to embed, in order (a single string is the one-element list).
@@ -123,6 +125,20 @@ export type EmbeddingsUsage = Message<"passerelle.embeddings.v1.EmbeddingsUsage"
    * @generated from field: uint32 total_tokens = 2;
    */
   totalTokens: number;
+
+  /**
+   * What the request cost, in the currency of the model's prices.
+   *
+   * @generated from field: optional double cost = 3;
+   */
+  cost?: number | undefined;
+
+  /**
+   * Its estimated energy and emissions.
+   *
+   * @generated from field: passerelle.governance.v1.CarbonFootprint carbon = 4;
+   */
+  carbon?: CarbonFootprint | undefined;
 };
 
 /**

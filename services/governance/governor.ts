@@ -1,0 +1,254 @@
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { Logger } from "pino";
+import { v7 as uuidv7 } from "uuid";
+import { ErrorInfoSchema } from "../../gen/passerelle/errors/v1/error_info_pb.js";
+import type { Principal } from "../platform/context.js";
+import { rpcError } from "../platform/errors.js";
+import type { BudgetStore } from "./budget-store.js";
+import { estimateCarbon } from "./carbon.js";
+import type { Owner, UsageRecord } from "./entities.js";
+import { type DecisionOutcome, type Limits, type RateLimiter, rateLimitHeaders, UNLIMITED } from "./limiter/index.js";
+import { costNanos, nanosToUnits } from "./money.js";
+import type { UsageBuffer } from "./usage-buffer.js";
+
+/** What governance needs to know of a model (the registry's resolved model satisfies it). */
+export interface GovernedModel {
+  readonly name: string;
+  readonly costPromptPerMillion: number;
+  readonly costCompletionPerMillion: number;
+}
+
+/** Where a request was served, for carbon: the provider's hosting zone and size. */
+export interface ServedBy {
+  readonly id: string;
+  readonly carbon: { readonly zone: string; readonly totalParamsB: number; readonly activeParamsB: number };
+}
+
+export interface AdmitInput {
+  principal: Principal;
+  requestId: string;
+  /** `chat.completions`, `embeddings`, … */
+  endpoint: string;
+  model: GovernedModel;
+  /** The role's limits on the model; null = unlimited. */
+  limits: Limits | null;
+  /** Prompt tokens, counted by the gateway before forwarding. */
+  promptTokens: number;
+  /** The most the answer may generate: max_tokens, the configured default, or 0 (embeddings). */
+  maxCompletionTokens: number;
+}
+
+export interface Outcome {
+  /** HTTP-like status: 200, the upstream's 4xx, 499 for a client that went away, 502/503/504 for upstream failures. */
+  status: number;
+  errorCode?: string;
+  promptTokens: number;
+  completionTokens: number;
+  servedBy?: ServedBy;
+  /** Time to first token of a stream. */
+  ttftMs?: number;
+}
+
+/** What the response shows of a settled request. */
+export interface Settled {
+  /** Currency units. */
+  cost: number;
+  carbon: { kWh: { min: number; max: number }; kgCO2eq: { min: number; max: number } };
+}
+
+export interface Admission {
+  /** The usage record's id (the idempotency key of the ledger and of the budget reservation). */
+  readonly usageId: string;
+  /** x-ratelimit-* headers for the answer (empty when unlimited). */
+  readonly headers: Readonly<Record<string, string>>;
+  /** Settles the limits with the real usage and journals the usage record (which settles budgets). Once. */
+  finish(outcome: Outcome): Settled;
+}
+
+export interface GovernorDeps {
+  limiter: RateLimiter;
+  budgets: BudgetStore;
+  buffer: UsageBuffer;
+  logger: Logger;
+  now?: () => number;
+  /** Called once per finished request (metrics). */
+  onFinish?: (input: AdmitInput, outcome: Outcome, seconds: number) => void;
+}
+
+export interface Governor {
+  /**
+   * Reserves one request and the worst-case tokens against the role's limits, then the worst-case cost against the
+   * caller's budgets, before anything is forwarded. ResourceExhausted (429) when a limit or a budget says no, with
+   * the rate-limit headers in the error's metadata; Unavailable (503) when a store is down and the policy says so.
+   */
+  admit(input: AdmitInput): Promise<Admission>;
+}
+
+const ZERO_CARBON: Settled["carbon"] = { kWh: { min: 0, max: 0 }, kgCO2eq: { min: 0, max: 0 } };
+
+export function createGovernor(deps: GovernorDeps): Governor {
+  const now = deps.now ?? Date.now;
+
+  function refusal(code: Code, message: string, reason: string, headers: Record<string, string>, retry?: number) {
+    const err = rpcError(code, message, reason, { retryAfterSeconds: retry });
+    for (const [k, v] of Object.entries(headers)) err.metadata.set(k, v);
+    return err;
+  }
+
+  return {
+    async admit(input) {
+      const started = now();
+      const { principal, model } = input;
+      const estimate = input.promptTokens + input.maxCompletionTokens;
+      const decision = await deps.limiter.reserve({
+        subject: principal.userId,
+        model: model.name,
+        limits: input.limits ?? UNLIMITED,
+        tokens: estimate,
+      });
+      const headers = rateLimitHeaders(decision);
+      if (!decision.allowed) {
+        const r = decision.refusal;
+        if (r?.reason === "unavailable") {
+          throw refusal(
+            Code.Unavailable,
+            "Rate limits cannot be checked right now; retry shortly.",
+            "LIMITS_UNAVAILABLE",
+            headers,
+            decision.retryAfterSeconds ?? 1,
+          );
+        }
+        const what = r?.limit ? describeLimit(r.limit) : "rate limit";
+        const message =
+          r?.reason === "too_large"
+            ? `This request (about ${estimate} tokens with max_tokens) exceeds your ${what} on '${model.name}'; lower max_tokens or the prompt.`
+            : `Rate limit reached on '${model.name}': ${what}. Retry after ${decision.retryAfterSeconds ?? 1} s.`;
+        throw refusal(Code.ResourceExhausted, message, "RATE_LIMIT_EXCEEDED", headers, decision.retryAfterSeconds);
+      }
+
+      const usageId = uuidv7();
+      const owners: Owner[] = [{ kind: "user", id: principal.userId }];
+      if (principal.organizationId) owners.push({ kind: "organization", id: principal.organizationId });
+      const prices = model;
+      const worst = costNanos(
+        { promptTokens: input.promptTokens, completionTokens: input.maxCompletionTokens },
+        prices,
+      );
+      if (worst > 0n) {
+        let budget: Awaited<ReturnType<BudgetStore["reserve"]>>;
+        try {
+          budget = await deps.budgets.reserve(usageId, owners, worst);
+        } catch (err) {
+          void deps.limiter.settle(decision.reservation, 0);
+          deps.logger.error({ err }, "budget reservation failed (database unreachable?)");
+          throw refusal(
+            Code.Unavailable,
+            "Budgets cannot be checked right now; retry shortly.",
+            "BUDGETS_UNAVAILABLE",
+            headers,
+            1,
+          );
+        }
+        if (!budget.admitted) {
+          void deps.limiter.settle(decision.reservation, 0);
+          const whose = budget.owner.kind === "organization" ? "Your organization's" : "Your";
+          throw refusal(
+            Code.ResourceExhausted,
+            `${whose} budget is exhausted (${nanosToUnits(budget.remainingNanos)} left, this request may cost up to ${nanosToUnits(worst)}).`,
+            "INSUFFICIENT_QUOTA",
+            headers,
+          );
+        }
+      }
+
+      let finished: Settled | undefined;
+      return {
+        usageId,
+        headers,
+        finish(outcome) {
+          if (finished) return finished;
+          const total = outcome.promptTokens + outcome.completionTokens;
+          void deps.limiter.settle(decision.reservation, total);
+          const cost = costNanos(outcome, prices);
+          const c = outcome.servedBy
+            ? estimateCarbon({
+                activeParamsB: outcome.servedBy.carbon.activeParamsB,
+                totalParamsB: outcome.servedBy.carbon.totalParamsB,
+                zone: outcome.servedBy.carbon.zone,
+                completionTokens: outcome.completionTokens,
+                promptTokens: outcome.promptTokens,
+                latencySeconds: (now() - started) / 1000,
+              })
+            : null;
+          const carbon = c ? { kWh: c.kWh, kgCO2eq: c.kgCO2eq } : ZERO_CARBON;
+          finished = { cost: nanosToUnits(cost), carbon };
+          const record: UsageRecord = {
+            id: usageId,
+            requestId: input.requestId,
+            createdAt: new Date(started),
+            userId: principal.userId,
+            keyId: principal.keyId || null,
+            organizationId: principal.organizationId,
+            model: model.name,
+            providerId: outcome.servedBy?.id ?? null,
+            endpoint: input.endpoint,
+            status: outcome.status,
+            errorCode: outcome.errorCode ?? null,
+            promptTokens: outcome.promptTokens,
+            completionTokens: outcome.completionTokens,
+            costNanos: cost,
+            kwhMin: carbon.kWh.min,
+            kwhMax: carbon.kWh.max,
+            kgco2Min: carbon.kgCO2eq.min,
+            kgco2Max: carbon.kgCO2eq.max,
+            latencyMs: Math.max(0, Math.round(now() - started)),
+            ttftMs: outcome.ttftMs === undefined ? null : Math.round(outcome.ttftMs),
+            audioSeconds: null,
+          };
+          try {
+            deps.buffer.record(record);
+          } catch (err) {
+            // A disk that refuses the journal: the request is served; say so loudly.
+            deps.logger.error({ err, usageId }, "usage record could not be journaled");
+          }
+          deps.onFinish?.(input, outcome, (now() - started) / 1000);
+          return finished;
+        },
+      };
+    },
+  };
+}
+
+function describeLimit(limit: keyof Limits): string {
+  switch (limit) {
+    case "requestsPerMinute":
+      return "requests per minute";
+    case "requestsPerDay":
+      return "requests per day";
+    case "tokensPerMinute":
+      return "tokens per minute";
+    default:
+      return "tokens per day";
+  }
+}
+
+/** The status recorded for an error that ended a request. */
+export function statusOf(err: unknown): { status: number; errorCode: string } {
+  const ce = ConnectError.from(err);
+  const status: Partial<Record<Code, number>> = {
+    [Code.Canceled]: 499,
+    [Code.InvalidArgument]: 400,
+    [Code.NotFound]: 404,
+    [Code.PermissionDenied]: 403,
+    [Code.ResourceExhausted]: 429,
+    [Code.DeadlineExceeded]: 504,
+    [Code.Unavailable]: 503,
+  };
+  const upstream = ce.findDetails(ErrorInfoSchema)[0]?.upstreamStatus ?? 0;
+  return {
+    status: upstream >= 400 && upstream < 500 ? upstream : (status[ce.code] ?? 500),
+    errorCode: Code[ce.code] ?? "Unknown",
+  };
+}
+
+export type { DecisionOutcome };

@@ -1,0 +1,99 @@
+import path from "node:path";
+import type { MikroORM } from "@mikro-orm/postgresql";
+import type { Logger } from "pino";
+import { type BudgetStore, createBudgetStore } from "./budget-store.js";
+import { createGovernor, type Governor, type GovernorDeps } from "./governor.js";
+import {
+  createLimiterRedisClient,
+  createMemoryLimiter,
+  createRedisLimiter,
+  createResilientLimiter,
+  type DecisionOutcome,
+  type OutagePolicy,
+  type RateLimiter,
+} from "./limiter/index.js";
+import { createUsageBuffer, type UsageBuffer } from "./usage-buffer.js";
+import { createUsageStore, type UsageStore } from "./usage-store.js";
+
+export { governanceEntities } from "./entities.js";
+export type { Admission, AdmitInput, Governor, Outcome, ServedBy, Settled } from "./governor.js";
+export { statusOf } from "./governor.js";
+export type { Limits } from "./limiter/index.js";
+
+export interface GovernanceSettings {
+  /** What the limiter does when Redis fails or is slow (PASSERELLE_LIMITS_REDIS_POLICY). */
+  readonly limitsPolicy: OutagePolicy;
+  /** Longest wait for Redis per decision before the policy applies (PASSERELLE_LIMITS_REDIS_TIMEOUT_MS). */
+  readonly limitsTimeoutMs: number;
+  /** Completion tokens reserved when the client set no max_tokens (PASSERELLE_DEFAULT_MAX_TOKENS). */
+  readonly defaultMaxTokens: number;
+}
+
+export interface Governance {
+  readonly governor: Governor;
+  readonly settings: GovernanceSettings;
+  readonly usageStore: UsageStore;
+  readonly budgetStore: BudgetStore;
+  readonly buffer: UsageBuffer;
+  readonly limiter: RateLimiter;
+  /** Flushes what it can of the usage journal (the rest is replayed at the next start) and closes the limiter. */
+  close(): Promise<void>;
+}
+
+/**
+ * Limits (Redis when `redisUrl` is set, with the configured outage policy; in-process otherwise), budgets, the
+ * durable usage journal under `<dataDir>/usage`, and the governor that the model-facing services call.
+ */
+export async function setupGovernance(opts: {
+  orm: MikroORM;
+  redisUrl: string | undefined;
+  dataDir: string;
+  settings: GovernanceSettings;
+  logger: Logger;
+  onDecision?: (outcome: DecisionOutcome) => void;
+  onFinish?: GovernorDeps["onFinish"];
+}): Promise<Governance> {
+  const usageStore = createUsageStore(opts.orm);
+  const budgetStore = createBudgetStore(opts.orm);
+  const buffer = await createUsageBuffer({
+    dir: path.join(opts.dataDir, "usage"),
+    sink: (batch) => usageStore.writeBatch(batch),
+    logger: opts.logger.child({ component: "usage-journal" }),
+  });
+  const redis = opts.redisUrl ? await createLimiterRedisClient(opts.redisUrl) : undefined;
+  const limiter = redis
+    ? createResilientLimiter({
+        primary: createRedisLimiter({ redis }),
+        policy: opts.settings.limitsPolicy,
+        timeoutMs: opts.settings.limitsTimeoutMs,
+        onDecision: opts.onDecision,
+        onError: (err, op) => opts.logger.warn({ err, op }, "rate limiter store failed; outage policy applied"),
+      })
+    : createResilientLimiter({ primary: createMemoryLimiter(), policy: "fail-closed", onDecision: opts.onDecision });
+  // Reservations of requests that never finished (a crash) are released after their TTL.
+  const sweeper = setInterval(() => {
+    budgetStore.sweepExpired().catch((err: unknown) => opts.logger.warn({ err }, "budget reservation sweep failed"));
+  }, 60_000);
+  sweeper.unref();
+  const governor = createGovernor({
+    limiter,
+    budgets: budgetStore,
+    buffer,
+    logger: opts.logger,
+    onFinish: opts.onFinish,
+  });
+  return {
+    governor,
+    settings: opts.settings,
+    usageStore,
+    budgetStore,
+    buffer,
+    limiter,
+    async close() {
+      clearInterval(sweeper);
+      await buffer.close();
+      await limiter.close();
+      redis?.disconnect();
+    },
+  };
+}
