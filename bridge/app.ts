@@ -9,15 +9,18 @@ import { fromConnectError, type HttpError, openAIError, restParam } from "./open
 import { adminModelRoutes } from "./routes/admin-models.js";
 import { adminRoleRoutes } from "./routes/admin-roles.js";
 import { adminUserRoutes } from "./routes/admin-users.js";
+import { budgetRoutes } from "./routes/budgets.js";
 import { chatRoutes } from "./routes/chat.js";
 import { embeddingsRoutes } from "./routes/embeddings.js";
 import { keyRoutes } from "./routes/keys.js";
 import { meRoutes } from "./routes/me.js";
 import { modelRoutes } from "./routes/models.js";
 import { providerStateRoutes } from "./routes/provider-states.js";
+import { usageRoutes } from "./routes/usage.js";
 import { createClients } from "./rpc.js";
 import { apiKeySchema, meSchema, organizationSchema, roleSchema, userSchema } from "./schemas/accounts.js";
 import { errorSchema } from "./schemas/common.js";
+import { governanceSchemas } from "./schemas/governance.js";
 import { adminModelSchema, modelGrantSchema, openAIModelSchema, providerSchema } from "./schemas/models.js";
 
 declare module "fastify" {
@@ -78,6 +81,7 @@ export async function bridgePlugin(app: FastifyInstance, opts: BridgeOptions): P
 
   for (const s of [errorSchema, userSchema, roleSchema, organizationSchema, apiKeySchema, meSchema]) app.addSchema(s);
   for (const s of [openAIModelSchema, providerSchema, adminModelSchema, modelGrantSchema]) app.addSchema(s);
+  for (const s of governanceSchemas) app.addSchema(s);
 
   app.decorateRequest("requestId", "");
   app.addHook("onRequest", async (req, reply) => {
@@ -150,6 +154,8 @@ export async function bridgePlugin(app: FastifyInstance, opts: BridgeOptions): P
   chatRoutes(app, clients);
   embeddingsRoutes(app, clients);
   providerStateRoutes(app, clients);
+  usageRoutes(app, clients);
+  budgetRoutes(app, clients);
 }
 
 /** Every error a route can raise, in OpenAI's shape. */

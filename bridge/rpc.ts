@@ -4,6 +4,7 @@ import { createClient } from "@connectrpc/connect";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { AccountService } from "../gen/passerelle/accounts/v1/account_service_pb.js";
 import { EmbeddingsService } from "../gen/passerelle/embeddings/v1/embeddings_service_pb.js";
+import { GovernanceService } from "../gen/passerelle/governance/v1/governance_service_pb.js";
 import { InferenceService } from "../gen/passerelle/inference/v1/inference_service_pb.js";
 import { ModelService } from "../gen/passerelle/models/v1/model_service_pb.js";
 
@@ -11,6 +12,7 @@ import { ModelService } from "../gen/passerelle/models/v1/model_service_pb.js";
 export interface Clients {
   accounts: Client<typeof AccountService>;
   embeddings: Client<typeof EmbeddingsService>;
+  governance: Client<typeof GovernanceService>;
   inference: Client<typeof InferenceService>;
   models: Client<typeof ModelService>;
   /** Server streams read straight from the transport (see `serverStream`). */
@@ -72,6 +74,7 @@ export function createClients(transport: Transport): Clients {
   return {
     accounts: createClient(AccountService, transport),
     embeddings: createClient(EmbeddingsService, transport),
+    governance: createClient(GovernanceService, transport),
     inference: createClient(InferenceService, transport),
     models: createClient(ModelService, transport),
     streams: { chat: serverStream(transport, InferenceService.method.streamChatCompletion) },

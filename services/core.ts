@@ -4,6 +4,7 @@ import type { ConnectRouter, ConnectRouterOptions } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import { AccountService } from "../gen/passerelle/accounts/v1/account_service_pb.js";
 import { EmbeddingsService } from "../gen/passerelle/embeddings/v1/embeddings_service_pb.js";
+import { GovernanceService } from "../gen/passerelle/governance/v1/governance_service_pb.js";
 import { InferenceService } from "../gen/passerelle/inference/v1/inference_service_pb.js";
 import { ModelService } from "../gen/passerelle/models/v1/model_service_pb.js";
 import {
@@ -16,6 +17,7 @@ import {
 } from "./accounts/index.js";
 import type { CoreConfig } from "./config.js";
 import { setupEmbeddings } from "./embeddings/index.js";
+import { createGovernanceService } from "./governance/governance-service.js";
 import { type Governance, governanceEntities, setupGovernance } from "./governance/index.js";
 import { setupInference } from "./inference/index.js";
 import { loadModelsFile, type ModelRegistry, modelEntities, setupModels } from "./models/index.js";
@@ -142,6 +144,16 @@ export async function createCore(config: CoreConfig, logger: Logger): Promise<Co
     bindService(ModelService, models.service),
     bindService(InferenceService, inference.service),
     bindService(EmbeddingsService, embeddings.service),
+    bindService(
+      GovernanceService,
+      createGovernanceService({
+        usageStore: governance.usageStore,
+        budgetStore: governance.budgetStore,
+        // SetBudget answers NotFound for a user or organization that does not exist.
+        ownerExists: async (o) =>
+          Boolean(await (o.kind === "user" ? store.getUser(o.id) : store.getOrganization(o.id))),
+      }),
+    ),
   ];
   return {
     routes: (router) => {

@@ -1,10 +1,11 @@
-import { create } from "@bufbuild/protobuf";
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { AliasListSchema } from "../../gen/passerelle/models/v1/model_service_pb.js";
 import {
   type CarbonParameters,
   CarbonParametersSchema,
   type Model,
   type ModelGrant,
+  type ModelLimitsSchema,
   ModelType,
   type Provider,
   ProviderType,
@@ -127,11 +128,35 @@ export function adminModelJson(m: Model) {
 }
 
 export function grantJson(g: ModelGrant) {
+  const l = g.limits;
   return {
     object: "model_grant" as const,
     id: g.id,
     role: g.roleId,
     model: g.modelId,
     created: unix(g.createTime) ?? 0,
+    limits: {
+      requests_per_minute: l?.requestsPerMinute ?? null,
+      requests_per_day: l?.requestsPerDay ?? null,
+      tokens_per_minute: l?.tokensPerMinute ?? null,
+      tokens_per_day: l?.tokensPerDay ?? null,
+    },
+  };
+}
+
+/** The REST body of a grant's limits. */
+export interface GrantLimitsJson {
+  requests_per_minute?: number | null;
+  requests_per_day?: number | null;
+  tokens_per_minute?: number | null;
+  tokens_per_day?: number | null;
+}
+
+export function grantLimitsFromJson(b: GrantLimitsJson): MessageInitShape<typeof ModelLimitsSchema> {
+  return {
+    requestsPerMinute: b.requests_per_minute ?? undefined,
+    requestsPerDay: b.requests_per_day ?? undefined,
+    tokensPerMinute: b.tokens_per_minute ?? undefined,
+    tokensPerDay: b.tokens_per_day ?? undefined,
   };
 }

@@ -7,7 +7,9 @@ import {
   aliasListToProto,
   type CarbonJson,
   carbonToProto,
+  type GrantLimitsJson,
   grantJson,
+  grantLimitsFromJson,
   type ModelTypeName,
   modelTypeToProto,
   type ProviderTypeName,
@@ -19,6 +21,7 @@ import { deletedSchema, errorResponses, idParams, listSchema, pagingQuery } from
 import {
   createModelBody,
   createProviderBody,
+  grantLimitsBody,
   grantParams,
   updateModelBody,
   updateProviderBody,
@@ -251,13 +254,21 @@ export function adminModelRoutes(app: FastifyInstance, clients: Clients): void {
       schema: {
         tags,
         security,
-        summary: "Lets the role use the model (both by id); granting twice returns the existing grant.",
+        summary:
+          "Lets the role use the model (both by id), within optional limits per user: requests and tokens per minute " +
+          "and per day (null or absent = unlimited, 0 = forbidden: hidden and refused). Granting again returns the " +
+          "existing grant; a body replaces its limits.",
         params: grantParams,
+        body: grantLimitsBody,
         response: { 200: { $ref: "ModelGrant#" }, ...errorResponses },
       },
     },
     async (req, reply) => {
-      const res = await m.grantModel({ roleId: req.params.id, modelId: req.params.model }, callOptions(req, reply));
+      const limits = req.body ? grantLimitsFromJson(req.body as GrantLimitsJson) : undefined;
+      const res = await m.grantModel(
+        { roleId: req.params.id, modelId: req.params.model, limits },
+        callOptions(req, reply),
+      );
       if (!res.grant) throw new Error("GrantModel returned no grant");
       return grantJson(res.grant);
     },

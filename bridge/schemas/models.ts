@@ -128,8 +128,31 @@ export const modelGrantSchema = {
     role: { type: "string" },
     model: { type: "string" },
     created: unixTime,
+    limits: {
+      type: "object",
+      description: "Per user, over sliding windows; null = unlimited, 0 = forbidden.",
+      properties: {
+        requests_per_minute: { type: ["integer", "null"] },
+        requests_per_day: { type: ["integer", "null"] },
+        tokens_per_minute: { type: ["integer", "null"] },
+        tokens_per_day: { type: ["integer", "null"] },
+      },
+    },
   },
   required: ["object", "id", "role", "model", "created"],
+} as const;
+
+const limit = { type: ["integer", "null"], minimum: 0, maximum: 4294967295 } as const;
+/** Body of a grant: optional limits (absent = keep the grant's limits, or none for a new grant). */
+export const grantLimitsBody = {
+  type: ["object", "null"],
+  properties: {
+    requests_per_minute: limit,
+    requests_per_day: limit,
+    tokens_per_minute: limit,
+    tokens_per_day: limit,
+  },
+  additionalProperties: false,
 } as const;
 
 const costsBody = {

@@ -255,6 +255,7 @@ describe("models over REST", () => {
         role: role.id,
         model: qwen.id,
         created: expect.any(Number),
+        limits: { requests_per_minute: null, requests_per_day: null, tokens_per_minute: null, tokens_per_day: null },
       });
       expect((await asAdmin("GET", `/v1/admin/models/${qwen.id}`)).body.roles).toEqual([role.id]);
       const visible = await call("GET", "/v1/models", { key: user.key });
