@@ -103,6 +103,8 @@ export async function createCore(config: CoreConfig, logger: Logger): Promise<Co
     settings: config.governance,
     logger,
     onDecision: (outcome) => metrics.limiter.decision(outcome),
+    onFlushed: (n) => metrics.usage.recorded(n),
+    onFlushFailure: () => metrics.usage.flushFailure(),
     onFinish: (input, outcome, seconds) =>
       metrics.inference.record({
         model: input.model.name,

@@ -52,6 +52,8 @@ export async function setupGovernance(opts: {
   logger: Logger;
   onDecision?: (outcome: DecisionOutcome) => void;
   onFinish?: GovernorDeps["onFinish"];
+  onFlushed?: (records: number) => void;
+  onFlushFailure?: () => void;
 }): Promise<Governance> {
   const usageStore = createUsageStore(opts.orm);
   const budgetStore = createBudgetStore(opts.orm);
@@ -59,6 +61,8 @@ export async function setupGovernance(opts: {
     dir: path.join(opts.dataDir, "usage"),
     sink: (batch) => usageStore.writeBatch(batch),
     logger: opts.logger.child({ component: "usage-journal" }),
+    onFlushed: opts.onFlushed,
+    onFlushFailure: opts.onFlushFailure,
   });
   const redis = opts.redisUrl ? await createLimiterRedisClient(opts.redisUrl) : undefined;
   const limiter = redis

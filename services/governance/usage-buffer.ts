@@ -32,6 +32,9 @@ export interface UsageBufferOptions {
   /** Errors no retry can fix (default: SQLSTATE classes 22 and 23): the records are set aside in `rejected.jsonl`. */
   isPermanentError?: (err: unknown) => boolean;
   logger?: Logger;
+  /** Metrics: records written to the database, and failed flush attempts. */
+  onFlushed?: (records: number) => void;
+  onFlushFailure?: () => void;
 }
 
 /** Counters for metrics. */
@@ -233,12 +236,14 @@ export async function createUsageBuffer(opts: UsageBufferOptions): Promise<Usage
           await fsp.rm(path.join(dir, seg.file), { force: true });
           sealed.shift();
           counters.flushed += records.length;
+          opts.onFlushed?.(records.length);
         }
         attempt = 0;
         retryAt = 0;
         return true;
       } catch (err) {
         counters.flushFailures++;
+        opts.onFlushFailure?.();
         attempt++;
         const delay = Math.min(retryMaxMs, retryMinMs * 2 ** (attempt - 1)) * (0.5 + Math.random() / 2);
         retryAt = Date.now() + delay;

@@ -87,8 +87,8 @@ export const ModelGrantEntity = defineEntity({
     model: () => p.manyToOne(ModelEntity).deleteRule("cascade").index(),
     createdAt: createdAt(),
     /** Limits (governance): null = unlimited, 0 = forbidden. */
-    requestsPerMinute: p.integer().nullable(),
-    requestsPerDay: p.integer().nullable(),
+    requestsPerMinute: p.bigint("number").nullable(),
+    requestsPerDay: p.bigint("number").nullable(),
     tokensPerMinute: p.bigint("number").nullable(),
     tokensPerDay: p.bigint("number").nullable(),
   },

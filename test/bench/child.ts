@@ -18,6 +18,8 @@ export interface PasserelleChildConfig {
   /** The public model name the bench asks for. */
   model: string;
   upstreamModel: string;
+  /** Limits in Redis (PASSERELLE_TEST_REDIS_URL) rather than in-process. */
+  redis?: boolean;
 }
 
 export interface PasserelleInfo {
@@ -60,11 +62,12 @@ async function start(config: unknown): Promise<{ info: unknown; handlers: Record
       // max_concurrency 0: no gateway-side cap, so that the concurrency steps measure the gateway, not a limit.
       await fs.writeFile(
         file,
-        `models:\n  - name: ${c.model}\n    type: text-generation\n    providers:\n` +
+        `models:\n  - name: ${c.model}\n    type: text-generation\n` +
+          "    costs: { prompt_tokens: 0.1, completion_tokens: 0.3 }\n    providers:\n" +
           `      - { type: vllm, url: "${c.upstreamUrl}", key: ${c.upstreamKey}, model_name: ${c.upstreamModel}, ` +
           "timeout_s: 120, max_concurrency: 0 }\n",
       );
-      const t = await startTestPlatform({ env: { PASSERELLE_MODELS_FILE: file } });
+      const t = await startTestPlatform({ redis: c.redis === true, env: { PASSERELLE_MODELS_FILE: file } });
       let session: Session | undefined;
       return {
         info: { httpUrl: t.httpUrl, adminKey: t.adminKey } satisfies PasserelleInfo,

@@ -21,6 +21,7 @@ import {
   type TargetName,
   times,
 } from "./common.js";
+import { governedTarget, runGoverned } from "./governed.js";
 import { closedLoop, type LoadRun, makeTarget, type StreamRecord, streams, type Target } from "./load.js";
 import { type ProfileSummary, summarizeProfile } from "./profile.js";
 import { addUp, BUNCHED_BELOW_MS, type Frame, fidelity, parseStream } from "./streams.js";
@@ -104,6 +105,7 @@ export interface InferenceFigures {
   streamsC1?: Record<TargetName, StreamStats>;
   streamsC64?: Record<TargetName, StreamStats>;
   concurrentStreams?: { held: number; stoppedAt: number | null; steps: Record<string, unknown>[] };
+  governed?: Awaited<ReturnType<typeof runGoverned>>["figures"];
   memory?: {
     idleMiB: Record<string, number>;
     peakMiB: Record<string, number>;
@@ -163,6 +165,7 @@ export async function runInferenceBench(resultsDir: string): Promise<InferenceRe
         upstreamKey: UPSTREAM_KEY,
         model: PUBLIC_MODEL,
         upstreamModel: UPSTREAM_MODEL,
+        redis: Boolean(process.env.PASSERELLE_TEST_REDIS_URL),
       } satisfies PasserelleChildConfig,
       { script, env: { PASSERELLE_TEST_LOG: process.env.BENCH_LOG_LEVEL ?? "info" } },
     );
@@ -293,6 +296,24 @@ export async function runInferenceBench(resultsDir: string): Promise<InferenceRe
         "loadgen CPU ms/req": fx(c32s[n].cpuMsPerRequest.loadgen, 3),
         "other procs cores": fx(c32s[n].coresBusy.others, 2),
       })),
+    });
+
+    // ---------------------------------------------------------------- governed path (limits, budget, usage)
+    log(`governed path: limits (${process.env.PASSERELLE_TEST_REDIS_URL ? "Redis" : "in-process"}), budget, usage…`);
+    const governed = await governedTarget(passerelle.info.httpUrl, passerelle.info.adminKey, PUBLIC_MODEL);
+    await closedLoop(governed, { connections: 32, durationMs: PLAN.warmupMs });
+    const gov = await runGoverned(
+      { direct: targets.direct, ungoverned: targets.passerelle, governed },
+      { c1Rounds: PLAN.c1Rounds, c1PerRound: PLAN.c1PerRound, c32Rounds: PLAN.c32Rounds, c32RoundMs: PLAN.c32RoundMs },
+    );
+    figures.governed = gov.figures;
+    emit({
+      title: "Governed path: limits + budget + usage record, beside the ungoverned path (same process, same run)",
+      note:
+        "ungoverned = the admin key (no limits, no budget; its usage record is still journaled). governed = a user whose " +
+        `role has limits on the model (${process.env.PASSERELLE_TEST_REDIS_URL ? "Redis" : "in-process"} limiter) and who has a budget on a priced model: ` +
+        "reserve → settle of both on every request. Target (issue 5): governed added p99 at c=1 ≤ 1 ms.",
+      rows: gov.rows,
     });
 
     // ---------------------------------------------------------------- profile of the Passerelle path
@@ -636,6 +657,12 @@ export function headline(r: InferenceResults): Section {
         "≤ 250",
         "230",
       ),
+      ...(f.governed
+        ? [
+            row("governed: added p99, c=1 (ms)", fx(f.governed.addedP99GovernedMs, 3), "—", "≤ 1 (issue 5)", "—"),
+            row("governed ÷ ungoverned req/s, c=32", fx(f.governed.governedVsUngoverned, 2), "—", "—", "—"),
+          ]
+        : []),
     ],
   };
 }
