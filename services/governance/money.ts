@@ -48,9 +48,22 @@ export interface TokenPrices {
  * tokens) bounds the cost of what actually happens, which is what a budget reservation relies on.
  */
 export function costNanos(tokens: { promptTokens: number; completionTokens: number }, prices: TokenPrices): bigint {
-  const prompt = BigInt(tokens.promptTokens) * unitsToNanos(prices.costPromptPerMillion);
-  const completion = BigInt(tokens.completionTokens) * unitsToNanos(prices.costCompletionPerMillion);
+  const nanos = pricesInNanos(prices);
+  const prompt = BigInt(tokens.promptTokens) * nanos.prompt;
+  const completion = BigInt(tokens.completionTokens) * nanos.completion;
   const total = prompt + completion;
   if (total < 0n) throw new RangeError("negative token counts or prices");
   return (total + TOKENS_PER_PRICE - 1n) / TOKENS_PER_PRICE;
+}
+
+// The registry hands out one frozen object per model version: its prices are converted once, not per request.
+const converted = new WeakMap<TokenPrices, { prompt: bigint; completion: bigint }>();
+
+function pricesInNanos(prices: TokenPrices): { prompt: bigint; completion: bigint } {
+  let n = converted.get(prices);
+  if (!n) {
+    n = { prompt: unitsToNanos(prices.costPromptPerMillion), completion: unitsToNanos(prices.costCompletionPerMillion) };
+    if (Object.isFrozen(prices)) converted.set(prices, n);
+  }
+  return n;
 }

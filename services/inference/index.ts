@@ -37,6 +37,8 @@ function chatModel(m: ResolvedModel): ChatModel {
         }),
       ),
     };
+    // Frozen: shared by every request, and governance caches its prices in nano-units per object.
+    Object.freeze(c);
     adapted.set(m, c);
   }
   return c;

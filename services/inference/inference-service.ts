@@ -156,11 +156,7 @@ export function createInferenceService(deps: InferenceDeps): ServiceImpl<typeof 
       principal,
       requestId: ctx.values.get(kRequestId),
       endpoint: "chat.completions",
-      model: {
-        name: model.name,
-        costPromptPerMillion: model.costPromptPerMillion,
-        costCompletionPerMillion: model.costCompletionPerMillion,
-      },
+      model,
       limits,
       promptTokens,
       maxCompletionTokens: perChoice * Math.max(1, params.n ?? 1),

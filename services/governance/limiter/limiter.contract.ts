@@ -185,15 +185,90 @@ export function limiterContract(name: string, make: (windows: LimiterWindows) =>
       for (const t of admitted) expect(admitted.filter((u) => u >= t && u < t + 580).length).toBeLessThanOrEqual(5);
     });
 
+    it("status reads where each limit stands, per limit and per scope, without counting anything", async () => {
+      expect(await limiter.status(input({}))).toEqual({
+        known: true,
+        requests: null,
+        tokens: null,
+        perLimit: { requestsPerMinute: null, requestsPerDay: null, tokensPerMinute: null, tokensPerDay: null },
+      });
+      const l = { requestsPerMinute: 5, requestsPerDay: 10, tokensPerMinute: 100 };
+      const fresh = await limiter.status(input(l));
+      expect(fresh.perLimit).toEqual({
+        requestsPerMinute: { limit: 5, remaining: 5, resetMs: 0, scope: "subject" },
+        requestsPerDay: { limit: 10, remaining: 10, resetMs: 0, scope: "subject" },
+        tokensPerMinute: { limit: 100, remaining: 100, resetMs: 0, scope: "subject" },
+        tokensPerDay: null,
+      });
+      const a = await limiter.reserve(input(l, 30));
+      await limiter.reserve(input(l, 30));
+      await limiter.settle(a.reservation, 10);
+      const s = await limiter.status(input(l));
+      expect(s).toMatchObject({
+        known: true,
+        requests: { limit: 5, remaining: 3 },
+        tokens: { limit: 100, remaining: 60 },
+        perLimit: {
+          requestsPerMinute: { limit: 5, remaining: 3, scope: "subject" },
+          requestsPerDay: { limit: 10, remaining: 8, scope: "subject" },
+          tokensPerMinute: { limit: 100, remaining: 60, scope: "subject" },
+          tokensPerDay: null,
+        },
+      });
+      expect(s.perLimit.requestsPerMinute?.resetMs).toBeGreaterThan(450);
+      expect(s.perLimit.requestsPerMinute?.resetMs).toBeLessThanOrEqual(700);
+      expect(s.perLimit.requestsPerDay?.resetMs).toBeGreaterThan(1_400);
+      expect(s.perLimit.requestsPerDay?.resetMs).toBeLessThanOrEqual(2_500);
+      // Reading counts nothing: the same answer again, and the next decision sees only the two reservations.
+      expect((await limiter.status(input(l))).perLimit.requestsPerMinute?.remaining).toBe(3);
+      expect((await limiter.reserve(input(l, 10))).requests).toMatchObject({ limit: 5, remaining: 2 });
+      // Other subjects and models are apart.
+      expect((await limiter.status({ ...input(l), model: "other" })).requests).toMatchObject({ remaining: 5 });
+      // Once the minute has passed, the minute is whole again and the day still counts.
+      await sleep(720);
+      const later = await limiter.status(input(l));
+      expect(later.perLimit.requestsPerMinute).toEqual({ limit: 5, remaining: 5, resetMs: 0, scope: "subject" });
+      expect(later.perLimit.tokensPerMinute).toEqual({ limit: 100, remaining: 100, resetMs: 0, scope: "subject" });
+      expect(later.perLimit.requestsPerDay).toMatchObject({ limit: 10, remaining: 7 });
+      expect(later.requests).toMatchObject({ limit: 5, remaining: 5 });
+    });
+
+    it("status shows the tighter of the role's and the key's limits, and a zero limit as exhausted", async () => {
+      const role = { requestsPerMinute: 5, tokensPerMinute: 1_000 };
+      const key = { id: "key-s", limits: { requestsPerMinute: 2, requestsPerDay: 0 } };
+      const keyAllowsDay = { id: "key-s", limits: { requestsPerMinute: 2 } };
+      await limiter.reserve(input(role, 100, keyAllowsDay));
+      await limiter.reserve(input(role, 100)); // another key of the same user: counted for the role only
+      await limiter.reserve(input(role, 100));
+      const s = await limiter.status(input(role, 0, key));
+      expect(s.perLimit).toMatchObject({
+        requestsPerMinute: { limit: 2, remaining: 1, scope: "key" }, // key: 1 of 2 used; role: 3 of 5
+        requestsPerDay: { limit: 0, remaining: 0, resetMs: 0, scope: "key" },
+        tokensPerMinute: { limit: 1_000, remaining: 700, scope: "subject" },
+        tokensPerDay: null,
+      });
+      expect(s.requests).toMatchObject({ limit: 0, remaining: 0 });
+      await limiter.reserve(input(role, 0));
+      await limiter.reserve(input(role, 0));
+      const roleBinds = await limiter.status(input(role, 0, keyAllowsDay));
+      expect(roleBinds.perLimit.requestsPerMinute).toMatchObject({ limit: 5, remaining: 0, scope: "subject" });
+      const other = await limiter.status(input(role, 0, { id: "key-t", limits: { requestsPerMinute: 2 } }));
+      expect(other.perLimit.requestsPerMinute).toMatchObject({ limit: 5, remaining: 0, scope: "subject" });
+      expect((await limiter.status(input({ tokensPerDay: 0 }))).tokens).toEqual({ limit: 0, remaining: 0, resetMs: 0 });
+    });
+
     it("rejects invalid input and operations after close", async () => {
       await expect(limiter.reserve(input({ requestsPerMinute: 1.5 }))).rejects.toThrow(RangeError);
       await expect(limiter.reserve(input({}, -1))).rejects.toThrow(RangeError);
+      await expect(limiter.status(input({ tokensPerDay: -1 }))).rejects.toThrow(RangeError);
+      await expect(limiter.status({ ...input({}), subject: "" })).rejects.toThrow(RangeError);
       const d = await limiter.reserve(input({ tokensPerMinute: 10 }, 1));
       await expect(limiter.settle(d.reservation, -1)).rejects.toThrow(RangeError);
       const other = await make(SHORT_WINDOWS);
       await other.close();
       await other.close();
       await expect(other.reserve(input({ requestsPerMinute: 1 }))).rejects.toThrow(/closed/);
+      await expect(other.status(input({ requestsPerMinute: 1 }))).rejects.toThrow(/closed/);
     });
   });
 }

@@ -15,6 +15,7 @@ import {
 import { limiterContract, limits, SHORT_WINDOWS } from "./limiter.contract.js";
 
 const redisUrl = process.env.PASSERELLE_TEST_REDIS_URL;
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 limiterContract("memory", async (windows) => createMemoryLimiter({ windows }));
 
@@ -30,6 +31,7 @@ async function redisLimiter(
     kind: limiter.kind,
     reserve: (input) => limiter.reserve(input),
     settle: (reservation, tokens) => limiter.settle(reservation, tokens),
+    status: (input) => limiter.status(input),
     close: async () => {
       await limiter.close();
       client.disconnect();
@@ -68,6 +70,26 @@ describe("memory limiter on an injected clock, real window lengths", () => {
     expect((await limiter.reserve(at("u", rpm))).allowed).toBe(false);
     t = T0 + 61_000;
     expect((await limiter.reserve(at("u", rpm))).requests).toMatchObject({ remaining: 0 });
+    await limiter.close();
+  });
+
+  it("status reads the same window as a decision, to the millisecond", async () => {
+    let t = T0;
+    const limiter = createMemoryLimiter({ now: () => t });
+    const l = limits({ requestsPerMinute: 2, tokensPerDay: 1_000 });
+    await limiter.reserve(at("u", l, 100));
+    t += 10_000;
+    const s = await limiter.status({ subject: "u", model: "m", limits: l });
+    expect(s.perLimit.requestsPerMinute).toEqual({ limit: 2, remaining: 1, resetMs: 51_000, scope: "subject" });
+    expect(s.perLimit.tokensPerDay).toEqual({ limit: 1_000, remaining: 900, resetMs: 87_290_000, scope: "subject" });
+    t = T0 + 60_999;
+    expect((await limiter.status({ subject: "u", model: "m", limits: l })).requests?.remaining).toBe(1);
+    t = T0 + 61_000;
+    const after = await limiter.status({ subject: "u", model: "m", limits: l });
+    expect(after.requests).toEqual({ limit: 2, remaining: 2, resetMs: 0 });
+    expect(after.tokens).toMatchObject({ remaining: 900 });
+    // A decision at the same instant agrees.
+    expect((await limiter.reserve(at("u", l, 0))).requests).toMatchObject({ remaining: 1 });
     await limiter.close();
   });
 
@@ -194,6 +216,30 @@ describe.skipIf(!redisUrl)("redis limiter", () => {
     }
     expect(await limiter.settle(d.reservation, 5)).toBe(true);
     expect(await admin.exists(`${p}${d.reservation?.marker}`)).toBe(0);
+    await limiter.close();
+  });
+
+  it("status writes nothing: no key for an unused subject, and a counter read is left as it was", async () => {
+    const p = prefix();
+    const limiter = await redisLimiter(url, SHORT_WINDOWS, p);
+    const l = limits({ requestsPerMinute: 10, tokensPerDay: 1_000 });
+    const key = { id: "key-1", limits: limits({ requestsPerMinute: 3 }) };
+    const s = await limiter.status({ subject: "nobody", model: "m", limits: l, key });
+    expect(s.perLimit.requestsPerMinute).toEqual({ limit: 3, remaining: 3, resetMs: 0, scope: "key" });
+    expect(await admin.keys(`${p}*`)).toEqual([]);
+    await limiter.reserve({ subject: "u", model: "m", limits: l, key, tokens: 40 });
+    await sleep(250); // older buckets now, that a decision would prune
+    const counters = (await admin.keys(`${p}*`)).filter((k) => !k.includes(":res:")).sort();
+    expect(counters).toHaveLength(3);
+    const before = await Promise.all(counters.map(async (k) => [await admin.hgetall(k), await admin.pttl(k)]));
+    const read = await limiter.status({ subject: "u", model: "m", limits: l, key });
+    expect(read.perLimit).toMatchObject({
+      requestsPerMinute: { limit: 3, remaining: 2, scope: "key" },
+      tokensPerDay: { limit: 1_000, remaining: 960, scope: "subject" },
+    });
+    const after = await Promise.all(counters.map(async (k) => [await admin.hgetall(k), await admin.pttl(k)]));
+    expect(after.map(([h]) => h)).toEqual(before.map(([h]) => h));
+    for (const [i, [, ttl]] of after.entries()) expect(ttl).toBeLessThanOrEqual(Number(before[i]?.[1]));
     await limiter.close();
   });
 

@@ -69,6 +69,30 @@ export interface LimitStatus {
   resetMs: number;
 }
 
+/** What status() reads: a decision's subject, model and limits, without tokens (nothing is counted). */
+export type StatusInput = Omit<ReserveInput, "tokens">;
+
+/** Where one limit stands, and whose it is. */
+export interface ScopedLimitStatus extends LimitStatus {
+  /** The role's limit (counted for the subject) or the key override's (counted for the key). */
+  scope: "subject" | "key";
+}
+
+/** A status() answer: where every limit of a (subject, model, key) stands now. */
+export interface LimitsStatus {
+  /** false when the store could not be read (an outage): every status below is then null. */
+  known: boolean;
+  /** The tightest requests limit, as in a Decision (least remaining over minute/day and both scopes). */
+  requests: LimitStatus | null;
+  /** The tightest tokens limit. */
+  tokens: LimitStatus | null;
+  /**
+   * Each limit on its own: the tighter of the role's and the key's (least remaining; ties: the smaller limit).
+   * null: neither scope sets it (unlimited), or the store could not be read.
+   */
+  perLimit: Record<LimitName, ScopedLimitStatus | null>;
+}
+
 /** Why a decision was refused. */
 export interface Refusal {
   /** "exhausted": retry later; "forbidden": the limit is 0; "too_large": the estimate alone exceeds the limit;
@@ -135,6 +159,11 @@ export interface RateLimiter {
    * than its window do nothing (false).
    */
   settle(reservation: Reservation | null, actualTokens: number): Promise<boolean>;
+  /**
+   * Where the limits of `input` stand now, read without reserving or writing anything (the same windows as
+   * reserve()). A limit of 0 reads as exhausted. For views such as GET /v1/me, not for admission.
+   */
+  status(input: StatusInput): Promise<LimitsStatus>;
   close(): Promise<void>;
 }
 

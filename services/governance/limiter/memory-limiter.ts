@@ -3,8 +3,10 @@ import { DEFAULT_WINDOWS, type LimiterWindows, type RateLimiter, type Reservatio
 import {
   type CounterPlan,
   composeDecision,
+  composeStatus,
   markerKey,
   planDecision,
+  planStatus,
   type RawOutcome,
   staticRefusal,
   unlimitedDecision,
@@ -53,6 +55,18 @@ export function createMemoryLimiter(opts?: { windows?: LimiterWindows; now?: () 
     }
     if (c.o < cutoff) c.o = cutoff;
     return c;
+  }
+
+  /** What prune() would leave in the totals, without changing anything (for status()). */
+  function peek(key: string, spec: Spec, cutoff: number, t: number) {
+    const c = counters.get(key);
+    if (c === undefined || c.expiresAt <= t || c.l < cutoff) return { requests: 0, tokens: 0, resetMs: 0 };
+    let { R, T } = c;
+    for (let j = c.o; j < cutoff; j++) {
+      R -= c.r.get(j) ?? 0;
+      T -= c.t.get(j) ?? 0;
+    }
+    return { requests: R, tokens: T, resetMs: (c.l + 1) * spec.bucketMs + spec.windowMs - t };
   }
 
   /** Adds to bucket j, creating the counter if needed, and moves its expiry to when its newest bucket ages out. */
@@ -168,6 +182,14 @@ export function createMemoryLimiter(opts?: { windows?: LimiterWindows; now?: () 
         add(ref.key, spec, cutoff, j, 0, delta);
       }
       return true;
+    },
+
+    async status(input) {
+      ensureOpen();
+      const plan = planStatus(input, windows);
+      const t = now();
+      const usage = plan.counters.map((spec) => peek(spec.key, spec, Math.floor(t / spec.bucketMs) - spec.buckets, t));
+      return composeStatus(plan, usage);
     },
 
     async close() {

@@ -5,9 +5,12 @@ import type {
   LimitName,
   LimitStatus,
   Limits,
+  LimitsStatus,
   Refusal,
   Reservation,
   ReserveInput,
+  ScopedLimitStatus,
+  StatusInput,
   WindowName,
   WindowSpec,
 } from "./limiter.js";
@@ -49,7 +52,14 @@ export interface RawOutcome {
   failed: number;
   failedKind: 0 | 1;
   /** Per counter, in plan order: usage (after the reservation when allowed) and ms until it has all aged out. */
-  usage: { requests: number; tokens: number; resetMs: number }[];
+  usage: CounterUsage[];
+}
+
+/** One counter's usage over its window, and ms until all of it has aged out. */
+export interface CounterUsage {
+  requests: number;
+  tokens: number;
+  resetMs: number;
 }
 
 /** Checks the windows: positive integer lengths, each a multiple of its bucket count (1–1000 buckets). */
@@ -104,6 +114,48 @@ export function planDecision(input: ReserveInput, windows: LimiterWindows): Plan
   return { tag, tokens: input.tokens, counters, markerTtlMs };
 }
 
+/** Checks a status() input as reserve() checks its own (RangeError). */
+export function validateStatusInput(input: StatusInput): void {
+  validateInput({ ...input, tokens: 0 });
+}
+
+/** The counters a status() reads: those a decision would check. */
+export function planStatus(input: StatusInput, windows: LimiterWindows): Plan {
+  validateStatusInput(input);
+  return planDecision({ ...input, tokens: 0 }, windows);
+}
+
+/** Turns what a store read for each counter of `plan` into a status. */
+export function composeStatus(plan: Plan, usage: CounterUsage[]): LimitsStatus {
+  const perLimit = emptyPerLimit();
+  for (const [i, counter] of plan.counters.entries()) {
+    const u = usage[i];
+    if (u === undefined) continue;
+    for (const kind of ["requests", "tokens"] as const) {
+      const status = statusOf(counter[kind], u[kind], u.resetMs);
+      if (status === null) continue;
+      const name = limitName(counter.window, kind);
+      const scoped: ScopedLimitStatus = { ...status, scope: counter.scope };
+      if (tighter(scoped, perLimit[name])) perLimit[name] = scoped;
+    }
+  }
+  return {
+    known: true,
+    requests: tightest(plan, usage, "requests"),
+    tokens: tightest(plan, usage, "tokens"),
+    perLimit,
+  };
+}
+
+/** The status when the store cannot be read: nothing known. */
+export function unknownStatus(): LimitsStatus {
+  return { known: false, requests: null, tokens: null, perLimit: emptyPerLimit() };
+}
+
+function emptyPerLimit(): Record<LimitName, ScopedLimitStatus | null> {
+  return { requestsPerMinute: null, requestsPerDay: null, tokensPerMinute: null, tokensPerDay: null };
+}
+
 /** The marker key of a reservation (same tag as its counters). */
 export function markerKey(plan: Plan, id: string): string {
   return `{${plan.tag}}:res:${id}`;
@@ -111,8 +163,8 @@ export function markerKey(plan: Plan, id: string): string {
 
 /** Turns a store's answer into a Decision. `reservation` is the one the store made when allowed. */
 export function composeDecision(plan: Plan, raw: RawOutcome, reservation: Reservation | null): Decision {
-  const requests = tightest(plan, raw, "requests");
-  const tokens = tightest(plan, raw, "tokens");
+  const requests = tightest(plan, raw.usage, "requests");
+  const tokens = tightest(plan, raw.usage, "tokens");
   if (raw.allowed) return { allowed: true, outcome: "allowed", reservation, requests, tokens };
   const counter = plan.counters[raw.failed];
   const kind = raw.failedKind === 0 ? "requests" : "tokens";
@@ -149,22 +201,24 @@ function limitName(window: WindowName, kind: "requests" | "tokens"): LimitName {
   return window === "minute" ? "tokensPerMinute" : "tokensPerDay";
 }
 
+/** Where a limit stands given what its counter holds; null when the limit is not set. */
+function statusOf(limit: number | null, used: number, resetMs: number): LimitStatus | null {
+  if (limit === null) return null;
+  return { limit, remaining: Math.max(0, limit - used), resetMs: used > 0 ? resetMs : 0 };
+}
+
+/** Whether `a` binds before `b`: less remaining, or as much and a smaller limit. */
+function tighter(a: LimitStatus, b: LimitStatus | null): boolean {
+  return b === null || a.remaining < b.remaining || (a.remaining === b.remaining && a.limit < b.limit);
+}
+
 /** The limit of this kind with the least remaining (ties: the smaller limit). */
-function tightest(plan: Plan, raw: RawOutcome, kind: "requests" | "tokens"): LimitStatus | null {
+function tightest(plan: Plan, usage: CounterUsage[], kind: "requests" | "tokens"): LimitStatus | null {
   let best: LimitStatus | null = null;
   for (const [i, counter] of plan.counters.entries()) {
-    const limit = counter[kind];
-    const usage = raw.usage[i];
-    if (limit === null || usage === undefined) continue;
-    const used = usage[kind];
-    const status = { limit, remaining: Math.max(0, limit - used), resetMs: used > 0 ? usage.resetMs : 0 };
-    if (
-      best === null ||
-      status.remaining < best.remaining ||
-      (status.remaining === best.remaining && limit < best.limit)
-    ) {
-      best = status;
-    }
+    const u = usage[i];
+    const status = u === undefined ? null : statusOf(counter[kind], u[kind], u.resetMs);
+    if (status !== null && tighter(status, best)) best = status;
   }
   return best;
 }

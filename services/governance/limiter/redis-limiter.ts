@@ -3,15 +3,17 @@ import { type Cluster, Redis } from "ioredis";
 import { DEFAULT_WINDOWS, type LimiterWindows, type RateLimiter, type Reservation } from "./limiter.js";
 import {
   composeDecision,
+  composeStatus,
   markerKey,
   planDecision,
+  planStatus,
   type RawOutcome,
   staticRefusal,
   unlimitedDecision,
   validateActualTokens,
   validateWindows,
 } from "./plan.js";
-import { RESERVE_LUA, SETTLE_LUA } from "./redis-scripts.js";
+import { RESERVE_LUA, SETTLE_LUA, STATUS_LUA } from "./redis-scripts.js";
 
 /** Namespace of the limiter's keys in a Redis shared with other applications. */
 export const LIMITER_KEY_PREFIX = "passerelle:rl:";
@@ -28,11 +30,12 @@ export interface RedisLimiterOptions {
 interface LimiterScripts {
   passerelleRlReserve(numKeys: number, ...args: (string | number)[]): Promise<unknown>;
   passerelleRlSettle(numKeys: number, ...args: (string | number)[]): Promise<unknown>;
+  passerelleRlStatus(numKeys: number, ...args: (string | number)[]): Promise<unknown>;
 }
 
 /**
  * The Redis limiter: one EVALSHA per decision (RESERVE_LUA: all limits checked and counted atomically) and one
- * per settle (SETTLE_LUA); ioredis's defineCommand loads the script again after a NOSCRIPT (a restart, a
+ * per settle (SETTLE_LUA), and a read-only one per status (STATUS_LUA); ioredis's defineCommand loads the script again after a NOSCRIPT (a restart, a
  * failover). Errors and timeouts are the caller's: wrap it in createResilientLimiter for the outage policy.
  */
 export function createRedisLimiter(opts: RedisLimiterOptions): RateLimiter {
@@ -42,6 +45,8 @@ export function createRedisLimiter(opts: RedisLimiterOptions): RateLimiter {
   // defineCommand is idempotent per name: several limiters may share one client.
   client.defineCommand("passerelleRlReserve", { lua: RESERVE_LUA });
   client.defineCommand("passerelleRlSettle", { lua: SETTLE_LUA });
+  // readOnly: a Cluster client configured to read from replicas may send it there.
+  client.defineCommand("passerelleRlStatus", { lua: STATUS_LUA, readOnly: true });
   const scripts = client as unknown as LimiterScripts;
   let closed = false;
 
@@ -101,6 +106,22 @@ export function createRedisLimiter(opts: RedisLimiterOptions): RateLimiter {
         args.push(w.ms / w.buckets, w.buckets, c.bucket);
       }
       return (await scripts.passerelleRlSettle(keys.length, ...keys, ...args)) === 1;
+    },
+
+    async status(input) {
+      ensureOpen();
+      const plan = planStatus(input, windows);
+      if (plan.counters.length === 0) return composeStatus(plan, []);
+      const args: (string | number)[] = [];
+      for (const c of plan.counters) args.push(c.bucketMs, c.buckets);
+      const keys = plan.counters.map((c) => prefix + c.key);
+      const reply = integers(await scripts.passerelleRlStatus(keys.length, ...keys, ...args));
+      const usage = plan.counters.map((_, i) => ({
+        requests: reply[1 + i * 3] ?? 0,
+        tokens: reply[2 + i * 3] ?? 0,
+        resetMs: reply[3 + i * 3] ?? 0,
+      }));
+      return composeStatus(plan, usage);
     },
 
     async close() {

@@ -1,5 +1,5 @@
 /**
- * The two Lua scripts of the Redis limiter: the memory limiter (memory-limiter.ts) is the same algorithm in
+ * The three Lua scripts of the Redis limiter: the memory limiter (memory-limiter.ts) is the same algorithm in
  * TypeScript, step for step; change both together. Every key of one call shares one hash tag (Cluster-safe).
  *
  * A counter is a hash: o = oldest bucket index that may hold counts, l = newest bucket written, R and T = running
@@ -159,4 +159,46 @@ for i = 1, #KEYS - 1 do
   end
 end
 return 1
+`;
+
+/**
+ * Read-only: writes nothing, not even the pruning load() does, so it is safe to call as often as a page is shown.
+ * KEYS[1..] = counters. ARGV, per counter: bucket ms, bucket count.
+ * Returns {server time (ms), then per counter: requests, tokens, ms until its usage has aged out (0 when empty)}:
+ * the totals over the buckets that still count, as RESERVE_LUA would see them before counting anything.
+ */
+export const STATUS_LUA = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local out = {now}
+for i = 1, #KEYS do
+  local a = 1 + (i - 1) * 2
+  local b, n = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
+  local w = b * n
+  local cutoff = math.floor(now / b) - n
+  local key = KEYS[i]
+  local h = redis.call('HMGET', key, 'o', 'l', 'R', 'T')
+  local o, l = tonumber(h[1]), tonumber(h[2])
+  local R, T, reset = 0, 0, 0
+  if o ~= nil and l >= cutoff then
+    R, T = tonumber(h[3]), tonumber(h[4])
+    if o < cutoff then
+      local fields = {}
+      for j = o, cutoff - 1 do
+        fields[#fields + 1] = 'r' .. j
+        fields[#fields + 1] = 't' .. j
+      end
+      local v = redis.call('HMGET', key, unpack(fields))
+      for x = 1, #v, 2 do
+        R = R - (tonumber(v[x]) or 0)
+        T = T - (tonumber(v[x + 1]) or 0)
+      end
+    end
+    reset = (l + 1) * b + w - now
+  end
+  out[#out + 1] = R
+  out[#out + 1] = T
+  out[#out + 1] = reset
+end
+return out
 `;

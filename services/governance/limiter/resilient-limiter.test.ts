@@ -23,6 +23,12 @@ const input = (l: ReserveInput["limits"], tokens = 0): ReserveInput => ({
   tokens,
 });
 const rpm2 = limits({ requestsPerMinute: 2 });
+const UNKNOWN = {
+  known: false,
+  requests: null,
+  tokens: null,
+  perLimit: { requestsPerMinute: null, requestsPerDay: null, tokensPerMinute: null, tokensPerDay: null },
+};
 
 /** A Redis limiter whose client points at a closed port: every command fails at once. */
 function deadRedisLimiter(): { limiter: RateLimiter; client: Redis } {
@@ -62,6 +68,20 @@ describe("resilient limiter with Redis unreachable", () => {
     await close();
   });
 
+  it("status answers unknown whatever the policy, and validates its input first", async () => {
+    for (const policy of ["fail-open", "fail-closed", "local"] as const) {
+      const errors: unknown[] = [];
+      const { resilient, close } = resilientOverDeadRedis(policy, [], errors);
+      expect(await resilient.status({ subject: "u", model: "m", limits: rpm2 })).toEqual(UNKNOWN);
+      expect(errors).toHaveLength(1);
+      // Within retryIntervalMs the primary is not asked again.
+      expect(await resilient.status({ subject: "u", model: "m", limits: rpm2 })).toEqual(UNKNOWN);
+      expect(errors).toHaveLength(1);
+      await expect(resilient.status({ subject: "", model: "m", limits: rpm2 })).rejects.toThrow(RangeError);
+      await close();
+    }
+  });
+
   it("fail-closed refuses with a Retry-After", async () => {
     const outcomes: DecisionOutcome[] = [];
     const { resilient, close } = resilientOverDeadRedis("fail-closed", outcomes);
@@ -92,7 +112,7 @@ describe("resilient limiter with Redis unreachable", () => {
 describe("resilient limiter timing", () => {
   /** A primary whose reserve answers after `delayMs` with an admission, counting calls and settles. */
   function slowPrimary(delayMs: number, fail = false) {
-    const calls = { reserve: 0, settle: [] as number[] };
+    const calls = { reserve: 0, status: 0, settle: [] as number[] };
     const admission: Decision = {
       allowed: true,
       outcome: "allowed",
@@ -112,6 +132,12 @@ describe("resilient limiter timing", () => {
         calls.settle.push(tokens);
         return true;
       },
+      async status() {
+        calls.status++;
+        await sleep(delayMs);
+        if (fail) throw new Error("down");
+        return { known: true, requests: null, tokens: null, perLimit: UNKNOWN.perLimit };
+      },
       async close() {},
     };
     return { primary, calls };
@@ -126,6 +152,20 @@ describe("resilient limiter timing", () => {
     await sleep(200);
     expect(calls.settle).toEqual([0]);
     await limiter.close();
+  });
+
+  it("status gives up after timeoutMs, and a failed status spares the next decision its timeout", async () => {
+    const { primary, calls } = slowPrimary(150);
+    const limiter = createResilientLimiter({ primary, policy: "fail-open", timeoutMs: 20 });
+    const started = Date.now();
+    expect(await limiter.status({ subject: "u", model: "m", limits: rpm2 })).toEqual(UNKNOWN);
+    expect(Date.now() - started).toBeLessThan(120);
+    expect((await limiter.reserve(input(rpm2))).outcome).toBe("degraded_open");
+    expect(calls).toMatchObject({ status: 1, reserve: 0 });
+    await limiter.close();
+    const fast = createResilientLimiter({ primary: slowPrimary(0).primary, policy: "fail-open", timeoutMs: 20 });
+    expect((await fast.status({ subject: "u", model: "m", limits: rpm2 })).known).toBe(true);
+    await fast.close();
   });
 
   it("skips the primary for retryIntervalMs after a failure, then tries again", async () => {

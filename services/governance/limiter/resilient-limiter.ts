@@ -1,6 +1,6 @@
 import type { Decision, DecisionOutcome, LimiterWindows, RateLimiter, ReserveInput } from "./limiter.js";
 import { createMemoryLimiter } from "./memory-limiter.js";
-import { staticRefusal, validateActualTokens } from "./plan.js";
+import { staticRefusal, unknownStatus, validateActualTokens, validateStatusInput } from "./plan.js";
 
 /**
  * What a decision does when the shared store (Redis) errors or does not answer in time:
@@ -10,6 +10,8 @@ import { staticRefusal, validateActualTokens } from "./plan.js";
  *   processes admit up to N × the limit during the outage; counts start from what this process saw in earlier
  *   outages (nothing is synchronised back when Redis returns).
  * Whatever the policy, 0 = forbidden and an estimate larger than a limit are still refused (no store needed).
+ * status() answers "unknown" (known: false) during an outage whatever the policy: a "local" limiter's counts are
+ * this process's alone and would understate what was used.
  */
 export type OutagePolicy = "fail-open" | "fail-closed" | "local";
 
@@ -18,7 +20,7 @@ export interface ResilientLimiterOptions {
   /** The shared limiter (normally createRedisLimiter). */
   primary: RateLimiter;
   policy: OutagePolicy;
-  /** Bound on one primary reserve (default 100 ms, 1–5,000): slower counts as an outage. */
+  /** Bound on one primary reserve or status (default 100 ms, 1–5,000): slower counts as an outage. */
   timeoutMs?: number;
   /** Bound on one primary settle (default 1,000 ms): settles run after the response, latency matters less. */
   settleTimeoutMs?: number;
@@ -32,7 +34,7 @@ export interface ResilientLimiterOptions {
   /** Called once per decision with its outcome: the metrics layer counts them (degraded_* = decided in an outage). */
   onDecision?: (outcome: DecisionOutcome) => void;
   /** Called with each primary failure (for logs); decisions go on regardless. */
-  onError?: (err: unknown, op: "reserve" | "settle") => void;
+  onError?: (err: unknown, op: "reserve" | "settle" | "status") => void;
   now?: () => number;
 }
 
@@ -63,7 +65,7 @@ export function createResilientLimiter(opts: ResilientLimiterOptions): RateLimit
     return decision;
   }
 
-  function failed(err: unknown, op: "reserve" | "settle"): void {
+  function failed(err: unknown, op: "reserve" | "settle" | "status"): void {
     try {
       opts.onError?.(err, op);
     } catch {
@@ -120,6 +122,19 @@ export function createResilientLimiter(opts: ResilientLimiterOptions): RateLimit
       } catch (err) {
         failed(err, "settle");
         return false;
+      }
+    },
+
+    async status(input) {
+      validateStatusInput(input);
+      if (now() < skipUntil) return unknownStatus();
+      try {
+        return await withTimeout(primary.status(input), timeoutMs);
+      } catch (err) {
+        // An outage seen here spares the next decisions their own timeout, as a failed reserve does.
+        skipUntil = now() + retryIntervalMs;
+        failed(err, "status");
+        return unknownStatus();
       }
     },
 
