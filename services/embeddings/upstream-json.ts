@@ -1,5 +1,5 @@
 import type { JsonObject, JsonValue } from "@bufbuild/protobuf";
-import { countTokens } from "gpt-tokenizer";
+import { countTokens } from "../platform/tokenizer.js";
 import type { CreateEmbeddingsRequest } from "../../gen/passerelle/embeddings/v1/embeddings_service_pb.js";
 import { UpstreamError } from "../inference/index.js";
 

@@ -7,7 +7,8 @@ import { rpcError } from "../platform/errors.js";
 import type { BudgetStore } from "./budget-store.js";
 import { estimateCarbon } from "./carbon.js";
 import type { Owner, UsageRecord } from "./entities.js";
-import { type DecisionOutcome, type Limits, type RateLimiter, rateLimitHeaders, UNLIMITED } from "./limiter/index.js";
+import { rateLimitHeaders } from "./limiter/headers.js";
+import { type DecisionOutcome, type Limits, type RateLimiter, UNLIMITED } from "./limiter/limiter.js";
 import { costNanos, nanosToUnits } from "./money.js";
 import type { UsageBuffer } from "./usage-buffer.js";
 

@@ -3,22 +3,16 @@ import type { MikroORM } from "@mikro-orm/postgresql";
 import type { Logger } from "pino";
 import { type BudgetStore, createBudgetStore } from "./budget-store.js";
 import { createGovernor, type Governor, type GovernorDeps } from "./governor.js";
-import {
-  createLimiterRedisClient,
-  createMemoryLimiter,
-  createRedisLimiter,
-  createResilientLimiter,
-  type DecisionOutcome,
-  type OutagePolicy,
-  type RateLimiter,
-} from "./limiter/index.js";
+import type { DecisionOutcome, RateLimiter } from "./limiter/limiter.js";
+import { createMemoryLimiter } from "./limiter/memory-limiter.js";
+import { createResilientLimiter, type OutagePolicy } from "./limiter/resilient-limiter.js";
 import { createUsageBuffer, type UsageBuffer } from "./usage-buffer.js";
 import { createUsageStore, type UsageStore } from "./usage-store.js";
 
 export { governanceEntities } from "./entities.js";
 export type { Admission, AdmitInput, Governor, Outcome, ServedBy, Settled } from "./governor.js";
 export { statusOf } from "./governor.js";
-export type { Limits } from "./limiter/index.js";
+export type { Limits } from "./limiter/limiter.js";
 
 export interface GovernanceSettings {
   /** What the limiter does when Redis fails or is slow (PASSERELLE_LIMITS_REDIS_POLICY). */
@@ -64,16 +58,19 @@ export async function setupGovernance(opts: {
     onFlushed: opts.onFlushed,
     onFlushFailure: opts.onFlushFailure,
   });
-  const redis = opts.redisUrl ? await createLimiterRedisClient(opts.redisUrl) : undefined;
-  const limiter = redis
-    ? createResilientLimiter({
-        primary: createRedisLimiter({ redis }),
-        policy: opts.settings.limitsPolicy,
-        timeoutMs: opts.settings.limitsTimeoutMs,
-        onDecision: opts.onDecision,
-        onError: (err, op) => opts.logger.warn({ err, op }, "rate limiter store failed; outage policy applied"),
-      })
-    : createResilientLimiter({ primary: createMemoryLimiter(), policy: "fail-closed", onDecision: opts.onDecision });
+  // Loaded only when used: ioredis weighs ~25 MB that the embedded default never needs.
+  const redisModule = opts.redisUrl ? await import("./limiter/redis-limiter.js") : undefined;
+  const redis = opts.redisUrl && redisModule ? await redisModule.createLimiterRedisClient(opts.redisUrl) : undefined;
+  const limiter =
+    redis && redisModule
+      ? createResilientLimiter({
+          primary: redisModule.createRedisLimiter({ redis }),
+          policy: opts.settings.limitsPolicy,
+          timeoutMs: opts.settings.limitsTimeoutMs,
+          onDecision: opts.onDecision,
+          onError: (err, op) => opts.logger.warn({ err, op }, "rate limiter store failed; outage policy applied"),
+        })
+      : createResilientLimiter({ primary: createMemoryLimiter(), policy: "fail-closed", onDecision: opts.onDecision });
   // Reservations of requests that never finished (a crash) are released after their TTL.
   const sweeper = setInterval(() => {
     budgetStore.sweepExpired().catch((err: unknown) => opts.logger.warn({ err }, "budget reservation sweep failed"));

@@ -1,5 +1,5 @@
 import { create } from "@bufbuild/protobuf";
-import { countTokens } from "gpt-tokenizer";
+import { countTokens } from "../platform/tokenizer.js";
 import {
   type ChatCompletion,
   type ChatCompletionParams,
@@ -9,7 +9,7 @@ import {
 } from "../../gen/passerelle/inference/v1/chat_pb.js";
 
 /**
- * Token counts for when an upstream sends no `usage`: OpenAI's o200k encoding (gpt-tokenizer) and its chat
+ * Token counts for when an upstream sends no `usage`, and for estimates: cl100k (platform/tokenizer.ts) and OpenAI's chat
  * framing (3 tokens per message, 3 to prime the answer). An estimate — the model's own tokenizer may differ — used
  * only as a fallback; upstream counts always win.
  */

@@ -4,7 +4,7 @@ import ts from "typescript";
 
 /**
  * Compiles the servers the bench starts to JavaScript, as `npm run build` does for production (`npm start` runs
- * `node --enable-source-maps dist/…`), so that their memory and CPU are not the tsx loader's. Each file is
+ * `node dist/…`), so that their memory and CPU are not the tsx loader's. Each file is
  * transpiled on its own (no type check: `npx tsc --noEmit` does that), into a mirror of the repository under
  * `outDir`, which must lie inside the repository so that `node_modules` resolves. Takes a second or two.
  */

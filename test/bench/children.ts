@@ -31,7 +31,7 @@ interface Reply {
 const SOURCE_CHILD = fileURLToPath(new URL("./child.ts", import.meta.url));
 
 /**
- * `script`: the compiled child.js (see build.ts), run like production (`node --enable-source-maps`); without it,
+ * `script`: the compiled child.js (see build.ts), run like production (`node`, no source maps); without it,
  * child.ts from source through tsx.
  */
 export async function startChild<Info>(
@@ -40,7 +40,7 @@ export async function startChild<Info>(
   opts: { script?: string; env?: Record<string, string>; startTimeoutMs?: number } = {},
 ): Promise<ChildHandle<Info>> {
   const child: ChildProcess = fork(opts.script ?? SOURCE_CHILD, [role], {
-    execArgv: opts.script ? ["--enable-source-maps"] : ["--import", "tsx"],
+    execArgv: opts.script ? [] : ["--import", "tsx"],
     env: { ...process.env, ...opts.env },
     // stdout ignored: Passerelle logs one line per request at the production default level (info); writing it to
     // /dev/null keeps the serialization cost in the measurement without a pipe to drain.

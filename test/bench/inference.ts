@@ -146,7 +146,7 @@ export async function runInferenceBench(resultsDir: string): Promise<InferenceRe
     script = path.join(buildDir, "test/bench/child.js");
     log(`compiled ${files} files to ${path.relative(root, buildDir)} in ${Math.round(performance.now() - t0)} ms`);
   }
-  figures.servers = script ? "compiled JavaScript, node --enable-source-maps" : "TypeScript through tsx";
+  figures.servers = script ? "compiled JavaScript, node (no source maps, as npm start)" : "TypeScript through tsx";
 
   log("starting the simulator, the ceiling proxy and Passerelle (each in its own process)…");
   const sim = await startChild<{ url: string }>(

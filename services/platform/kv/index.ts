@@ -1,10 +1,8 @@
 import type { KvStore } from "./kv.js";
 import { createMemoryKv } from "./memory-kv.js";
-import { createRedisKv } from "./redis-kv.js";
 
 export type { HitResult, KvStore } from "./kv.js";
 export { createMemoryKv } from "./memory-kv.js";
-export { createRedisKv } from "./redis-kv.js";
 
 /** Namespace of every key and channel in a Redis shared with other applications. */
 export const REDIS_KEY_PREFIX = "passerelle:";
@@ -14,5 +12,8 @@ export const REDIS_KEY_PREFIX = "passerelle:";
  * store otherwise.
  */
 export async function createKv(redisUrl: string | undefined): Promise<KvStore> {
-  return redisUrl ? createRedisKv(redisUrl, { keyPrefix: REDIS_KEY_PREFIX }) : createMemoryKv();
+  if (!redisUrl) return createMemoryKv();
+  // Loaded only when used: ioredis weighs ~25 MB that the embedded default never needs.
+  const { createRedisKv } = await import("./redis-kv.js");
+  return createRedisKv(redisUrl, { keyPrefix: REDIS_KEY_PREFIX });
 }

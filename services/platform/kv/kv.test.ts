@@ -1,8 +1,9 @@
 import { randomUUID } from "node:crypto";
 import { Redis } from "ioredis";
 import { describe, expect, it } from "vitest";
-import { createKv, createMemoryKv, createRedisKv } from "./index.js";
+import { createKv, createMemoryKv } from "./index.js";
 import { kvContract, waitFor } from "./kv.contract.js";
+import { createRedisKv } from "./redis-kv.js";
 
 const redisUrl = process.env.PASSERELLE_TEST_REDIS_URL;
 
