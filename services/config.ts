@@ -1,3 +1,4 @@
+import os from "node:os";
 import path from "node:path";
 
 /** Settings of the core (and of the one-process platform). Only config.ts files read process.env. */
@@ -70,6 +71,14 @@ export interface CoreConfig {
   readonly logLevel: string;
   /** Run the REST bridge inside the core process (default true). */
   readonly bridgeEnabled: boolean;
+  /**
+   * Processes serving requests (PASSERELLE_WORKERS: a number, or "auto" = one per core). Above 1, `npm start` runs a
+   * primary that prepares the database and forks that many workers sharing the ports; they share state through
+   * PostgreSQL and Redis, so both DATABASE_URL and REDIS_URL are required.
+   */
+  readonly workers: number;
+  /** Set by the primary in each worker (0-based): names the worker's own usage journal. */
+  readonly workerIndex: number | undefined;
   /**
    * A separate listener serving only `GET /metrics` without auth, for scrapers inside the cluster
    * (PASSERELLE_METRICS_PORT; unset = none, 0 = any free port). `/metrics` on the HTTP port always needs a key.
@@ -160,11 +169,22 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
       .filter(Boolean),
     logLevel: str("PASSERELLE_LOG_LEVEL") ?? str("LOG_LEVEL") ?? "info",
     bridgeEnabled: bool("PASSERELLE_BRIDGE_ENABLED", true),
+    workers:
+      str("PASSERELLE_WORKERS")?.toLowerCase() === "auto"
+        ? os.availableParallelism()
+        : int("PASSERELLE_WORKERS", 1, 1, 256),
+    workerIndex: str("PASSERELLE_WORKER_INDEX") === undefined ? undefined : int("PASSERELLE_WORKER_INDEX", 0, 0, 255),
     metrics: {
       port: str("PASSERELLE_METRICS_PORT") === undefined ? undefined : int("PASSERELLE_METRICS_PORT", 0, 0, 65535),
       host: str("PASSERELLE_METRICS_HOST") ?? "127.0.0.1",
     },
     ...overrides,
   };
+  if (config.workers > 1 && !(config.databaseUrl && config.redisUrl)) {
+    throw new ConfigError(
+      "PASSERELLE_WORKERS above 1 needs DATABASE_URL and REDIS_URL: the workers share the database, the rate limits " +
+        "and the caches' invalidations, which the embedded defaults keep inside one process",
+    );
+  }
   return Object.freeze(config);
 }

@@ -100,6 +100,8 @@ export async function createCore(config: CoreConfig, logger: Logger): Promise<Co
     orm: db.orm,
     redisUrl: config.redisUrl,
     dataDir: config.dataDir,
+    workerIndex: config.workerIndex,
+    replayOthers: config.workers > 1 && config.workerIndex === undefined,
     settings: config.governance,
     logger,
     onDecision: (outcome) => metrics.limiter.decision(outcome),

@@ -1,10 +1,13 @@
+import cluster from "node:cluster";
 import { bridgePlugin } from "../bridge/app.js";
 import { ConfigError, loadConfig } from "./config.js";
 import { createLogger } from "./platform/logging.js";
 import { startPlatform } from "./server.js";
+import { reportListening, startWorkerPool } from "./workers.js";
 
 /**
- * `npm start`: the whole platform in one process (core services + REST bridge). The composition root: the only
+ * `npm start`: the whole platform in one process (core services + REST bridge), or with PASSERELLE_WORKERS > 1 a
+ * primary and that many such processes sharing the ports (services/workers.ts). The composition root: the only
  * file that knows both the services and the bridge, which it hands the in-process Transport.
  */
 async function main(): Promise<void> {
@@ -20,9 +23,34 @@ async function main(): Promise<void> {
     throw err;
   }
   const logger = createLogger(config.logLevel);
-  const platform = await startPlatform(config, logger, { restApi: bridgePlugin });
+  const pooled = config.workers > 1;
+  if (pooled && cluster.isWorker) {
+    // A SIGTERM while starting (the pool stopping early) is honoured once started: a clean close, journal flushed.
+    let early = false;
+    const onEarly = () => {
+      early = true;
+    };
+    process.on("SIGTERM", onEarly);
+    const platform = await startPlatform(config, logger, { restApi: bridgePlugin });
+    process.off("SIGTERM", onEarly);
+    reportListening(platform.httpUrl, platform.grpcUrl);
+    logger.info({ worker: config.workerIndex, pid: process.pid }, "worker listening");
+    // Ctrl-C reaches the whole process group: the primary relays it as SIGTERM, once.
+    process.on("SIGINT", () => {});
+    const stop = handleSignals(logger, config.shutdownGraceMs, () => platform.close(), ["SIGTERM"]);
+    // The primary gone (killed hard), or the channel closed while draining: stop (once) rather than serve alone.
+    process.once("disconnect", () => stop("disconnect", false));
+    if (early) stop("SIGTERM");
+    return;
+  }
+  const platform = pooled
+    ? await startWorkerPool(config, logger)
+    : await startPlatform(config, logger, { restApi: bridgePlugin });
   const ms = Math.round(performance.now() - started);
-  const { bootstrap, db, kv } = platform.core;
+  const bootstrap = "core" in platform ? platform.core.bootstrap : platform.bootstrap;
+  // A pool always runs on PostgreSQL and Redis (config.ts refuses it otherwise).
+  const db = "core" in platform ? platform.core.db.kind : "postgresql";
+  const kv = "core" in platform ? platform.core.kv.kind : "redis";
 
   // The banner goes to stdout once, outside the logger: it is the only place a generated admin key ever appears.
   const lines = [
@@ -31,8 +59,9 @@ async function main(): Promise<void> {
     `  REST (OpenAI-compatible)  ${platform.httpUrl}/v1      docs: ${platform.httpUrl}/docs`,
     `  Connect + gRPC-web        ${platform.httpUrl}`,
     `  gRPC (h2c)                ${platform.grpcUrl}`,
-    `  Database                  ${db.kind === "embedded" ? `embedded PostgreSQL in ${config.dataDir}/pg` : "PostgreSQL (DATABASE_URL)"}`,
-    `  Key-value store           ${kv.kind === "redis" ? "Redis (REDIS_URL)" : "in-process (set REDIS_URL for several processes)"}`,
+    `  Database                  ${db === "embedded" ? `embedded PostgreSQL in ${config.dataDir}/pg` : "PostgreSQL (DATABASE_URL)"}`,
+    `  Key-value store           ${kv === "redis" ? "Redis (REDIS_URL)" : "in-process (set REDIS_URL for several processes)"}`,
+    `  Processes                 ${pooled ? `${config.workers} workers (PASSERELLE_WORKERS) and this primary` : "1 (PASSERELLE_WORKERS for more)"}`,
   ];
   if (bootstrap.generatedKey) {
     lines.push(
@@ -53,16 +82,26 @@ async function main(): Promise<void> {
   }
   process.stdout.write(`${lines.join("\n")}\n\n`);
   logger.info({ http: platform.httpUrl, grpc: platform.grpcUrl, startupMs: ms }, "listening");
+  handleSignals(logger, config.shutdownGraceMs, () => platform.close());
+}
 
+/** SIGTERM / SIGINT: drain and exit 0; a second signal exits at once. */
+function handleSignals(
+  logger: ReturnType<typeof createLogger>,
+  graceMs: number,
+  close: () => Promise<void>,
+  signals: readonly NodeJS.Signals[] = ["SIGTERM", "SIGINT"],
+): (why: string, forceOnRepeat?: boolean) => void {
   let stopping = false;
-  const stop = (signal: string) => {
+  const stop = (signal: string, forceOnRepeat = true) => {
     if (stopping) {
+      if (!forceOnRepeat) return;
       logger.warn({ signal }, "second signal: exiting now");
       process.exit(1);
     }
     stopping = true;
-    logger.info({ signal, graceMs: config.shutdownGraceMs }, "shutting down");
-    platform.close().then(
+    logger.info({ signal, graceMs }, "shutting down");
+    close().then(
       () => {
         logger.info("stopped");
         process.exit(0);
@@ -73,8 +112,8 @@ async function main(): Promise<void> {
       },
     );
   };
-  process.once("SIGTERM", () => stop("SIGTERM"));
-  process.once("SIGINT", () => stop("SIGINT"));
+  for (const signal of signals) process.on(signal, () => stop(signal));
+  return stop;
 }
 
 main().catch((err: unknown) => {

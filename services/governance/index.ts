@@ -1,3 +1,4 @@
+import { readdir } from "node:fs/promises";
 import path from "node:path";
 import type { MikroORM } from "@mikro-orm/postgresql";
 import type { Logger } from "pino";
@@ -42,6 +43,10 @@ export async function setupGovernance(opts: {
   orm: MikroORM;
   redisUrl: string | undefined;
   dataDir: string;
+  /** A worker of several (config.workerIndex): its journal is `usage/worker-<n>`, as no two processes share one. */
+  workerIndex?: number;
+  /** Before starting, replay the journals other processes left (the primary of a worker pool, at start). */
+  replayOthers?: boolean;
   settings: GovernanceSettings;
   logger: Logger;
   onDecision?: (outcome: DecisionOutcome) => void;
@@ -51,8 +56,10 @@ export async function setupGovernance(opts: {
 }): Promise<Governance> {
   const usageStore = createUsageStore(opts.orm);
   const budgetStore = createBudgetStore(opts.orm);
+  const root = path.join(opts.dataDir, "usage");
+  if (opts.replayOthers) await replayWorkerJournals(root, usageStore, opts.logger);
   const buffer = await createUsageBuffer({
-    dir: path.join(opts.dataDir, "usage"),
+    dir: opts.workerIndex === undefined ? root : path.join(root, `worker-${opts.workerIndex}`),
     sink: (batch) => usageStore.writeBatch(batch),
     logger: opts.logger.child({ component: "usage-journal" }),
     onFlushed: opts.onFlushed,
@@ -97,4 +104,28 @@ export async function setupGovernance(opts: {
       redis?.disconnect();
     },
   };
+}
+
+/**
+ * Writes what workers of an earlier run left in their journals (a worker that crashed, or a pool that now has fewer
+ * workers) before new workers start: each journal is replayed, flushed and closed in turn. Records are idempotent.
+ */
+async function replayWorkerJournals(root: string, usageStore: UsageStore, logger: Logger): Promise<void> {
+  let entries: string[];
+  try {
+    entries = await readdir(root);
+  } catch {
+    return;
+  }
+  for (const name of entries.filter((e) => /^worker-\d+$/.test(e))) {
+    const buffer = await createUsageBuffer({
+      dir: path.join(root, name),
+      sink: (b) => usageStore.writeBatch(b),
+      logger,
+    });
+    const empty = await buffer.flush();
+    await buffer.close();
+    if (!empty)
+      logger.warn({ journal: name }, "usage journal not fully written; it is replayed again at the next start");
+  }
 }
