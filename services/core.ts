@@ -19,8 +19,9 @@ import type { CoreConfig } from "./config.js";
 import { setupEmbeddings } from "./embeddings/index.js";
 import { createGovernanceService } from "./governance/governance-service.js";
 import { type Governance, governanceEntities, setupGovernance } from "./governance/index.js";
+import { createLimitsView } from "./governance/limiter/index.js";
 import { setupInference } from "./inference/index.js";
-import { loadModelsFile, type ModelRegistry, modelEntities, setupModels } from "./models/index.js";
+import { createModelStore, loadModelsFile, type ModelRegistry, modelEntities, setupModels } from "./models/index.js";
 import type { Principal } from "./platform/context.js";
 import { type Database, openDatabase } from "./platform/db/database.js";
 import { bindService, type ServiceBinding } from "./platform/in-process-transport.js";
@@ -83,17 +84,6 @@ export async function createCore(config: CoreConfig, logger: Logger): Promise<Co
     maxEntries: config.auth.cacheMaxEntries,
   });
   const bootstrap = await bootstrapAccounts(store, config.bootstrap, logger);
-  const accountService = createAccountService({
-    store,
-    authenticator,
-    kv,
-    logger,
-    settings: {
-      keyMaxLifetimeDays: config.auth.keyMaxLifetimeDays,
-      sessionTtlSeconds: config.auth.sessionTtlSeconds,
-      maxFailedLogins: config.auth.maxFailedLogins,
-    },
-  });
   const models = await setupModels({ orm: db.orm, kv, logger, specs: modelSpecs });
   const metrics = createMetrics();
   const governance: Governance = await setupGovernance({
@@ -119,6 +109,26 @@ export async function createCore(config: CoreConfig, logger: Logger): Promise<Co
       }),
   });
   metrics.usage.setDepthSource(() => governance.buffer.depth());
+  const modelStore = createModelStore(db.orm);
+  const accountService = createAccountService({
+    store,
+    authenticator,
+    kv,
+    logger,
+    settings: {
+      keyMaxLifetimeDays: config.auth.keyMaxLifetimeDays,
+      sessionTtlSeconds: config.auth.sessionTtlSeconds,
+      maxFailedLogins: config.auth.maxFailedLogins,
+    },
+    // GetMe's limits: the models the caller may use (registry) and where each limit stands (limiter).
+    limitsView: createLimitsView({
+      limiter: governance.limiter,
+      models: {
+        list: (page, roleId) => modelStore.listModels(page, { grantedTo: roleId }),
+        limitsFor: async (name, p) => (await models.registry.resolveForUse(name, p)).limits,
+      },
+    }),
+  });
   const inference = setupInference({
     registry: models.registry,
     governor: governance.governor,

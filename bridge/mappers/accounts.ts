@@ -1,4 +1,4 @@
-import { create } from "@bufbuild/protobuf";
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { type Timestamp, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import {
   ApiKeyState,
@@ -8,6 +8,9 @@ import {
 import {
   type ApiKey,
   ApiKeyKind,
+  type KeyLimits,
+  type KeyLimitsSchema,
+  type LimitUsage,
   type Organization,
   Permission,
   type Role,
@@ -96,6 +99,47 @@ export function organizationJson(o: Organization) {
   };
 }
 
+/** A key's limits as the REST API takes them: null or absent = none of that kind. */
+export interface KeyLimitsJson {
+  requests_per_minute?: number | null;
+  requests_per_day?: number | null;
+  tokens_per_minute?: number | null;
+  tokens_per_day?: number | null;
+}
+
+/** A request's key limits: an empty message for null (no limits), undefined when absent. */
+export function keyLimitsToProto(
+  l: KeyLimitsJson | null | undefined,
+): MessageInitShape<typeof KeyLimitsSchema> | undefined {
+  if (l === undefined) return undefined;
+  return {
+    requestsPerMinute: l?.requests_per_minute ?? undefined,
+    requestsPerDay: l?.requests_per_day ?? undefined,
+    tokensPerMinute: l?.tokens_per_minute ?? undefined,
+    tokensPerDay: l?.tokens_per_day ?? undefined,
+  };
+}
+
+export function keyLimitsJson(l: KeyLimits | undefined) {
+  return {
+    requests_per_minute: l?.requestsPerMinute ?? null,
+    requests_per_day: l?.requestsPerDay ?? null,
+    tokens_per_minute: l?.tokensPerMinute ?? null,
+    tokens_per_day: l?.tokensPerDay ?? null,
+  };
+}
+
+function limitUsageJson(u: LimitUsage | undefined) {
+  if (!u) return null;
+  return {
+    limit: u.limit,
+    remaining: u.remaining ?? null,
+    reset_seconds: u.resetSeconds ?? null,
+    role_limit: u.roleLimit ?? null,
+    key_limit: u.keyLimit ?? null,
+  };
+}
+
 export function apiKeyJson(k: ApiKey, secret?: string) {
   return {
     object: "api_key" as const,
@@ -109,6 +153,7 @@ export function apiKeyJson(k: ApiKey, secret?: string) {
     revoked: unix(k.revokeTime),
     last_used: unix(k.lastUseTime),
     created: unix(k.createTime) ?? 0,
+    limits: keyLimitsJson(k.limits),
   };
 }
 
@@ -126,6 +171,13 @@ export function meJson(me: GetMeResponse) {
     expired: me.expired,
     key_id: me.apiKeyId,
     created: unix(u?.createTime) ?? 0,
+    limits: me.limits.map((m) => ({
+      model: m.model,
+      requests_per_minute: limitUsageJson(m.requestsPerMinute),
+      requests_per_day: limitUsageJson(m.requestsPerDay),
+      tokens_per_minute: limitUsageJson(m.tokensPerMinute),
+      tokens_per_day: limitUsageJson(m.tokensPerDay),
+    })),
   };
 }
 

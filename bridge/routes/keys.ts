@@ -1,13 +1,22 @@
 import { create } from "@bufbuild/protobuf";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { ApiKeySchema } from "../../gen/passerelle/accounts/v1/resources_pb.js";
-import { apiKeyJson, type KeyStateName, keyStateToProto, listJson, timestampFromUnix } from "../mappers/accounts.js";
+import {
+  apiKeyJson,
+  type KeyLimitsJson,
+  type KeyStateName,
+  keyLimitsToProto,
+  keyStateToProto,
+  listJson,
+  timestampFromUnix,
+} from "../mappers/accounts.js";
 import { type Clients, callOptions } from "../rpc.js";
-import { adminCreateKeyBody, createKeyBody, keyListQuery, renameKeyBody } from "../schemas/accounts.js";
+import { adminCreateKeyBody, createKeyBody, keyListQuery, updateKeyBody } from "../schemas/accounts.js";
 import { errorResponses, idParams, listSchema, pagingQuery } from "../schemas/common.js";
 
 type ListQuery = { limit: number; after?: string; state?: KeyStateName; user?: string };
-type CreateBody = { name: string; expires?: number | null; user?: string };
+type CreateBody = { name: string; expires?: number | null; user?: string; limits?: KeyLimitsJson | null };
+type UpdateBody = { name?: string; limits?: KeyLimitsJson | null };
 
 /**
  * API keys: the caller's own under `/v1/me/keys`, anyone's under `/v1/admin/keys` (admin). The two differ only in
@@ -38,6 +47,8 @@ export function keyRoutes(app: FastifyInstance, clients: Clients): void {
             userId: req.body.user ?? "",
             name: req.body.name,
             expireTime: req.body.expires == null ? undefined : timestampFromUnix(req.body.expires),
+            // null and absent alike: no limits.
+            limits: keyLimitsToProto(req.body.limits ?? undefined),
           },
           callOptions(req, reply),
         );
@@ -99,12 +110,20 @@ export function keyRoutes(app: FastifyInstance, clients: Clients): void {
       },
     );
 
-    app.patch<{ Params: { id: string }; Body: { name: string } }>(
+    app.patch<{ Params: { id: string }; Body: UpdateBody }>(
       `${base}/:id`,
-      { schema: { ...one, summary: "Renames a key.", body: renameKeyBody } },
+      {
+        schema: {
+          ...one,
+          summary:
+            "Renames a key and/or replaces its own rate limits (null removes them); a limits change applies at once.",
+          body: updateKeyBody,
+        },
+      },
       async (req, reply) => {
         const { opts, ...ids } = scoped(req, reply);
-        return keyOf(await clients.accounts.updateApiKey({ ...ids, name: req.body.name }, opts));
+        const update = { ...ids, name: req.body.name, limits: keyLimitsToProto(req.body.limits) };
+        return keyOf(await clients.accounts.updateApiKey(update, opts));
       },
     );
 

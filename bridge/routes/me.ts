@@ -1,24 +1,34 @@
-import type { FastifyInstance } from "fastify";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { MeView } from "../../gen/passerelle/accounts/v1/account_service_pb.js";
 import { apiKeyJson, meJson, userJson } from "../mappers/accounts.js";
 import { type Clients, callOptions } from "../rpc.js";
-import { loginBody, updateMeBody } from "../schemas/accounts.js";
+import { loginBody, meQuery, updateMeBody } from "../schemas/accounts.js";
 import { errorResponses } from "../schemas/common.js";
 
 /** `/v1/me` (the caller's profile) and `/v1/auth/login`. */
 export function meRoutes(app: FastifyInstance, clients: Clients): void {
+  type MeRequest = { Querystring: { view?: "basic" | "full" } };
   const getMe = {
     schema: {
       tags: ["me"],
-      summary: "The caller's profile (still readable by an expired user).",
+      summary:
+        "The caller's profile (still readable by an expired user) and their rate limits on every model they may use, " +
+        "with what remains of each.",
       security: [{ bearer: [] }],
+      querystring: meQuery,
       response: { 200: { $ref: "Me#" }, ...errorResponses },
     },
   };
-  app.get("/v1/me", getMe, async (req, reply) => meJson(await clients.accounts.getMe({}, callOptions(req, reply))));
+  const me = async (req: FastifyRequest<MeRequest>, reply: FastifyReply) =>
+    meJson(
+      await clients.accounts.getMe(
+        { view: req.query.view === "basic" ? MeView.BASIC : MeView.FULL },
+        callOptions(req, reply),
+      ),
+    );
+  app.get<MeRequest>("/v1/me", getMe, me);
   // The reference system's path.
-  app.get("/v1/me/info", { ...getMe, schema: { ...getMe.schema, hide: true } }, async (req, reply) =>
-    meJson(await clients.accounts.getMe({}, callOptions(req, reply))),
-  );
+  app.get<MeRequest>("/v1/me/info", { ...getMe, schema: { ...getMe.schema, hide: true } }, me);
 
   app.patch<{ Body: { name?: string; password?: string; current_password?: string } }>(
     "/v1/me",

@@ -3,6 +3,69 @@ import { unixOrNull, unixTime } from "./common.js";
 
 const nonEmpty = (max: number) => ({ type: "string", minLength: 1, maxLength: max }) as const;
 
+const countOrNull = { type: ["integer", "null"], minimum: 0, maximum: 4294967295 } as const;
+
+/** A key's own rate limits in a request: null or absent = none of that kind, 0 = refused. */
+const keyLimitsBody = {
+  type: ["object", "null"],
+  additionalProperties: false,
+  description:
+    "The key's own rate limits, checked beside its role's on every model it is used on (each model apart): both " +
+    "must allow a call, so they can only tighten. null or absent = no limit of that kind; 0 = every model call " +
+    "with the key is refused (429).",
+  properties: {
+    requests_per_minute: countOrNull,
+    requests_per_day: countOrNull,
+    tokens_per_minute: countOrNull,
+    tokens_per_day: countOrNull,
+  },
+} as const;
+
+const keyLimitsJson = {
+  type: "object",
+  description: "The key's own rate limits (null = none of that kind).",
+  properties: {
+    requests_per_minute: { type: ["integer", "null"] },
+    requests_per_day: { type: ["integer", "null"] },
+    tokens_per_minute: { type: ["integer", "null"] },
+    tokens_per_day: { type: ["integer", "null"] },
+  },
+  required: ["requests_per_minute", "requests_per_day", "tokens_per_minute", "tokens_per_day"],
+} as const;
+
+const limitUsage = {
+  description: "null = unlimited.",
+  anyOf: [
+    { type: "null" },
+    {
+      type: "object",
+      properties: {
+        limit: { type: "integer", description: "The limit that binds first: the role's or the key's." },
+        remaining: { type: ["integer", "null"], description: "Left now; null when it cannot be read." },
+        reset_seconds: {
+          type: ["integer", "null"],
+          description: "Seconds until all that was counted in the window has left it (0: nothing counted).",
+        },
+        role_limit: { type: ["integer", "null"], description: "The role's limit (per user); null = none." },
+        key_limit: { type: ["integer", "null"], description: "This key's own limit; null = none." },
+      },
+      required: ["limit", "remaining", "reset_seconds", "role_limit", "key_limit"],
+    },
+  ],
+} as const;
+
+const modelLimits = {
+  type: "object",
+  properties: {
+    model: { type: "string" },
+    requests_per_minute: limitUsage,
+    requests_per_day: limitUsage,
+    tokens_per_minute: limitUsage,
+    tokens_per_day: limitUsage,
+  },
+  required: ["model", "requests_per_minute", "requests_per_day", "tokens_per_minute", "tokens_per_day"],
+} as const;
+
 export const userSchema = {
   $id: "User",
   type: "object",
@@ -65,8 +128,21 @@ export const apiKeySchema = {
     revoked: unixOrNull,
     last_used: unixOrNull,
     created: unixTime,
+    limits: keyLimitsJson,
   },
-  required: ["object", "id", "name", "user", "kind", "masked_key", "expires", "revoked", "last_used", "created"],
+  required: [
+    "object",
+    "id",
+    "name",
+    "user",
+    "kind",
+    "masked_key",
+    "expires",
+    "revoked",
+    "last_used",
+    "created",
+    "limits",
+  ],
 } as const;
 
 export const meSchema = {
@@ -94,6 +170,13 @@ export const meSchema = {
     expired: { type: "boolean", description: "An expired user can only read this profile." },
     key_id: { type: "string", description: "The key that authenticated this request." },
     created: unixTime,
+    limits: {
+      type: "array",
+      description:
+        "Rate limits on every model the caller may use, as calls with this key are checked, and what remains of " +
+        "each (empty with view=basic and for an expired user).",
+      items: modelLimits,
+    },
   },
   required: [
     "object",
@@ -107,7 +190,20 @@ export const meSchema = {
     "expired",
     "key_id",
     "created",
+    "limits",
   ],
+} as const;
+
+export const meQuery = {
+  type: "object",
+  properties: {
+    view: {
+      type: "string",
+      enum: ["basic", "full"],
+      default: "full",
+      description: "`basic` leaves out `limits` (cheaper, for services that only need to know who calls).",
+    },
+  },
 } as const;
 
 export const createUserBody = {
@@ -166,6 +262,7 @@ export const createKeyBody = {
   properties: {
     name: nonEmpty(100),
     expires: { ...unixOrNull, description: "Unix seconds; null or absent = the maximum lifetime, or never." },
+    limits: keyLimitsBody,
   },
   required: ["name"],
 } as const;
@@ -176,11 +273,14 @@ export const adminCreateKeyBody = {
   required: ["name", "user"],
 } as const;
 
-export const renameKeyBody = {
+export const updateKeyBody = {
   type: "object",
   additionalProperties: false,
-  properties: { name: nonEmpty(100) },
-  required: ["name"],
+  minProperties: 1,
+  properties: {
+    name: nonEmpty(100),
+    limits: { ...keyLimitsBody, description: "Replaces the key's limits (every one of them); null removes them." },
+  },
 } as const;
 
 export const keyListQuery = {

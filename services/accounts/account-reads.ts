@@ -1,4 +1,5 @@
 import type { EntityManager } from "@mikro-orm/core";
+import type { KeyLimits } from "../platform/context.js";
 
 /**
  * The two reads on hot paths (every key verification, every GET /v1/me), as one plain SQL query each: MikroORM's
@@ -18,6 +19,8 @@ export interface KeyPrincipalRow {
   roleId: string;
   roleName: string;
   permissions: string[];
+  /** The key's own rate limits; null when it has none (all four null). */
+  keyLimits: KeyLimits | null;
 }
 
 /** A user as GET /v1/me shows them. */
@@ -44,9 +47,29 @@ function dateOrNull(v: unknown): Date | null {
   return d;
 }
 
+/** A bigint column read through a raw query (the driver returns int8 as text). */
+function countOrNull(v: unknown): number | null {
+  if (v == null) return null;
+  const n = Number(v);
+  if (!Number.isSafeInteger(n)) throw new Error(`unreadable count from the database: ${String(v)}`);
+  return n;
+}
+
+/** The four limit columns of a row; null when none is set. */
+function keyLimitsOf(r: Record<string, unknown>): KeyLimits | null {
+  const limits = {
+    requestsPerMinute: countOrNull(r.requests_per_minute),
+    requestsPerDay: countOrNull(r.requests_per_day),
+    tokensPerMinute: countOrNull(r.tokens_per_minute),
+    tokensPerDay: countOrNull(r.tokens_per_day),
+  };
+  return Object.values(limits).every((v) => v === null) ? null : Object.freeze(limits);
+}
+
 export async function findByKeyHash(em: EntityManager, keyHash: string): Promise<KeyPrincipalRow | null> {
   const rows = await em.getConnection().execute<Record<string, unknown>[]>(
     `select k.id as key_id, k.expires_at as key_expires_at, k.revoked_at as key_revoked_at,
+            k.requests_per_minute, k.requests_per_day, k.tokens_per_minute, k.tokens_per_day,
             u.id as user_id, u.email, u.name, u.expires_at as user_expires_at, u.organization_id,
             r.id as role_id, r.name as role_name, r.permissions
        from api_key k join app_user u on u.id = k.user_id join role r on r.id = u.role_id
@@ -67,6 +90,7 @@ export async function findByKeyHash(em: EntityManager, keyHash: string): Promise
     roleId: r.role_id as string,
     roleName: r.role_name as string,
     permissions: (r.permissions as string[]) ?? [],
+    keyLimits: keyLimitsOf(r),
   };
 }
 

@@ -14,9 +14,11 @@ import {
 } from "@connectrpc/connect";
 import pino from "pino";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
-import { AccountService, ApiKeyState } from "../../gen/passerelle/accounts/v1/account_service_pb.js";
+import { AccountService, ApiKeyState, MeView } from "../../gen/passerelle/accounts/v1/account_service_pb.js";
 import { ApiKeyKind, Permission } from "../../gen/passerelle/accounts/v1/resources_pb.js";
 import { ErrorInfoSchema } from "../../gen/passerelle/errors/v1/error_info_pb.js";
+import { ModelService } from "../../gen/passerelle/models/v1/model_service_pb.js";
+import { ModelType } from "../../gen/passerelle/models/v1/resources_pb.js";
 import { createTestDatabase, type TestDatabase } from "../../test/support/db.js";
 import { loadConfig } from "../config.js";
 import { type Core, createCore } from "../core.js";
@@ -382,6 +384,89 @@ describe("AccountService on a real core", () => {
       await expectCode(() => api.getMe({}, u.as), Code.Unauthenticated, "API_KEY_REVOKED");
       const second = await api.revokeApiKey({ id: u.keyId, userId: u.user.id }, asAdmin);
       expect(ms(second.apiKey?.revokeTime)).toBe(ms(first.apiKey?.revokeTime));
+    });
+  });
+
+  describe("API key limits", () => {
+    it("stores a key's own limits, keeps them on rename, replaces or removes them, and refuses an empty update", async () => {
+      const u = await newUser(memberRoleId);
+      const made = await api.createApiKey(
+        { name: "limited", limits: { requestsPerMinute: 3, tokensPerDay: 0, requestsPerDay: 4_294_967_295 } },
+        u.as,
+      );
+      const id = made.apiKey?.id ?? "";
+      const expected = { requestsPerMinute: 3, requestsPerDay: 4_294_967_295, tokensPerDay: 0 };
+      expect(made.apiKey?.limits).toMatchObject(expected);
+      expect(made.apiKey?.limits?.tokensPerMinute).toBeUndefined();
+      expect((await api.getApiKey({ id }, u.as)).apiKey?.limits).toMatchObject(expected);
+      const listed = (await api.listApiKeys({}, u.as)).apiKeys.find((k) => k.id === id);
+      expect(listed?.limits).toMatchObject(expected);
+      expect((await api.getApiKey({ id: u.keyId }, u.as)).apiKey?.limits).toBeUndefined();
+
+      const renamed = await api.updateApiKey({ id, name: "renamed" }, u.as);
+      expect(renamed.apiKey).toMatchObject({ name: "renamed", limits: expected });
+      const replaced = await api.updateApiKey({ id, limits: { requestsPerDay: 5 } }, u.as);
+      expect(replaced.apiKey?.name).toBe("renamed");
+      expect(replaced.apiKey?.limits).toMatchObject({ requestsPerDay: 5 });
+      expect(replaced.apiKey?.limits?.requestsPerMinute).toBeUndefined();
+      const cleared = await api.updateApiKey({ id, userId: u.user.id, limits: {} }, asAdmin);
+      expect(cleared.apiKey?.limits).toBeUndefined();
+      await expectCode(() => api.updateApiKey({ id }, u.as), Code.InvalidArgument);
+      // Someone else's key stays out of reach, limits included.
+      const other = await newUser(memberRoleId);
+      await expectCode(() => api.updateApiKey({ id, limits: { requestsPerMinute: 1000 } }, other.as), Code.NotFound);
+    });
+
+    it("GetMe shows the role's and the key's limits on every model the caller may use, changes included at once", async () => {
+      const models = createClient(ModelService, createRouterTransport(core.routes, { router: core.routerOptions }));
+      const { role } = await api.createRole({ name: "limited-role" }, asAdmin);
+      const roleId = role?.id ?? "";
+      const granted = await models.createModel({ name: "limits-m1", type: ModelType.TEXT_GENERATION }, asAdmin);
+      const free = await models.createModel({ name: "limits-m2", type: ModelType.TEXT_GENERATION }, asAdmin);
+      const hidden = await models.createModel({ name: "limits-m3", type: ModelType.TEXT_GENERATION }, asAdmin);
+      const modelId = (m: typeof granted) => m.model?.id ?? "";
+      await models.grantModel({ roleId, modelId: modelId(granted), limits: { requestsPerMinute: 10 } }, asAdmin);
+      await models.grantModel({ roleId, modelId: modelId(free) }, asAdmin);
+      await models.grantModel({ roleId, modelId: modelId(hidden), limits: { tokensPerDay: 0 } }, asAdmin);
+      const u = await newUser(roleId);
+
+      // The user's main key: the role's limits only; a model without limits is listed, unlimited; a forbidden one
+      // is not listed.
+      const plain = await api.getMe({}, u.as);
+      expect(plain.limits.map((l) => l.model)).toEqual(["limits-m1", "limits-m2"]);
+      expect(plain.limits[0]?.requestsPerMinute).toMatchObject({
+        limit: 10,
+        remaining: 10,
+        resetSeconds: 0,
+        roleLimit: 10,
+      });
+      expect(plain.limits[0]?.requestsPerMinute?.keyLimit).toBeUndefined();
+      expect(plain.limits[0]?.requestsPerDay).toBeUndefined();
+      expect(plain.limits[1]).toMatchObject({ model: "limits-m2" });
+      expect(plain.limits[1]?.requestsPerMinute).toBeUndefined();
+      expect((await api.getMe({ view: MeView.BASIC }, u.as)).limits).toEqual([]);
+
+      // A key of their own with a tighter limit and a forbidding one: both shown on every model.
+      const made = await api.createApiKey({ name: "script", limits: { requestsPerMinute: 3, tokensPerDay: 0 } }, u.as);
+      const asScript = bearer(made.secret);
+      const viaKey = await api.getMe({}, asScript);
+      expect(viaKey.limits[0]?.requestsPerMinute).toMatchObject({ limit: 3, remaining: 3, roleLimit: 10, keyLimit: 3 });
+      expect(viaKey.limits[0]?.tokensPerDay).toMatchObject({ limit: 0, remaining: 0, keyLimit: 0 });
+      expect(viaKey.limits[1]?.requestsPerMinute).toMatchObject({ limit: 3, remaining: 3, keyLimit: 3 });
+      expect(viaKey.limits[1]?.requestsPerMinute?.roleLimit).toBeUndefined();
+
+      // A change applies at once, though the key's principal is cached.
+      await api.updateApiKey({ id: made.apiKey?.id ?? "", limits: { requestsPerDay: 2 } }, u.as);
+      const changed = await api.getMe({}, asScript);
+      expect(changed.limits[0]?.requestsPerMinute).toMatchObject({ limit: 10, roleLimit: 10 });
+      expect(changed.limits[0]?.requestsPerMinute?.keyLimit).toBeUndefined();
+      expect(changed.limits[0]?.requestsPerDay).toMatchObject({ limit: 2, remaining: 2, keyLimit: 2 });
+      expect(changed.limits[0]?.tokensPerDay).toBeUndefined();
+
+      // The admin may use every model, without role limits.
+      const admin = await api.getMe({}, asAdmin);
+      expect(admin.limits.map((l) => l.model)).toEqual(expect.arrayContaining(["limits-m1", "limits-m2", "limits-m3"]));
+      expect(admin.limits.every((l) => !l.requestsPerMinute && !l.tokensPerDay)).toBe(true);
     });
   });
 

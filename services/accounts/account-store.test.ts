@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ErrorInfoSchema } from "../../gen/passerelle/errors/v1/error_info_pb.js";
 import { createTestDatabase, type TestDatabase } from "../../test/support/db.js";
 import { type Database, openDatabase } from "../platform/db/database.js";
-import { type AccountStore, createAccountStore } from "./account-store.js";
+import { type AccountStore, createAccountStore, keyLimitsOfKey } from "./account-store.js";
 import { accountEntities, type Role } from "./entities.js";
 import { generateApiKey, hashApiKey, maskApiKey } from "./secrets.js";
 
@@ -285,12 +285,45 @@ describe("account store on PostgreSQL", () => {
       expect(await store.getKey(theirs.id, a.id)).toBeNull();
       expect((await store.getKey(theirs.id, b.id))?.id).toBe(theirs.id);
       expect((await store.getKey(theirs.id, undefined))?.id).toBe(theirs.id);
-      expect(await store.renameKey(theirs.id, a.id, "stolen")).toBeNull();
+      expect(await store.updateKey(theirs.id, a.id, { name: "stolen" })).toBeNull();
       expect(await store.revokeKey(theirs.id, a.id)).toBeNull();
       const fresh = await store.getKey(theirs.id, undefined);
       expect(fresh?.name).toBe("k");
       expect(fresh?.revokedAt).toBeNull();
-      expect((await store.renameKey(theirs.id, b.id, "renamed"))?.name).toBe("renamed");
+      expect((await store.updateKey(theirs.id, b.id, { name: "renamed" }))?.name).toBe("renamed");
+    });
+
+    it("stores a key's own limits, up to uint32, and hands them to the auth path", async () => {
+      const u = await newUser();
+      const secret = generateApiKey();
+      const limits = { requestsPerMinute: 0, requestsPerDay: 4_294_967_295, tokensPerMinute: null, tokensPerDay: 7 };
+      const key = await store.createKey({
+        userId: u.id,
+        name: "limited",
+        keyHash: hashApiKey(secret),
+        masked: maskApiKey(secret),
+        kind: "standard",
+        expiresAt: null,
+        limits,
+      });
+      expect(keyLimitsOfKey(key)).toEqual(limits);
+      expect(keyLimitsOfKey((await store.getKey(key.id, u.id)) ?? key)).toEqual(limits);
+      expect((await store.findByKeyHash(hashApiKey(secret)))?.keyLimits).toEqual(limits);
+      // A rename leaves them alone; a limits patch replaces all four; null removes them.
+      await store.updateKey(key.id, u.id, { name: "renamed" });
+      expect((await store.findByKeyHash(hashApiKey(secret)))?.keyLimits).toEqual(limits);
+      const tighter = { requestsPerMinute: 5, requestsPerDay: null, tokensPerMinute: null, tokensPerDay: null };
+      expect(keyLimitsOfKey((await store.updateKey(key.id, u.id, { limits: tighter })) ?? key)).toEqual(tighter);
+      expect((await store.findByKeyHash(hashApiKey(secret)))?.keyLimits).toEqual(tighter);
+      const cleared = await store.updateKey(key.id, undefined, { limits: null });
+      expect(cleared && keyLimitsOfKey(cleared)).toBeNull();
+      expect((await store.findByKeyHash(hashApiKey(secret)))?.keyLimits).toBeNull();
+      // The database refuses what the API cannot send.
+      for (const bad of [-1, 4_294_967_296]) {
+        await expect(sql("update api_key set tokens_per_day = ? where id = ?", [bad, key.id])).rejects.toThrow(
+          /api_key_limits_in_range/,
+        );
+      }
     });
 
     it("findByKeyHash joins the key's user, role and organization in one row", async () => {
@@ -320,6 +353,7 @@ describe("account store on PostgreSQL", () => {
         roleId: r.id,
         roleName: "principal-role",
         permissions: ["admin", "read_metrics"],
+        keyLimits: null,
       });
       expect(row?.keyExpiresAt).toBeInstanceOf(Date);
       expect(await store.findByKeyHash(hashApiKey(generateApiKey()))).toBeNull();

@@ -5,6 +5,7 @@ import {
   UniqueConstraintViolationException,
 } from "@mikro-orm/core";
 import type { MikroORM } from "@mikro-orm/postgresql";
+import type { KeyLimits } from "../platform/context.js";
 import { alreadyExists, failedPrecondition, invalidArgument } from "../platform/errors.js";
 import type { Page } from "../platform/paging.js";
 import { findByKeyHash, getUserProfile } from "./account-reads.js";
@@ -245,6 +246,8 @@ export function createAccountStore(orm: MikroORM) {
       masked: string;
       kind: "standard" | "session";
       expiresAt: Date | null;
+      /** The key's own rate limits; absent or null = none. */
+      limits?: KeyLimits | null;
     }): Promise<ApiKey> {
       return guard("api_key", async () => {
         const e = em();
@@ -257,6 +260,7 @@ export function createAccountStore(orm: MikroORM) {
           expiresAt: input.expiresAt,
           revokedAt: null,
           lastUsedAt: null,
+          ...limitColumns(input.limits ?? null),
         });
         await e.flush();
         return key;
@@ -282,11 +286,20 @@ export function createAccountStore(orm: MikroORM) {
       }
       return em().find(ApiKeyEntity, where, { orderBy: { id: "asc" }, limit: page.limit });
     },
-    async renameKey(id: string, ownerId: string | undefined, name: string): Promise<ApiKey | null> {
+    /**
+     * Renames a key and/or replaces its limits (null: none); returns it with its hash, so that a limits change can
+     * be pushed out of every auth cache.
+     */
+    async updateKey(
+      id: string,
+      ownerId: string | undefined,
+      patch: { name?: string; limits?: KeyLimits | null },
+    ): Promise<ApiKey | null> {
       const e = em();
       const key = await e.findOne(ApiKeyEntity, ownerId ? { id, user: ownerId } : { id });
       if (!key) return null;
-      key.name = name;
+      if (patch.name !== undefined) key.name = patch.name;
+      if (patch.limits !== undefined) Object.assign(key, limitColumns(patch.limits));
       await e.flush();
       return key;
     },
@@ -308,4 +321,25 @@ export function createAccountStore(orm: MikroORM) {
       return em().findOne(ApiKeyEntity, { keyHash });
     },
   };
+}
+
+/** The limit columns of a key: every one null when it has none. */
+function limitColumns(l: KeyLimits | null): KeyLimits {
+  return {
+    requestsPerMinute: l?.requestsPerMinute ?? null,
+    requestsPerDay: l?.requestsPerDay ?? null,
+    tokensPerMinute: l?.tokensPerMinute ?? null,
+    tokensPerDay: l?.tokensPerDay ?? null,
+  };
+}
+
+/** A key entity's own limits; null when it has none. */
+export function keyLimitsOfKey(k: Pick<ApiKey, keyof KeyLimits>): KeyLimits | null {
+  const l: KeyLimits = {
+    requestsPerMinute: k.requestsPerMinute ?? null,
+    requestsPerDay: k.requestsPerDay ?? null,
+    tokensPerMinute: k.tokensPerMinute ?? null,
+    tokensPerDay: k.tokensPerDay ?? null,
+  };
+  return Object.values(l).every((v) => v === null) ? null : l;
 }

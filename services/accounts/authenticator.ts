@@ -12,7 +12,7 @@ const TOUCH_EVERY_MS = 60_000;
 
 export interface Authenticator {
   authenticate(token: string): Promise<Principal>;
-  /** Drops a key from every process's cache (revocation, deletion). */
+  /** Drops a key from every process's cache (revocation, deletion, a change of its limits). */
   invalidateKeys(keyHashes: string[]): Promise<void>;
   /** Drops every cached key on every process (role or user changes). */
   invalidateAll(): Promise<void>;
@@ -106,6 +106,7 @@ export async function createAuthenticator(deps: {
         userExpiresAt: row.userExpiresAt,
         keyId: row.keyId,
         keyExpiresAt: row.keyExpiresAt,
+        keyLimits: row.keyLimits,
       };
     },
     async invalidateKeys(keyHashes) {

@@ -62,6 +62,11 @@ export const ApiKeyEntity = defineEntity({
     revokedAt: p.datetime().columnType("timestamptz").nullable(),
     lastUsedAt: p.datetime().columnType("timestamptz").nullable(),
     createdAt: createdAt(),
+    /** The key's own rate limits, beside its role's: null = none, 0 = every model call refused (uint32). */
+    requestsPerMinute: p.bigint("number").nullable(),
+    requestsPerDay: p.bigint("number").nullable(),
+    tokensPerMinute: p.bigint("number").nullable(),
+    tokensPerDay: p.bigint("number").nullable(),
   },
 });
 export type ApiKey = InferEntity<typeof ApiKeyEntity>;

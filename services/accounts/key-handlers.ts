@@ -14,7 +14,7 @@ import { invalidArgument, notFound } from "../platform/errors.js";
 import { decodePageToken, pageSize, paginate } from "../platform/paging.js";
 import type { KeyState } from "./account-store.js";
 import type { AccountDeps } from "./deps.js";
-import { toApiKeyMsg } from "./mappers.js";
+import { keyLimitsFromMsg, toApiKeyMsg } from "./mappers.js";
 import { generateApiKey, hashApiKey, maskApiKey } from "./secrets.js";
 import { lookupId, principalOf, requireAdmin, validName, validRef } from "./validation.js";
 
@@ -84,6 +84,7 @@ export function createKeyHandlers(deps: AccountDeps): KeyHandlers {
         masked: maskApiKey(secret),
         kind: "standard",
         expiresAt,
+        limits: keyLimitsFromMsg(req.limits),
       });
       return create(CreateApiKeyResponseSchema, { apiKey: toApiKeyMsg(key), secret });
     },
@@ -112,10 +113,16 @@ export function createKeyHandlers(deps: AccountDeps): KeyHandlers {
 
     async updateApiKey(req, ctx) {
       const owner = ownerScope(req.userId, ctx);
-      const name = validName(req.name, "name", 100);
+      if (req.name === undefined && req.limits === undefined) {
+        throw invalidArgument("Set 'name', 'limits' or both.", "name");
+      }
+      const name = req.name === undefined ? undefined : validName(req.name, "name", 100);
+      const limits = keyLimitsFromMsg(req.limits);
       const id = lookupId(req.id);
-      const key = id ? await store.renameKey(id, owner, name) : null;
+      const key = id ? await store.updateKey(id, owner, { name, limits }) : null;
       if (!key) throw notFound("api_key", req.id);
+      // Cached principals carry the key's limits: push the change out of every process's cache.
+      if (limits !== undefined) await deps.authenticator.invalidateKeys([key.keyHash]);
       return create(UpdateApiKeyResponseSchema, { apiKey: toApiKeyMsg(key) });
     },
 

@@ -1,9 +1,15 @@
+import type { MessageInitShape } from "@bufbuild/protobuf";
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import {
   ApiKeyKind,
   type ApiKey as ApiKeyMsg,
   ApiKeySchema,
+  type KeyLimits as KeyLimitsMsg,
+  KeyLimitsSchema,
+  type LimitUsageSchema,
+  type ModelLimitUsage,
+  ModelLimitUsageSchema,
   type Organization as OrganizationMsg,
   OrganizationSchema,
   Permission,
@@ -12,6 +18,9 @@ import {
   type User as UserMsg,
   UserSchema,
 } from "../../gen/passerelle/accounts/v1/resources_pb.js";
+import type { KeyLimits } from "../platform/context.js";
+import { keyLimitsOfKey } from "./account-store.js";
+import type { LimitUsageView, ModelLimitView } from "./deps.js";
 import type { ApiKey, Organization, Role, User } from "./entities.js";
 
 /** Stored permission names ⇄ proto enum values. */
@@ -86,5 +95,49 @@ export function toApiKeyMsg(k: ApiKey): ApiKeyMsg {
     revokeTime: ts(k.revokedAt),
     lastUseTime: ts(k.lastUsedAt),
     createTime: ts(k.createdAt),
+    limits: keyLimitsMsg(keyLimitsOfKey(k)),
+  });
+}
+
+/** A key's limits from a request: undefined when the message is unset, null when it sets no limit at all. */
+export function keyLimitsFromMsg(l: KeyLimitsMsg | undefined): KeyLimits | null | undefined {
+  if (l === undefined) return undefined;
+  const limits: KeyLimits = {
+    requestsPerMinute: l.requestsPerMinute ?? null,
+    requestsPerDay: l.requestsPerDay ?? null,
+    tokensPerMinute: l.tokensPerMinute ?? null,
+    tokensPerDay: l.tokensPerDay ?? null,
+  };
+  return Object.values(limits).every((v) => v === null) ? null : limits;
+}
+
+function keyLimitsMsg(l: KeyLimits | null): KeyLimitsMsg | undefined {
+  if (l === null) return undefined;
+  return create(KeyLimitsSchema, {
+    requestsPerMinute: l.requestsPerMinute ?? undefined,
+    requestsPerDay: l.requestsPerDay ?? undefined,
+    tokensPerMinute: l.tokensPerMinute ?? undefined,
+    tokensPerDay: l.tokensPerDay ?? undefined,
+  });
+}
+
+function limitUsageMsg(u: LimitUsageView | null): MessageInitShape<typeof LimitUsageSchema> | undefined {
+  if (u === null) return undefined;
+  return {
+    limit: u.limit,
+    remaining: u.remaining ?? undefined,
+    resetSeconds: u.resetMs === null ? undefined : Math.ceil(u.resetMs / 1000),
+    roleLimit: u.roleLimit ?? undefined,
+    keyLimit: u.keyLimit ?? undefined,
+  };
+}
+
+export function toModelLimitUsageMsg(v: ModelLimitView): ModelLimitUsage {
+  return create(ModelLimitUsageSchema, {
+    model: v.model,
+    requestsPerMinute: limitUsageMsg(v.perLimit.requestsPerMinute),
+    requestsPerDay: limitUsageMsg(v.perLimit.requestsPerDay),
+    tokensPerMinute: limitUsageMsg(v.perLimit.tokensPerMinute),
+    tokensPerDay: limitUsageMsg(v.perLimit.tokensPerDay),
   });
 }

@@ -4,11 +4,12 @@ import {
   type AccountService,
   GetMeResponseSchema,
   LoginResponseSchema,
+  MeView,
   UpdateMeResponseSchema,
 } from "../../gen/passerelle/accounts/v1/account_service_pb.js";
 import { invalidArgument, notFound, resourceExhausted, unauthenticated } from "../platform/errors.js";
 import type { AccountDeps } from "./deps.js";
-import { toApiKeyMsg, toOrganizationMsg, toRoleMsg, toUserMsg } from "./mappers.js";
+import { toApiKeyMsg, toModelLimitUsageMsg, toOrganizationMsg, toRoleMsg, toUserMsg } from "./mappers.js";
 import { generateApiKey, hashApiKey, hashPassword, maskApiKey, verifyPassword } from "./secrets.js";
 import { principalOf, validEmail, validName, validPassword } from "./validation.js";
 
@@ -21,17 +22,23 @@ export function createMeHandlers(deps: AccountDeps): MeHandlers {
   const now = deps.now ?? (() => new Date());
 
   return {
-    async getMe(_req, ctx) {
+    async getMe(req, ctx) {
       const p = principalOf(ctx);
       const user = await store.getUserProfile(p.userId);
       if (!user) throw notFound("user", p.userId);
+      const expired = user.expiresAt != null && user.expiresAt <= now();
+      // An expired user may call no model: their limits are moot. BASIC spares the lookups (a model list and one
+      // limits-store read per model) to services that only need to know who calls.
+      const withLimits = req.view !== MeView.BASIC && !expired && deps.limitsView !== undefined;
+      const limits = withLimits ? await deps.limitsView?.(p) : undefined;
       // Member counts are an admin concern: not computed on this hot path (left 0).
       return create(GetMeResponseSchema, {
         user: toUserMsg(user),
         role: toRoleMsg(user.role, 0),
         organization: user.organization ? toOrganizationMsg(user.organization, 0) : undefined,
-        expired: user.expiresAt != null && user.expiresAt <= now(),
+        expired,
         apiKeyId: p.keyId,
+        limits: limits?.map(toModelLimitUsageMsg) ?? [],
       });
     },
 

@@ -69,6 +69,7 @@ describe.skipIf(!redisUrl)("auth cache invalidation across processes (two cores,
   let a: Accounts;
   let b: Accounts;
   let coreA: Core;
+  let coreB: Core;
   let memberRoleId: string;
   const latencies: Record<string, number> = {};
 
@@ -105,6 +106,7 @@ describe.skipIf(!redisUrl)("auth cache invalidation across processes (two cores,
     const first = await startCore();
     const second = await startCore();
     coreA = first.core;
+    coreB = second.core;
     a = first.api;
     b = second.api;
     const { role } = await a.createRole({ name: "member", permissions: [Permission.READ_METRICS] }, asAdmin);
@@ -166,6 +168,30 @@ describe.skipIf(!redisUrl)("auth cache invalidation across processes (two cores,
     latencies.updateRole = Math.round(await becomes(Code.PermissionDenied, () => b.listUsers({}, u.as)));
     // The key itself still authenticates on B.
     await b.getMe({}, u.as);
+  });
+
+  it("a key's limits changed through A apply on B at once", async () => {
+    const u = await newUser(memberRoleId);
+    const key = (await coreB.authenticate(u.key)).keyLimits;
+    expect(key ?? null).toBeNull();
+    await coreB.authenticate(u.key); // cached on B now
+    await a.updateApiKey({ id: u.keyId, limits: { requestsPerMinute: 1 } }, u.as);
+    const start = performance.now();
+    let seen: unknown = null;
+    while (performance.now() - start < PROPAGATION_BUDGET_MS) {
+      seen = (await coreB.authenticate(u.key)).keyLimits;
+      if (seen) break;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    expect(seen).toEqual({ requestsPerMinute: 1, requestsPerDay: null, tokensPerMinute: null, tokensPerDay: null });
+    latencies.keyLimits = Math.round(performance.now() - start);
+    // And back: removing them is pushed too.
+    await a.updateApiKey({ id: u.keyId, limits: {} }, u.as);
+    const again = performance.now();
+    while (performance.now() - again < PROPAGATION_BUDGET_MS && (await coreB.authenticate(u.key)).keyLimits) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    expect((await coreB.authenticate(u.key)).keyLimits ?? null).toBeNull();
   });
 
   it("a user deleted through A is refused by B at once", async () => {

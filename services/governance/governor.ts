@@ -105,6 +105,7 @@ export function createGovernor(deps: GovernorDeps): Governor {
         subject: principal.userId,
         model: model.name,
         limits: input.limits ?? UNLIMITED,
+        key: principal.keyLimits ? { id: principal.keyId, limits: principal.keyLimits } : undefined,
         tokens: estimate,
       });
       const headers = rateLimitHeaders(decision);
@@ -120,6 +121,15 @@ export function createGovernor(deps: GovernorDeps): Governor {
           );
         }
         const what = r?.limit ? describeLimit(r.limit) : "rate limit";
+        if (r?.reason === "forbidden") {
+          const whose = r.scope === "key" ? "This API key's" : "Your role's";
+          throw refusal(
+            Code.ResourceExhausted,
+            `${whose} limit on '${model.name}' (${what}) is 0: calls with it are refused.`,
+            "RATE_LIMIT_EXCEEDED",
+            headers,
+          );
+        }
         const message =
           r?.reason === "too_large"
             ? `This request (about ${estimate} tokens with max_tokens) exceeds your ${what} on '${model.name}'; lower max_tokens or the prompt.`

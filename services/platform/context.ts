@@ -1,6 +1,14 @@
 import { createContextKey } from "@connectrpc/connect";
 import type { Logger } from "pino";
 
+/** An API key's own rate limits (null = none of that kind, 0 = refused); the governance limiter's `Limits` shape. */
+export interface KeyLimits {
+  readonly requestsPerMinute: number | null;
+  readonly requestsPerDay: number | null;
+  readonly tokensPerMinute: number | null;
+  readonly tokensPerDay: number | null;
+}
+
 /** Who is calling: resolved once per request by the auth interceptor. */
 export interface Principal {
   readonly userId: string;
@@ -13,6 +21,12 @@ export interface Principal {
   readonly userExpiresAt: Date | null;
   readonly keyId: string;
   readonly keyExpiresAt: Date | null;
+  /**
+   * The calling key's own rate limits, checked beside the role's on every model; null or absent = none (a key whose
+   * four limits are all null has none). Optional so that principals built by hand (tests, internal calls) need not
+   * name it.
+   */
+  readonly keyLimits?: KeyLimits | null;
 }
 
 /** Set by the auth interceptor on every authenticated call; undefined on public RPCs. */

@@ -1,6 +1,7 @@
 // Over 400 lines on purpose: the inference bench's sections (latency at c=1, throughput at c=32, the table and
 // JSON output) share the child processes' lifecycle and the interleaving logic; streams live in streams.ts.
 import { mkdir } from "node:fs/promises";
+import os from "node:os";
 import path from "node:path";
 import { compileForBench } from "./build.js";
 import type { PasserelleChildConfig, PasserelleInfo } from "./child.js";
@@ -23,6 +24,7 @@ import {
 } from "./common.js";
 import { governedTarget, runGoverned } from "./governed.js";
 import { closedLoop, type LoadRun, makeTarget, type StreamRecord, streams, type Target } from "./load.js";
+import { runPool, startPool, sumRss } from "./pool.js";
 import { type ProfileSummary, summarizeProfile } from "./profile.js";
 import { addUp, BUNCHED_BELOW_MS, type Frame, fidelity, parseStream } from "./streams.js";
 
@@ -106,6 +108,7 @@ export interface InferenceFigures {
   streamsC64?: Record<TargetName, StreamStats>;
   concurrentStreams?: { held: number; stoppedAt: number | null; steps: Record<string, unknown>[] };
   governed?: Awaited<ReturnType<typeof runGoverned>>["figures"];
+  pool?: { workers: number } & Awaited<ReturnType<typeof runPool>>["figures"];
   memory?: {
     idleMiB: Record<string, number>;
     peakMiB: Record<string, number>;
@@ -315,6 +318,45 @@ export async function runInferenceBench(resultsDir: string): Promise<InferenceRe
         "reserve → settle of both on every request. Target (issue 5): governed added p99 at c=1 ≤ 1 ms.",
       rows: gov.rows,
     });
+
+    // ---------------------------------------------------------------- several processes (PASSERELLE_WORKERS)
+    if (script && process.env.PASSERELLE_TEST_REDIS_URL && process.env.BENCH_POOL !== "0") {
+      const workers = Math.max(2, os.availableParallelism());
+      log(`worker pool: npm start's entry point with PASSERELLE_WORKERS=${workers}, c=32…`);
+      const pool = await startPool({
+        buildDir,
+        workers,
+        upstreamUrl: sim.info.url,
+        upstreamKey: UPSTREAM_KEY,
+        model: PUBLIC_MODEL,
+        upstreamModel: UPSTREAM_MODEL,
+        logLevel: process.env.BENCH_LOG_LEVEL ?? "info",
+      });
+      try {
+        await sleep(1_000);
+        const idleMiB = sumRss(pool.pids());
+        await closedLoop(pool.target, { connections: 32, durationMs: PLAN.warmupMs });
+        const res = await runPool(
+          { direct: targets.direct, single: targets.passerelle, pool: pool.target },
+          pool,
+          passerelle.pid,
+          { rounds: PLAN.c32Rounds, roundMs: PLAN.c32RoundMs },
+        );
+        res.figures.poolIdleRssMiB = idleMiB;
+        figures.pool = { workers, ...res.figures };
+        emit({
+          title: `Several processes: PASSERELLE_WORKERS=${workers} (npm start's compiled entry point) vs one process, c=32`,
+          note:
+            "The pool is a primary and its workers sharing the port (round-robin), on PostgreSQL and Redis like the " +
+            `governed path; CPU and RSS are summed over its processes (idle ${fx(idleMiB, 1)} MiB, peak ` +
+            `${fx(res.figures.poolPeakRssMiB, 1)} MiB). On this machine the simulator and the load generator share the ` +
+            "same cores.",
+          rows: res.rows,
+        });
+      } finally {
+        await pool.stop();
+      }
+    }
 
     // ---------------------------------------------------------------- profile of the Passerelle path
     const profiles: Record<string, ProfileSummary & { file: string }> = {};
@@ -657,6 +699,25 @@ export function headline(r: InferenceResults): Section {
         "≤ 250",
         "230",
       ),
+      ...(f.pool
+        ? [
+            row(
+              `req/s, c=32, ${f.pool.workers} worker processes`,
+              Math.round(f.pool.pool.rps),
+              "—",
+              "≥ 3,210",
+              "~1,070",
+            ),
+            row(
+              `RSS idle, ${f.pool.workers} workers + primary (MiB)`,
+              fx(f.pool.poolIdleRssMiB ?? Number.NaN, 1),
+              "—",
+              "—",
+              "—",
+            ),
+            row(`RSS peak, ${f.pool.workers} workers + primary (MiB)`, fx(f.pool.poolPeakRssMiB, 1), "—", "—", "—"),
+          ]
+        : []),
       ...(f.governed
         ? [
             row("governed: added p99, c=1 (ms)", fx(f.governed.addedP99GovernedMs, 3), "—", "≤ 1 (issue 5)", "—"),

@@ -18,6 +18,7 @@ export type {
   WindowSpec,
 } from "./limiter.js";
 export { DEFAULT_WINDOWS, UNLIMITED } from "./limiter.js";
+export { createLimitsView, type LimitView, type ModelLimitsView, type UsableModels } from "./limits-view.js";
 export { createMemoryLimiter } from "./memory-limiter.js";
 export {
   createLimiterRedisClient,

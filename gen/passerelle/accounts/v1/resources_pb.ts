@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file passerelle/accounts/v1/resources.proto.
  */
 export const file_passerelle_accounts_v1_resources: GenFile = /*@__PURE__*/
-  fileDesc("CiZwYXNzZXJlbGxlL2FjY291bnRzL3YxL3Jlc291cmNlcy5wcm90bxIWcGFzc2VyZWxsZS5hY2NvdW50cy52MSLPAQoEUm9sZRIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEjcKC3Blcm1pc3Npb25zGAMgAygOMiIucGFzc2VyZWxsZS5hY2NvdW50cy52MS5QZXJtaXNzaW9uEhIKCnVzZXJfY291bnQYBCABKAMSLwoLY3JlYXRlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKeAQoMT3JnYW5pemF0aW9uEgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkSEgoKdXNlcl9jb3VudBgDIAEoAxIvCgtjcmVhdGVfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIoICCgRVc2VyEgoKAmlkGAEgASgJEg0KBWVtYWlsGAIgASgJEgwKBG5hbWUYAyABKAkSDwoHcm9sZV9pZBgEIAEoCRIXCg9vcmdhbml6YXRpb25faWQYBSABKAkSLwoLZXhwaXJlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDGhhc19wYXNzd29yZBgHIAEoCBIvCgtjcmVhdGVfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIr8CCgZBcGlLZXkSCgoCaWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCRIMCgRuYW1lGAMgASgJEhIKCm1hc2tlZF9rZXkYBCABKAkSMAoEa2luZBgFIAEoDjIiLnBhc3NlcmVsbGUuYWNjb3VudHMudjEuQXBpS2V5S2luZBIvCgtleHBpcmVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLcmV2b2tlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjEKDWxhc3RfdXNlX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2NyZWF0ZV90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCqEAQoKUGVybWlzc2lvbhIaChZQRVJNSVNTSU9OX1VOU1BFQ0lGSUVEEAASFAoQUEVSTUlTU0lPTl9BRE1JThABEicKI1BFUk1JU1NJT05fQ1JFQVRFX1BVQkxJQ19DT0xMRUNUSU9OEAISGwoXUEVSTUlTU0lPTl9SRUFEX01FVFJJQ1MQAypfCgpBcGlLZXlLaW5kEhwKGEFQSV9LRVlfS0lORF9VTlNQRUNJRklFRBAAEhkKFUFQSV9LRVlfS0lORF9TVEFOREFSRBABEhgKFEFQSV9LRVlfS0lORF9TRVNTSU9OEAJiBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("CiZwYXNzZXJlbGxlL2FjY291bnRzL3YxL3Jlc291cmNlcy5wcm90bxIWcGFzc2VyZWxsZS5hY2NvdW50cy52MSLPAQoEUm9sZRIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEjcKC3Blcm1pc3Npb25zGAMgAygOMiIucGFzc2VyZWxsZS5hY2NvdW50cy52MS5QZXJtaXNzaW9uEhIKCnVzZXJfY291bnQYBCABKAMSLwoLY3JlYXRlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKeAQoMT3JnYW5pemF0aW9uEgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkSEgoKdXNlcl9jb3VudBgDIAEoAxIvCgtjcmVhdGVfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIoICCgRVc2VyEgoKAmlkGAEgASgJEg0KBWVtYWlsGAIgASgJEgwKBG5hbWUYAyABKAkSDwoHcm9sZV9pZBgEIAEoCRIXCg9vcmdhbml6YXRpb25faWQYBSABKAkSLwoLZXhwaXJlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDGhhc19wYXNzd29yZBgHIAEoCBIvCgtjcmVhdGVfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIvICCgZBcGlLZXkSCgoCaWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCRIMCgRuYW1lGAMgASgJEhIKCm1hc2tlZF9rZXkYBCABKAkSMAoEa2luZBgFIAEoDjIiLnBhc3NlcmVsbGUuYWNjb3VudHMudjEuQXBpS2V5S2luZBIvCgtleHBpcmVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLcmV2b2tlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjEKDWxhc3RfdXNlX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2NyZWF0ZV90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIxCgZsaW1pdHMYCiABKAsyIS5wYXNzZXJlbGxlLmFjY291bnRzLnYxLktleUxpbWl0cyLfAQoJS2V5TGltaXRzEiAKE3JlcXVlc3RzX3Blcl9taW51dGUYASABKA1IAIgBARIdChByZXF1ZXN0c19wZXJfZGF5GAIgASgNSAGIAQESHgoRdG9rZW5zX3Blcl9taW51dGUYAyABKA1IAogBARIbCg50b2tlbnNfcGVyX2RheRgEIAEoDUgDiAEBQhYKFF9yZXF1ZXN0c19wZXJfbWludXRlQhMKEV9yZXF1ZXN0c19wZXJfZGF5QhQKEl90b2tlbnNfcGVyX21pbnV0ZUIRCg9fdG9rZW5zX3Blcl9kYXkivQEKCkxpbWl0VXNhZ2USDQoFbGltaXQYASABKA0SFgoJcmVtYWluaW5nGAIgASgNSACIAQESGgoNcmVzZXRfc2Vjb25kcxgDIAEoDUgBiAEBEhcKCnJvbGVfbGltaXQYBCABKA1IAogBARIWCglrZXlfbGltaXQYBSABKA1IA4gBAUIMCgpfcmVtYWluaW5nQhAKDl9yZXNldF9zZWNvbmRzQg0KC19yb2xlX2xpbWl0QgwKCl9rZXlfbGltaXQimgIKD01vZGVsTGltaXRVc2FnZRINCgVtb2RlbBgBIAEoCRI/ChNyZXF1ZXN0c19wZXJfbWludXRlGAIgASgLMiIucGFzc2VyZWxsZS5hY2NvdW50cy52MS5MaW1pdFVzYWdlEjwKEHJlcXVlc3RzX3Blcl9kYXkYAyABKAsyIi5wYXNzZXJlbGxlLmFjY291bnRzLnYxLkxpbWl0VXNhZ2USPQoRdG9rZW5zX3Blcl9taW51dGUYBCABKAsyIi5wYXNzZXJlbGxlLmFjY291bnRzLnYxLkxpbWl0VXNhZ2USOgoOdG9rZW5zX3Blcl9kYXkYBSABKAsyIi5wYXNzZXJlbGxlLmFjY291bnRzLnYxLkxpbWl0VXNhZ2UqhAEKClBlcm1pc3Npb24SGgoWUEVSTUlTU0lPTl9VTlNQRUNJRklFRBAAEhQKEFBFUk1JU1NJT05fQURNSU4QARInCiNQRVJNSVNTSU9OX0NSRUFURV9QVUJMSUNfQ09MTEVDVElPThACEhsKF1BFUk1JU1NJT05fUkVBRF9NRVRSSUNTEAMqXwoKQXBpS2V5S2luZBIcChhBUElfS0VZX0tJTkRfVU5TUEVDSUZJRUQQABIZChVBUElfS0VZX0tJTkRfU1RBTkRBUkQQARIYChRBUElfS0VZX0tJTkRfU0VTU0lPThACYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * A named set of permissions; every user has exactly one role.
@@ -264,6 +264,13 @@ export type ApiKey = Message<"passerelle.accounts.v1.ApiKey"> & {
    * @generated from field: google.protobuf.Timestamp create_time = 9;
    */
   createTime?: Timestamp | undefined;
+
+  /**
+   * The key's own rate limits; unset = none (only its role's limits apply).
+   *
+   * @generated from field: passerelle.accounts.v1.KeyLimits limits = 10;
+   */
+  limits?: KeyLimits | undefined;
 };
 
 /**
@@ -272,6 +279,149 @@ export type ApiKey = Message<"passerelle.accounts.v1.ApiKey"> & {
  */
 export const ApiKeySchema: GenMessage<ApiKey> = /*@__PURE__*/
   messageDesc(file_passerelle_accounts_v1_resources, 3);
+
+/**
+ * An API key's own rate limits, checked beside its role's on every model the key is used on (each model counted
+ * apart, over the same sliding windows): both must allow a call, so a key limit can only tighten. Counted for the key
+ * alone, while the role's are counted for its user (all their keys together). Unset = no limit of the key's own;
+ * 0 = every model call made with the key is refused (ResourceExhausted).
+ *
+ * @generated from message passerelle.accounts.v1.KeyLimits
+ */
+export type KeyLimits = Message<"passerelle.accounts.v1.KeyLimits"> & {
+  /**
+   * Requests per minute.
+   *
+   * @generated from field: optional uint32 requests_per_minute = 1;
+   */
+  requestsPerMinute?: number | undefined;
+
+  /**
+   * Requests per day.
+   *
+   * @generated from field: optional uint32 requests_per_day = 2;
+   */
+  requestsPerDay?: number | undefined;
+
+  /**
+   * Tokens (prompt + completion) per minute.
+   *
+   * @generated from field: optional uint32 tokens_per_minute = 3;
+   */
+  tokensPerMinute?: number | undefined;
+
+  /**
+   * Tokens (prompt + completion) per day.
+   *
+   * @generated from field: optional uint32 tokens_per_day = 4;
+   */
+  tokensPerDay?: number | undefined;
+};
+
+/**
+ * Describes the message passerelle.accounts.v1.KeyLimits.
+ * Use `create(KeyLimitsSchema)` to create a new message.
+ */
+export const KeyLimitsSchema: GenMessage<KeyLimits> = /*@__PURE__*/
+  messageDesc(file_passerelle_accounts_v1_resources, 4);
+
+/**
+ * Where one rate limit stands for the caller: the role's and the key's limit, and what remains of the tighter.
+ *
+ * @generated from message passerelle.accounts.v1.LimitUsage
+ */
+export type LimitUsage = Message<"passerelle.accounts.v1.LimitUsage"> & {
+  /**
+   * The limit that binds first: the role's or the key's, whichever has less left (ties: the smaller).
+   *
+   * @generated from field: uint32 limit = 1;
+   */
+  limit: number;
+
+  /**
+   * What is left of it in the current window; unset when the limits store cannot be read right now.
+   *
+   * @generated from field: optional uint32 remaining = 2;
+   */
+  remaining?: number | undefined;
+
+  /**
+   * Seconds until all that was counted in the window has left it (0: nothing counted); unset when unknown.
+   *
+   * @generated from field: optional uint32 reset_seconds = 3;
+   */
+  resetSeconds?: number | undefined;
+
+  /**
+   * The role's limit; unset = none.
+   *
+   * @generated from field: optional uint32 role_limit = 4;
+   */
+  roleLimit?: number | undefined;
+
+  /**
+   * The calling key's own limit; unset = none.
+   *
+   * @generated from field: optional uint32 key_limit = 5;
+   */
+  keyLimit?: number | undefined;
+};
+
+/**
+ * Describes the message passerelle.accounts.v1.LimitUsage.
+ * Use `create(LimitUsageSchema)` to create a new message.
+ */
+export const LimitUsageSchema: GenMessage<LimitUsage> = /*@__PURE__*/
+  messageDesc(file_passerelle_accounts_v1_resources, 5);
+
+/**
+ * The caller's rate limits on one model they may use, and what remains of each.
+ *
+ * @generated from message passerelle.accounts.v1.ModelLimitUsage
+ */
+export type ModelLimitUsage = Message<"passerelle.accounts.v1.ModelLimitUsage"> & {
+  /**
+   * The model's public name.
+   *
+   * @generated from field: string model = 1;
+   */
+  model: string;
+
+  /**
+   * Requests per minute; unset = unlimited.
+   *
+   * @generated from field: passerelle.accounts.v1.LimitUsage requests_per_minute = 2;
+   */
+  requestsPerMinute?: LimitUsage | undefined;
+
+  /**
+   * Requests per day; unset = unlimited.
+   *
+   * @generated from field: passerelle.accounts.v1.LimitUsage requests_per_day = 3;
+   */
+  requestsPerDay?: LimitUsage | undefined;
+
+  /**
+   * Tokens per minute; unset = unlimited.
+   *
+   * @generated from field: passerelle.accounts.v1.LimitUsage tokens_per_minute = 4;
+   */
+  tokensPerMinute?: LimitUsage | undefined;
+
+  /**
+   * Tokens per day; unset = unlimited.
+   *
+   * @generated from field: passerelle.accounts.v1.LimitUsage tokens_per_day = 5;
+   */
+  tokensPerDay?: LimitUsage | undefined;
+};
+
+/**
+ * Describes the message passerelle.accounts.v1.ModelLimitUsage.
+ * Use `create(ModelLimitUsageSchema)` to create a new message.
+ */
+export const ModelLimitUsageSchema: GenMessage<ModelLimitUsage> = /*@__PURE__*/
+  messageDesc(file_passerelle_accounts_v1_resources, 6);
 
 /**
  * A permission granted by a role.
