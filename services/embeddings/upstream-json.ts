@@ -1,7 +1,7 @@
 import type { JsonObject, JsonValue } from "@bufbuild/protobuf";
-import { countTokens } from "../platform/tokenizer.js";
 import type { CreateEmbeddingsRequest } from "../../gen/passerelle/embeddings/v1/embeddings_service_pb.js";
 import { UpstreamError } from "../inference/index.js";
+import { countTokens } from "../platform/tokenizer.js";
 
 /**
  * Pure translations between the embeddings protos and the OpenAI-compatible JSON of upstreams (vLLM, TEI, …).

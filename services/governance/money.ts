@@ -62,7 +62,10 @@ const converted = new WeakMap<TokenPrices, { prompt: bigint; completion: bigint 
 function pricesInNanos(prices: TokenPrices): { prompt: bigint; completion: bigint } {
   let n = converted.get(prices);
   if (!n) {
-    n = { prompt: unitsToNanos(prices.costPromptPerMillion), completion: unitsToNanos(prices.costCompletionPerMillion) };
+    n = {
+      prompt: unitsToNanos(prices.costPromptPerMillion),
+      completion: unitsToNanos(prices.costCompletionPerMillion),
+    };
     if (Object.isFrozen(prices)) converted.set(prices, n);
   }
   return n;

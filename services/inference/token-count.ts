@@ -1,5 +1,4 @@
 import { create } from "@bufbuild/protobuf";
-import { countTokens } from "../platform/tokenizer.js";
 import {
   type ChatCompletion,
   type ChatCompletionParams,
@@ -7,6 +6,7 @@ import {
   type Usage,
   UsageSchema,
 } from "../../gen/passerelle/inference/v1/chat_pb.js";
+import { countTokens } from "../platform/tokenizer.js";
 
 /**
  * Token counts for when an upstream sends no `usage`, and for estimates: cl100k (platform/tokenizer.ts) and OpenAI's chat
