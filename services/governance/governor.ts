@@ -101,15 +101,37 @@ export function createGovernor(deps: GovernorDeps): Governor {
       const started = now();
       const { principal, model } = input;
       const estimate = input.promptTokens + input.maxCompletionTokens;
-      const decision = await deps.limiter.reserve({
-        subject: principal.userId,
-        model: model.name,
-        limits: input.limits ?? UNLIMITED,
-        key: principal.keyLimits ? { id: principal.keyId, limits: principal.keyLimits } : undefined,
-        tokens: estimate,
-      });
+      const usageId = uuidv7();
+      const owners: Owner[] = [{ kind: "user", id: principal.userId }];
+      if (principal.organizationId) owners.push({ kind: "organization", id: principal.organizationId });
+      const prices = model;
+      const worst = costNanos(
+        { promptTokens: input.promptTokens, completionTokens: input.maxCompletionTokens },
+        prices,
+      );
+      // Limits (Redis) and budgets (PostgreSQL) are reserved at once: one round trip of latency, not two. The rare
+      // request that one admits and the other refuses gives the first back.
+      type BudgetOutcome = Awaited<ReturnType<BudgetStore["reserve"]>> | { error: unknown } | undefined;
+      const [decision, budget] = await Promise.all([
+        deps.limiter.reserve({
+          subject: principal.userId,
+          model: model.name,
+          limits: input.limits ?? UNLIMITED,
+          key: principal.keyLimits ? { id: principal.keyId, limits: principal.keyLimits } : undefined,
+          tokens: estimate,
+        }),
+        worst > 0n
+          ? deps.budgets.reserve(usageId, owners, worst).then(
+              (b): BudgetOutcome => b,
+              (error: unknown): BudgetOutcome => ({ error }),
+            )
+          : Promise.resolve<BudgetOutcome>(undefined),
+      ]);
       const headers = rateLimitHeaders(decision);
       if (!decision.allowed) {
+        if (budget && "admitted" in budget && budget.admitted && budget.owners.length > 0) {
+          deps.budgets.release(usageId).catch((err: unknown) => deps.logger.warn({ err }, "budget release failed"));
+        }
         const r = decision.refusal;
         if (r?.reason === "unavailable") {
           throw refusal(
@@ -136,40 +158,26 @@ export function createGovernor(deps: GovernorDeps): Governor {
             : `Rate limit reached on '${model.name}': ${what}. Retry after ${decision.retryAfterSeconds ?? 1} s.`;
         throw refusal(Code.ResourceExhausted, message, "RATE_LIMIT_EXCEEDED", headers, decision.retryAfterSeconds);
       }
-
-      const usageId = uuidv7();
-      const owners: Owner[] = [{ kind: "user", id: principal.userId }];
-      if (principal.organizationId) owners.push({ kind: "organization", id: principal.organizationId });
-      const prices = model;
-      const worst = costNanos(
-        { promptTokens: input.promptTokens, completionTokens: input.maxCompletionTokens },
-        prices,
-      );
-      if (worst > 0n) {
-        let budget: Awaited<ReturnType<BudgetStore["reserve"]>>;
-        try {
-          budget = await deps.budgets.reserve(usageId, owners, worst);
-        } catch (err) {
-          void deps.limiter.settle(decision.reservation, 0);
-          deps.logger.error({ err }, "budget reservation failed (database unreachable?)");
-          throw refusal(
-            Code.Unavailable,
-            "Budgets cannot be checked right now; retry shortly.",
-            "BUDGETS_UNAVAILABLE",
-            headers,
-            1,
-          );
-        }
-        if (!budget.admitted) {
-          void deps.limiter.settle(decision.reservation, 0);
-          const whose = budget.owner.kind === "organization" ? "Your organization's" : "Your";
-          throw refusal(
-            Code.ResourceExhausted,
-            `${whose} budget is exhausted (${nanosToUnits(budget.remainingNanos)} left, this request may cost up to ${nanosToUnits(worst)}).`,
-            "INSUFFICIENT_QUOTA",
-            headers,
-          );
-        }
+      if (budget && "error" in budget) {
+        void deps.limiter.settle(decision.reservation, 0);
+        deps.logger.error({ err: budget.error }, "budget reservation failed (database unreachable?)");
+        throw refusal(
+          Code.Unavailable,
+          "Budgets cannot be checked right now; retry shortly.",
+          "BUDGETS_UNAVAILABLE",
+          headers,
+          1,
+        );
+      }
+      if (budget && !budget.admitted) {
+        void deps.limiter.settle(decision.reservation, 0);
+        const whose = budget.owner.kind === "organization" ? "Your organization's" : "Your";
+        throw refusal(
+          Code.ResourceExhausted,
+          `${whose} budget is exhausted (${nanosToUnits(budget.remainingNanos)} left, this request may cost up to ${nanosToUnits(worst)}).`,
+          "INSUFFICIENT_QUOTA",
+          headers,
+        );
       }
 
       let finished: Settled | undefined;
