@@ -116,6 +116,9 @@ export async function startPlatform(
       closing ??= (async () => {
         const drained = Promise.allSettled([http.close(), h2.close(), scrape?.close()]);
         for (const session of sessions) session.close();
+        // server.close() ends only the connections idle at that instant; a kept-alive connection whose request
+        // finishes during the drain would otherwise stay open until the client drops it or the grace period ends.
+        const idleSweep = setInterval(() => http.server.closeIdleConnections?.(), 50);
         let timer: NodeJS.Timeout | undefined;
         const deadline = new Promise<"timeout">((resolve) => {
           timer = setTimeout(() => resolve("timeout"), config.shutdownGraceMs);
@@ -127,6 +130,7 @@ export async function startPlatform(
           await drained;
         }
         clearTimeout(timer);
+        clearInterval(idleSweep);
         await core.close();
       })();
       return closing;

@@ -96,6 +96,11 @@ export function createResilientLimiter(opts: ResilientLimiterOptions): RateLimit
     async reserve(input) {
       const refusal = staticRefusal(input);
       if (refusal !== null) return report(refusal);
+      // Nothing to count (no limit on the role's grant nor on the key, e.g. an admin): no store is needed, so an
+      // outage must not touch such calls.
+      if (nothingToCount(input)) {
+        return report({ allowed: true, outcome: "allowed", reservation: null, requests: null, tokens: null });
+      }
       if (now() < skipUntil) return degrade(input);
       const pending = primary.reserve(input);
       try {
@@ -167,4 +172,11 @@ function bounded(name: string, value: number, min: number, max: number): number 
     throw new RangeError(`limiter: ${name} must be between ${min} and ${max}, got ${value}`);
   }
   return value;
+}
+
+const unlimited = (l: ReserveInput["limits"]): boolean =>
+  l.requestsPerMinute === null && l.requestsPerDay === null && l.tokensPerMinute === null && l.tokensPerDay === null;
+
+function nothingToCount(input: ReserveInput): boolean {
+  return unlimited(input.limits) && (input.key === undefined || unlimited(input.key.limits));
 }
