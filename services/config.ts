@@ -158,7 +158,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     },
     governance: {
       limitsPolicy: oneOf("PASSERELLE_LIMITS_REDIS_POLICY", ["fail-open", "fail-closed", "local"] as const, "local"),
-      limitsTimeoutMs: int("PASSERELLE_LIMITS_REDIS_TIMEOUT_MS", 100, 1, 5_000),
+      limitsTimeoutMs: int("PASSERELLE_LIMITS_REDIS_TIMEOUT_MS", 250, 1, 5_000),
       defaultMaxTokens: int("PASSERELLE_DEFAULT_MAX_TOKENS", 1024, 1, 10_000_000),
     },
     bodyLimitBytes: int("PASSERELLE_BODY_LIMIT_BYTES", 8 * 1024 * 1024, 1024, 1024 * 1024 * 1024),

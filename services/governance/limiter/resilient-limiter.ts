@@ -40,14 +40,14 @@ export interface ResilientLimiterOptions {
 
 /**
  * The outage policy around a shared limiter: bounds every primary call, and when it fails or times out decides by
- * `policy` (a degraded decision, reported through onDecision) and stops asking the primary for `retryIntervalMs`,
- * so an outage costs each request at most one timeout per interval. A reservation the primary makes after its
+ * `policy` (a degraded decision, reported through onDecision). After an error, or `SLOW_BEFORE_SKIP` late answers in
+ * a row (one late answer on a busy event loop is not an outage), it stops asking the primary for `retryIntervalMs`. A reservation the primary makes after its
  * reserve timed out is settled back with 0 tokens. settle() never throws on store failures (it answers false): it
  * runs in finally blocks. Reservations go back to the limiter that made them (a "local" one stays local).
  */
 export function createResilientLimiter(opts: ResilientLimiterOptions): RateLimiter {
   const { primary, policy } = opts;
-  const timeoutMs = bounded("timeoutMs", opts.timeoutMs ?? 100, 1, 5_000);
+  const timeoutMs = bounded("timeoutMs", opts.timeoutMs ?? 250, 1, 5_000);
   const settleTimeoutMs = bounded("settleTimeoutMs", opts.settleTimeoutMs ?? 1_000, 1, 60_000);
   const retryIntervalMs = bounded("retryIntervalMs", opts.retryIntervalMs ?? 1_000, 0, 600_000);
   const closedRetryAfterSeconds = bounded("closedRetryAfterSeconds", opts.closedRetryAfterSeconds ?? 1, 1, 3_600);
@@ -55,6 +55,7 @@ export function createResilientLimiter(opts: ResilientLimiterOptions): RateLimit
   const ownsLocal = policy === "local" && opts.local === undefined;
   const local = opts.local ?? (ownsLocal ? createMemoryLimiter({ windows: opts.windows, now }) : undefined);
   let skipUntil = 0;
+  let slowInARow = 0;
 
   function report(decision: Decision): Decision {
     try {
@@ -104,9 +105,12 @@ export function createResilientLimiter(opts: ResilientLimiterOptions): RateLimit
       if (now() < skipUntil) return degrade(input);
       const pending = primary.reserve(input);
       try {
-        return report(await withTimeout(pending, timeoutMs));
+        const decision = await withTimeout(pending, timeoutMs);
+        slowInARow = 0;
+        return report(decision);
       } catch (err) {
-        skipUntil = now() + retryIntervalMs;
+        // A failure, or several slow answers in a row, stops asking Redis for a while; one slow answer does not.
+        if (!(err instanceof LimiterTimeout) || ++slowInARow >= SLOW_BEFORE_SKIP) skipUntil = now() + retryIntervalMs;
         failed(err, "reserve");
         // Landed after we gave up: give the tokens back (the request stays counted, as for any settle).
         pending
@@ -151,9 +155,20 @@ export function createResilientLimiter(opts: ResilientLimiterOptions): RateLimit
 }
 
 /** Rejects when `promise` has not settled within `ms`. */
+/** A timeout that is not a connection failure: on a busy event loop an answer may be waiting in a socket buffer. */
+class LimiterTimeout extends Error {}
+
+/** Consecutive late answers after which the store is treated as down for `retryIntervalMs`. */
+const SLOW_BEFORE_SKIP = 3;
+
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`limiter: no answer within ${ms} ms`)), ms);
+    // When the timer fires, the answer may already be read but not yet handed over (the timer phase runs before
+    // the poll phase): give it one more turn of the event loop before calling it late.
+    const timer = setTimeout(
+      () => setImmediate(() => reject(new LimiterTimeout(`limiter: no answer within ${ms} ms`))),
+      ms,
+    );
     promise.then(
       (value) => {
         clearTimeout(timer);
