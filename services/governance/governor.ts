@@ -90,6 +90,38 @@ const ZERO_CARBON: Settled["carbon"] = { kWh: { min: 0, max: 0 }, kgCO2eq: { min
 export function createGovernor(deps: GovernorDeps): Governor {
   const now = deps.now ?? Date.now;
 
+  /**
+   * A refused call: its error, and its usage record (status 429 or 503, no tokens, no cost). A refusal is a request
+   * on a model-facing endpoint too, and operators want to see who is throttled.
+   */
+  function refused(
+    input: AdmitInput,
+    usageId: string,
+    started: number,
+    code: Code,
+    message: string,
+    reason: string,
+    headers: Record<string, string>,
+    retry?: number,
+  ) {
+    journal(
+      deps,
+      input,
+      usageId,
+      started,
+      now(),
+      {
+        status: code === Code.Unavailable ? 503 : 429,
+        errorCode: reason,
+        promptTokens: 0,
+        completionTokens: 0,
+      },
+      0n,
+      ZERO_CARBON,
+    );
+    return refusal(code, message, reason, headers, retry);
+  }
+
   function refusal(code: Code, message: string, reason: string, headers: Record<string, string>, retry?: number) {
     const err = rpcError(code, message, reason, { retryAfterSeconds: retry });
     for (const [k, v] of Object.entries(headers)) err.metadata.set(k, v);
@@ -134,7 +166,10 @@ export function createGovernor(deps: GovernorDeps): Governor {
         }
         const r = decision.refusal;
         if (r?.reason === "unavailable") {
-          throw refusal(
+          throw refused(
+            input,
+            usageId,
+            started,
             Code.Unavailable,
             "Rate limits cannot be checked right now; retry shortly.",
             "LIMITS_UNAVAILABLE",
@@ -145,7 +180,10 @@ export function createGovernor(deps: GovernorDeps): Governor {
         const what = r?.limit ? describeLimit(r.limit) : "rate limit";
         if (r?.reason === "forbidden") {
           const whose = r.scope === "key" ? "This API key's" : "Your role's";
-          throw refusal(
+          throw refused(
+            input,
+            usageId,
+            started,
             Code.ResourceExhausted,
             `${whose} limit on '${model.name}' (${what}) is 0: calls with it are refused.`,
             "RATE_LIMIT_EXCEEDED",
@@ -156,12 +194,24 @@ export function createGovernor(deps: GovernorDeps): Governor {
           r?.reason === "too_large"
             ? `This request (about ${estimate} tokens with max_tokens) exceeds your ${what} on '${model.name}'; lower max_tokens or the prompt.`
             : `Rate limit reached on '${model.name}': ${what}. Retry after ${decision.retryAfterSeconds ?? 1} s.`;
-        throw refusal(Code.ResourceExhausted, message, "RATE_LIMIT_EXCEEDED", headers, decision.retryAfterSeconds);
+        throw refused(
+          input,
+          usageId,
+          started,
+          Code.ResourceExhausted,
+          message,
+          "RATE_LIMIT_EXCEEDED",
+          headers,
+          decision.retryAfterSeconds,
+        );
       }
       if (budget && "error" in budget) {
         void deps.limiter.settle(decision.reservation, 0);
         deps.logger.error({ err: budget.error }, "budget reservation failed (database unreachable?)");
-        throw refusal(
+        throw refused(
+          input,
+          usageId,
+          started,
           Code.Unavailable,
           "Budgets cannot be checked right now; retry shortly.",
           "BUDGETS_UNAVAILABLE",
@@ -172,7 +222,10 @@ export function createGovernor(deps: GovernorDeps): Governor {
       if (budget && !budget.admitted) {
         void deps.limiter.settle(decision.reservation, 0);
         const whose = budget.owner.kind === "organization" ? "Your organization's" : "Your";
-        throw refusal(
+        throw refused(
+          input,
+          usageId,
+          started,
           Code.ResourceExhausted,
           `${whose} budget is exhausted (${nanosToUnits(budget.remainingNanos)} left, this request may cost up to ${nanosToUnits(worst)}).`,
           "INSUFFICIENT_QUOTA",
@@ -201,41 +254,56 @@ export function createGovernor(deps: GovernorDeps): Governor {
             : null;
           const carbon = c ? { kWh: c.kWh, kgCO2eq: c.kgCO2eq } : ZERO_CARBON;
           finished = { cost: nanosToUnits(cost), carbon };
-          const record: UsageRecord = {
-            id: usageId,
-            requestId: input.requestId,
-            createdAt: new Date(started),
-            userId: principal.userId,
-            keyId: principal.keyId || null,
-            organizationId: principal.organizationId,
-            model: model.name,
-            providerId: outcome.servedBy?.id ?? null,
-            endpoint: input.endpoint,
-            status: outcome.status,
-            errorCode: outcome.errorCode ?? null,
-            promptTokens: outcome.promptTokens,
-            completionTokens: outcome.completionTokens,
-            costNanos: cost,
-            kwhMin: carbon.kWh.min,
-            kwhMax: carbon.kWh.max,
-            kgco2Min: carbon.kgCO2eq.min,
-            kgco2Max: carbon.kgCO2eq.max,
-            latencyMs: Math.max(0, Math.round(now() - started)),
-            ttftMs: outcome.ttftMs === undefined ? null : Math.round(outcome.ttftMs),
-            audioSeconds: null,
-          };
-          try {
-            deps.buffer.record(record);
-          } catch (err) {
-            // A disk that refuses the journal: the request is served; say so loudly.
-            deps.logger.error({ err, usageId }, "usage record could not be journaled");
-          }
+          journal(deps, input, usageId, started, now(), outcome, cost, carbon);
           deps.onFinish?.(input, outcome, (now() - started) / 1000);
           return finished;
         },
       };
     },
   };
+}
+
+/** Journals a request's usage record (the journal settles its budget reservation when written to the database). */
+function journal(
+  deps: GovernorDeps,
+  input: AdmitInput,
+  usageId: string,
+  started: number,
+  ended: number,
+  outcome: Outcome,
+  cost: bigint,
+  carbon: Settled["carbon"],
+): void {
+  const { principal } = input;
+  const record: UsageRecord = {
+    id: usageId,
+    requestId: input.requestId,
+    createdAt: new Date(started),
+    userId: principal.userId,
+    keyId: principal.keyId || null,
+    organizationId: principal.organizationId,
+    model: input.model.name,
+    providerId: outcome.servedBy?.id ?? null,
+    endpoint: input.endpoint,
+    status: outcome.status,
+    errorCode: outcome.errorCode ?? null,
+    promptTokens: outcome.promptTokens,
+    completionTokens: outcome.completionTokens,
+    costNanos: cost,
+    kwhMin: carbon.kWh.min,
+    kwhMax: carbon.kWh.max,
+    kgco2Min: carbon.kgCO2eq.min,
+    kgco2Max: carbon.kgCO2eq.max,
+    latencyMs: Math.max(0, Math.round(ended - started)),
+    ttftMs: outcome.ttftMs === undefined ? null : Math.round(outcome.ttftMs),
+    audioSeconds: null,
+  };
+  try {
+    deps.buffer.record(record);
+  } catch (err) {
+    // A disk that refuses the journal: the request is served; say so loudly.
+    deps.logger.error({ err, usageId }, "usage record could not be journaled");
+  }
 }
 
 function describeLimit(limit: keyof Limits): string {
