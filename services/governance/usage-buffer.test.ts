@@ -2,7 +2,6 @@
 // restores (a real outage for the pg pool), and against a real crash (a child process killed with SIGKILL).
 import { spawn } from "node:child_process";
 import fs from "node:fs";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -10,6 +9,7 @@ import { fileURLToPath } from "node:url";
 import { v7 as uuidv7 } from "uuid";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDatabase, type TestDatabase } from "../../test/support/db.js";
+import { startTcpProxy, type TcpProxy } from "../../test/support/tcp-proxy.js";
 import { type Database, openDatabase } from "../platform/db/database.js";
 import { type BudgetStore, createBudgetStore, nativePool } from "./budget-store.js";
 import { governanceEntities, type UsageRecord } from "./entities.js";
@@ -50,47 +50,6 @@ async function eventually(ok: () => Promise<boolean>, timeoutMs = 20_000): Promi
     if (Date.now() > end) throw new Error("timed out");
     await sleep(20);
   }
-}
-
-/** A TCP proxy to PostgreSQL: `down()` kills every connection and refuses new ones until `up()`. */
-async function createProxy(targetUrl: string) {
-  const target = new URL(targetUrl);
-  const sockets = new Set<net.Socket>();
-  let server: net.Server | undefined;
-  let port = 0;
-  const up = async () => {
-    const s = net.createServer((client) => {
-      const upstream = net.connect(Number(target.port), target.hostname);
-      for (const sock of [client, upstream]) {
-        sockets.add(sock);
-        sock.on("error", () => undefined);
-        sock.on("close", () => {
-          sockets.delete(sock);
-          client.destroy();
-          upstream.destroy();
-        });
-      }
-      client.pipe(upstream);
-      upstream.pipe(client);
-    });
-    await new Promise<void>((resolve, reject) => {
-      s.once("error", reject);
-      s.listen(port, "127.0.0.1", () => resolve());
-    });
-    port = (s.address() as net.AddressInfo).port;
-    server = s;
-  };
-  const down = async () => {
-    const s = server;
-    server = undefined;
-    for (const sock of sockets) sock.destroy();
-    await new Promise<void>((resolve) => (s ? s.close(() => resolve()) : resolve()));
-  };
-  await up();
-  const url = new URL(targetUrl);
-  url.hostname = "127.0.0.1";
-  url.port = String(port);
-  return { url: url.toString(), up, down };
 }
 
 describe("usage journal, on its own", () => {
@@ -140,13 +99,13 @@ describe("usage journal, on its own", () => {
 describe("usage journal on PostgreSQL", () => {
   let tdb: TestDatabase;
   let db: Database;
-  let proxy: Awaited<ReturnType<typeof createProxy>>;
+  let proxy: TcpProxy;
   let store: UsageStore;
   let budgets: BudgetStore;
 
   beforeAll(async () => {
     tdb = await createTestDatabase("gov_journal");
-    proxy = await createProxy(tdb.url);
+    proxy = await startTcpProxy(tdb.url);
     db = await openDatabase({ url: proxy.url, dataDir: os.tmpdir(), entities: governanceEntities, poolMax: 4 });
     store = createUsageStore(db.orm);
     budgets = createBudgetStore(db.orm);
@@ -154,7 +113,7 @@ describe("usage journal on PostgreSQL", () => {
   afterAll(async () => {
     await proxy?.up().catch(() => undefined);
     await db?.close();
-    await proxy?.down();
+    await proxy?.close();
     await tdb?.drop();
   });
 
