@@ -14,7 +14,7 @@ import { failedPrecondition, invalidArgument, notFound } from "../platform/error
 import { isUuid, pageSize } from "../platform/paging.js";
 import type { BudgetState } from "./budget-store.js";
 import type { Owner, OwnerKind } from "./entities.js";
-import type { GovernanceDeps } from "./governance-service.js";
+import type { GovernanceDeps } from "./governance-deps.js";
 import { toBudgetMsg } from "./governance-service-mappers.js";
 import { adminOf, ownerKindOf, ownerOf, principalOf, validAmount } from "./governance-service-validation.js";
 

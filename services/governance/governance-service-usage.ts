@@ -10,7 +10,7 @@ import {
   ListUsageResponseSchema,
 } from "../../gen/passerelle/governance/v1/governance_service_pb.js";
 import { pageSize } from "../platform/paging.js";
-import type { GovernanceDeps } from "./governance-service.js";
+import type { GovernanceDeps } from "./governance-deps.js";
 import { toDailyUsageMsg, toUsageRecordMsg } from "./governance-service-mappers.js";
 import { adminOf, principalOf, usageFilter, usageScope } from "./governance-service-validation.js";
 import type { UsageFilter } from "./usage-store.js";
