@@ -91,7 +91,8 @@ export async function createCore(config: CoreConfig, logger: Logger): Promise<Co
     redisUrl: config.redisUrl,
     dataDir: config.dataDir,
     workerIndex: config.workerIndex,
-    replayOthers: config.workers > 1 && config.workerIndex === undefined,
+    // The primary of a pool, or a single process started where a pool ran before: write what workers left.
+    replayOthers: config.workerIndex === undefined,
     settings: config.governance,
     logger,
     onDecision: (outcome) => metrics.limiter.decision(outcome),

@@ -118,11 +118,14 @@ async function replayWorkerJournals(root: string, usageStore: UsageStore, logger
     return;
   }
   for (const name of entries.filter((e) => /^worker-\d+$/.test(e))) {
-    const buffer = await createUsageBuffer({
-      dir: path.join(root, name),
-      sink: (b) => usageStore.writeBatch(b),
-      logger,
-    });
+    let buffer: UsageBuffer;
+    try {
+      buffer = await createUsageBuffer({ dir: path.join(root, name), sink: (b) => usageStore.writeBatch(b), logger });
+    } catch (err) {
+      // Locked by a live process (a pool still running on this data directory): its own worker writes it.
+      logger.warn({ err, journal: name }, "usage journal in use by another process; not replayed here");
+      continue;
+    }
     const empty = await buffer.flush();
     await buffer.close();
     if (!empty)
