@@ -93,6 +93,7 @@ export async function createCore(config: CoreConfig, logger: Logger): Promise<Co
     workerIndex: config.workerIndex,
     // The primary of a pool, or a single process started where a pool ran before: write what workers left.
     replayOthers: config.workerIndex === undefined,
+    databaseUrl: config.databaseUrl,
     settings: config.governance,
     logger,
     onDecision: (outcome) => metrics.limiter.decision(outcome),

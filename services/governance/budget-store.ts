@@ -1,6 +1,6 @@
 import type { MikroORM } from "@mikro-orm/postgresql";
 import { LRUCache } from "lru-cache";
-import type pg from "pg";
+import pg from "pg";
 import { failedPrecondition, invalidArgument, notFound } from "../platform/errors.js";
 import { isUuid } from "../platform/paging.js";
 import type { Owner, OwnerKind } from "./entities.js";
@@ -32,6 +32,13 @@ export interface BudgetStoreOptions {
   cacheMaxEntries?: number;
   /** Default lifetime of a reservation before the sweep releases it (default 15 min: longer than any request). */
   reservationTtlMs?: number;
+  /**
+   * Reserve on connections of their own to this URL with `synchronous_commit = off` (a real PostgreSQL server, not
+   * the embedded one): a reservation then costs no WAL flush on the request path (≈ 0.2 ms instead of ≈ 0.45 ms measured here).
+   * What a database crash can lose is the last fraction of a second of reservations, never a charge: usage records
+   * and their settlement keep synchronous commits, and a settlement frees only the reservation rows it finds.
+   */
+  asyncCommitReservationsUrl?: string;
   now?: () => number;
 }
 
@@ -167,6 +174,16 @@ export function createBudgetStore(orm: MikroORM, opts: BudgetStoreOptions = {}) 
     ttl: opts.cacheTtlMs ?? 10_000,
   });
   const pool = () => nativePool(orm);
+  let reservePool: Promise<pg.Pool> | undefined;
+  /** The pool reservations run on: its own, with asynchronous commits, when asked (see BudgetStoreOptions). */
+  const reservations = (): Promise<pg.Pool> => {
+    const url = opts.asyncCommitReservationsUrl;
+    if (!url) return pool();
+    reservePool ??= Promise.resolve(
+      new pg.Pool({ connectionString: url, max: 8, options: "-c synchronous_commit=off" }),
+    );
+    return reservePool;
+  };
 
   /** The owners among `owners` that have a budget; one query for those this process does not remember. */
   async function withBudget(owners: Owner[]): Promise<Owner[]> {
@@ -199,7 +216,7 @@ export function createBudgetStore(orm: MikroORM, opts: BudgetStoreOptions = {}) 
       const limited = amountNanos === 0n ? [] : await withBudget(owners);
       if (limited.length === 0) return { admitted: true, owners: [] };
       // One statement: lock the budget rows in order, decide, then reserve on all of them or on none.
-      const { rows } = await (await pool()).query<{
+      const { rows } = await (await reservations()).query<{
         owner_kind: OwnerKind;
         owner_id: string;
         remaining: string;
@@ -239,6 +256,13 @@ export function createBudgetStore(orm: MikroORM, opts: BudgetStoreOptions = {}) 
         };
       }
       return { admitted: true, owners: rows.map((r) => ({ kind: r.owner_kind, id: r.owner_id })) };
+    },
+
+    /** Ends the reservations' own connections, if any (the shared pool belongs to the ORM). */
+    async close(): Promise<void> {
+      const p = reservePool;
+      reservePool = undefined;
+      if (p) await (await p).end();
     },
 
     /** Gives a reservation back without charging anything (a request that failed before any work upstream). */

@@ -47,6 +47,8 @@ export async function setupGovernance(opts: {
   workerIndex?: number;
   /** Before starting, replay the journals other processes left (the primary of a worker pool, at start). */
   replayOthers?: boolean;
+  /** A real PostgreSQL server's URL: budget reservations then run without a WAL flush each (see budget-store.ts). */
+  databaseUrl?: string;
   settings: GovernanceSettings;
   logger: Logger;
   onDecision?: (outcome: DecisionOutcome) => void;
@@ -55,7 +57,7 @@ export async function setupGovernance(opts: {
   onFlushFailure?: () => void;
 }): Promise<Governance> {
   const usageStore = createUsageStore(opts.orm);
-  const budgetStore = createBudgetStore(opts.orm);
+  const budgetStore = createBudgetStore(opts.orm, { asyncCommitReservationsUrl: opts.databaseUrl });
   const root = path.join(opts.dataDir, "usage");
   if (opts.replayOthers) await replayWorkerJournals(root, usageStore, opts.logger);
   const buffer = await createUsageBuffer({
@@ -100,6 +102,7 @@ export async function setupGovernance(opts: {
     async close() {
       clearInterval(sweeper);
       await buffer.close();
+      await budgetStore.close();
       await limiter.close();
       redis?.disconnect();
     },
