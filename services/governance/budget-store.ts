@@ -179,9 +179,13 @@ export function createBudgetStore(orm: MikroORM, opts: BudgetStoreOptions = {}) 
   const reservations = (): Promise<pg.Pool> => {
     const url = opts.asyncCommitReservationsUrl;
     if (!url) return pool();
-    reservePool ??= Promise.resolve(
-      new pg.Pool({ connectionString: url, max: 8, options: "-c synchronous_commit=off" }),
-    );
+    if (!reservePool) {
+      const created = new pg.Pool({ connectionString: url, max: 8, options: "-c synchronous_commit=off" });
+      // An idle connection that dies (the database restarted, the network cut) is dropped by the pool; the next
+      // reservation opens a new one or fails with its own error. Without a listener, it would crash the process.
+      created.on("error", () => undefined);
+      reservePool = Promise.resolve(created);
+    }
     return reservePool;
   };
 
