@@ -7,6 +7,7 @@ import { EmbeddingsService } from "../gen/passerelle/embeddings/v1/embeddings_se
 import { GovernanceService } from "../gen/passerelle/governance/v1/governance_service_pb.js";
 import { InferenceService } from "../gen/passerelle/inference/v1/inference_service_pb.js";
 import { ModelService } from "../gen/passerelle/models/v1/model_service_pb.js";
+import { rateLimitHeadersOf } from "./openai/errors.js";
 
 /** The RPC clients the REST routes translate to; built once over one Transport. */
 export interface Clients {
@@ -79,15 +80,6 @@ export function createClients(transport: Transport): Clients {
     models: createClient(ModelService, transport),
     streams: { chat: serverStream(transport, InferenceService.method.streamChatCompletion) },
   };
-}
-
-/** The OpenAI rate-limit headers among an RPC's response headers or error metadata (`x-ratelimit-*`). */
-export function rateLimitHeadersOf(from: Headers | undefined): Record<string, string> {
-  const out: Record<string, string> = {};
-  from?.forEach((value, key) => {
-    if (key.startsWith("x-ratelimit-")) out[key] = value;
-  });
-  return out;
 }
 
 /**

@@ -1,5 +1,4 @@
 import { create, type JsonObject, type JsonValue } from "@bufbuild/protobuf";
-import type { CarbonFootprint } from "../../gen/passerelle/governance/v1/resources_pb.js";
 import {
   type ChatChoice,
   type ChatCompletion,
@@ -21,6 +20,7 @@ import {
   ToolSchema,
   type Usage,
 } from "../../gen/passerelle/inference/v1/chat_pb.js";
+import { impactJson } from "./usage.js";
 
 /**
  * Pure translations between OpenAI's chat JSON and the inference protos, at the REST edge. Known fields become typed
@@ -296,19 +296,6 @@ function usageJson(u: Usage | undefined): JsonObject | null {
     ...(u.details ?? {}),
     ...impactJson(u),
   };
-}
-
-/** The gateway's additions to OpenAI's usage: `cost` and `carbon` ({kWh:{min,max}, kgCO2eq:{min,max}}). */
-export function impactJson(u: { cost?: number; carbon?: CarbonFootprint }): JsonObject {
-  const out: JsonObject = {};
-  if (u.cost !== undefined) out.cost = u.cost;
-  if (u.carbon) {
-    out.carbon = {
-      kWh: { min: u.carbon.kwh?.min ?? 0, max: u.carbon.kwh?.max ?? 0 },
-      kgCO2eq: { min: u.carbon.kgco2eq?.min ?? 0, max: u.carbon.kgco2eq?.max ?? 0 },
-    };
-  }
-  return out;
 }
 
 function tokenJson(t: TokenLogprob): JsonObject {

@@ -5,7 +5,8 @@ import {
   CreateEmbeddingsRequestSchema,
   type CreateEmbeddingsResponse,
 } from "../../gen/passerelle/embeddings/v1/embeddings_service_pb.js";
-import { InvalidRequest, impactJson } from "./chat.js";
+import { InvalidRequest } from "./chat.js";
+import { impactJson } from "./usage.js";
 
 /**
  * Pure translations between OpenAI's embeddings JSON and the embeddings protos, at the REST edge. The RPC carries

@@ -80,6 +80,15 @@ export function restParam(param: string | null): string | null {
   return renamed ? renamed + (dot < 0 ? "" : param.slice(dot)) : param;
 }
 
+/** The OpenAI rate-limit headers among an RPC's response headers or error metadata (`x-ratelimit-*`). */
+export function rateLimitHeadersOf(from: Headers | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  from?.forEach((value, key) => {
+    if (key.startsWith("x-ratelimit-")) out[key] = value;
+  });
+  return out;
+}
+
 /** Maps any error thrown by an RPC call to the HTTP response the REST API sends. */
 export function fromConnectError(err: unknown): HttpError {
   const ce = ConnectError.from(err);
@@ -96,9 +105,7 @@ export function fromConnectError(err: unknown): HttpError {
     headers["retry-after"] = String(info.retryAfterSeconds);
   }
   // A rate-limit refusal carries OpenAI's x-ratelimit-* headers in its metadata.
-  ce.metadata.forEach((value, key) => {
-    if (key.startsWith("x-ratelimit-")) headers[key] = value;
-  });
+  Object.assign(headers, rateLimitHeadersOf(ce.metadata));
   return {
     status,
     body: {

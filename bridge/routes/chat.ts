@@ -1,8 +1,8 @@
 import type { FastifyInstance } from "fastify";
 import { chatChunkJson, chatCompletionJson, chatParamsFromJson } from "../openai/chat.js";
-import { fromConnectError } from "../openai/errors.js";
+import { fromConnectError, rateLimitHeadersOf } from "../openai/errors.js";
 import { createSseWriter } from "../openai/sse.js";
-import { type Clients, callOptions, rateLimitHeadersOf } from "../rpc.js";
+import { type Clients, callOptions } from "../rpc.js";
 import { errorResponses } from "../schemas/common.js";
 
 /** `POST /v1/chat/completions`: JSON, or Server-Sent Events with `stream: true`. */

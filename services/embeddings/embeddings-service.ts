@@ -11,6 +11,7 @@ import {
   type ModelResolver,
   type ProviderRoute,
   type ProviderRouter,
+  servedBy,
   toConnectError,
   type UpstreamClient,
   UpstreamError,
@@ -90,10 +91,6 @@ async function runBounded<T>(
   return out;
 }
 
-function served(p: ProviderRoute | undefined) {
-  return p ? { id: p.id, carbon: p.carbon ?? { zone: "WOR", totalParamsB: 0, activeParamsB: 0 } } : undefined;
-}
-
 /** EmbeddingsService: OpenAI-style embeddings over the registry's embeddings models, batched upstream. */
 export function createEmbeddingsService(deps: EmbeddingsDeps): ServiceImpl<typeof EmbeddingsService> {
   // Embeddings answers come whole: the first-token bound is the provider's total timeout.
@@ -160,16 +157,16 @@ export function createEmbeddingsService(deps: EmbeddingsDeps): ServiceImpl<typeo
       });
       for (const [k, v] of Object.entries(admission.headers)) ctx.responseHeader.set(k, v);
       const batches = split(inputs, Math.max(1, deps.maxBatch));
-      let servedBy: ProviderRoute | undefined;
+      let provider: ProviderRoute | undefined;
       let results: { vectors: number[][]; usage: BatchUsage }[];
       try {
         results = await runBounded(batches.length, Math.max(1, deps.concurrency), ctx.signal, (i, signal) =>
           embedBatch(model, req, batches[i] as EmbeddingInputs, signal, (p) => {
-            servedBy ??= p;
+            provider ??= p;
           }),
         );
       } catch (err) {
-        admission.finish({ ...statusOf(err), promptTokens: 0, completionTokens: 0, servedBy: served(servedBy) });
+        admission.finish({ ...statusOf(err), promptTokens: 0, completionTokens: 0, servedBy: servedBy(provider) });
         throw err;
       }
       const data: { index: number; embedding: number[] }[] = [];
@@ -180,7 +177,12 @@ export function createEmbeddingsService(deps: EmbeddingsDeps): ServiceImpl<typeo
         promptTokens += r.usage.promptTokens;
         totalTokens += r.usage.totalTokens;
       }
-      const settled = admission.finish({ status: 200, promptTokens, completionTokens: 0, servedBy: served(servedBy) });
+      const settled = admission.finish({
+        status: 200,
+        promptTokens,
+        completionTokens: 0,
+        servedBy: servedBy(provider),
+      });
       return create(CreateEmbeddingsResponseSchema, {
         model: req.model,
         data,

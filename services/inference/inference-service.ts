@@ -20,7 +20,7 @@ import { kLogger, kPrincipal, kRequestId, type Principal } from "../platform/con
 import { invalidArgument, permissionDenied, rpcError, unauthenticated } from "../platform/errors.js";
 import { upstreamTarget, withFailover } from "./failover.js";
 import { chunkFromJson, completionFromJson, upstreamChatBody } from "./openai-json.js";
-import type { Lease, ProviderRoute, ProviderRouter } from "./provider-router.js";
+import { type Lease, type ProviderRoute, type ProviderRouter, servedBy } from "./provider-router.js";
 import { countedUsage, countPromptTokens, countTextTokens, usageOf } from "./token-count.js";
 import { type UpstreamClient, UpstreamError } from "./upstream-client.js";
 
@@ -115,11 +115,6 @@ export function toConnectError(e: UpstreamError): ConnectError {
   }
 }
 
-function served(p: ProviderRoute | undefined) {
-  return p?.carbon ? { id: p.id, carbon: p.carbon } : p ? { id: p.id, carbon: NO_CARBON } : undefined;
-}
-const NO_CARBON = { zone: "WOR", totalParamsB: 0, activeParamsB: 0 };
-
 /** The gateway's additions to OpenAI's usage: cost and carbon. */
 function withImpact(usage: Usage, settled: Settled): Usage {
   usage.cost = settled.cost;
@@ -197,10 +192,10 @@ export function createInferenceService(deps: InferenceDeps): ServiceImpl<typeof 
 
     async createChatCompletion(req, ctx) {
       const { model, params, admission } = await prepare(req.params, ctx);
-      let servedBy: ProviderRoute | undefined;
+      let provider: ProviderRoute | undefined;
       try {
         const completion = await failover(model, ctx, async (lease) => {
-          servedBy = lease.provider;
+          provider = lease.provider;
           const body = upstreamChatBody(params, lease.provider.upstreamModel, false);
           const res = await deps.upstream.postJson(target(lease.provider), "/v1/chat/completions", body, ctx.signal);
           return completionFromJson(res.body, params.model);
@@ -210,12 +205,12 @@ export function createInferenceService(deps: InferenceDeps): ServiceImpl<typeof 
           status: 200,
           promptTokens: completion.usage.promptTokens,
           completionTokens: completion.usage.completionTokens,
-          servedBy: served(servedBy),
+          servedBy: servedBy(provider),
         });
         withImpact(completion.usage, settled);
         return create(CreateChatCompletionResponseSchema, { completion });
       } catch (err) {
-        admission.finish({ ...statusOf(err), promptTokens: 0, completionTokens: 0, servedBy: served(servedBy) });
+        admission.finish({ ...statusOf(err), promptTokens: 0, completionTokens: 0, servedBy: servedBy(provider) });
         throw err;
       }
     },
@@ -224,7 +219,7 @@ export function createInferenceService(deps: InferenceDeps): ServiceImpl<typeof 
       const { model, params, admission, promptTokens } = await prepare(req.params, ctx);
       const started = performance.now();
       const wantsUsage = params.streamOptions?.includeUsage === true;
-      let servedBy: ProviderRoute | undefined;
+      let provider: ProviderRoute | undefined;
       // Open the stream and read its first event under failover: until a chunk is yielded, nothing reached the
       // client, so another provider may still be tried.
       let opened: { lease: Lease; events: AsyncIterableIterator<string>; first: IteratorResult<string> };
@@ -233,7 +228,7 @@ export function createInferenceService(deps: InferenceDeps): ServiceImpl<typeof 
           model,
           ctx,
           async (lease) => {
-            servedBy = lease.provider;
+            provider = lease.provider;
             const body = upstreamChatBody(params, lease.provider.upstreamModel, true);
             const events = deps.upstream.postStream(target(lease.provider), "/v1/chat/completions", body, ctx.signal);
             const first = await events.next();
@@ -242,7 +237,7 @@ export function createInferenceService(deps: InferenceDeps): ServiceImpl<typeof 
           true,
         );
       } catch (err) {
-        admission.finish({ ...statusOf(err), promptTokens: 0, completionTokens: 0, servedBy: served(servedBy) });
+        admission.finish({ ...statusOf(err), promptTokens: 0, completionTokens: 0, servedBy: servedBy(provider) });
         throw err;
       }
       const ttftMs = performance.now() - started;
@@ -279,7 +274,7 @@ export function createInferenceService(deps: InferenceDeps): ServiceImpl<typeof 
           status: 200,
           promptTokens: usage.promptTokens,
           completionTokens: usage.completionTokens,
-          servedBy: served(servedBy),
+          servedBy: servedBy(provider),
           ttftMs,
         });
         if (wantsUsage && (held || last)) {
@@ -321,7 +316,7 @@ export function createInferenceService(deps: InferenceDeps): ServiceImpl<typeof 
             errorCode: ended?.errorCode ?? "Canceled",
             promptTokens: usage?.promptTokens ?? (promptTokens || countPromptTokens(params)),
             completionTokens: usage?.completionTokens ?? countTextTokens(generated),
-            servedBy: served(servedBy),
+            servedBy: servedBy(provider),
             ttftMs,
           });
         }

@@ -15,6 +15,12 @@ export interface ProviderRoute {
   carbon?: { zone: string; totalParamsB: number; activeParamsB: number };
 }
 
+/** Who served a request, as governance records it (a provider without carbon data counts as world-average zero). */
+export function servedBy(p: ProviderRoute | undefined) {
+  return p ? { id: p.id, carbon: p.carbon ?? UNKNOWN_CARBON } : undefined;
+}
+const UNKNOWN_CARBON = { zone: "WOR", totalParamsB: 0, activeParamsB: 0 };
+
 /** A provider's live state, for admins. */
 export interface ProviderState {
   id: string;

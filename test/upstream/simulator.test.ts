@@ -1,3 +1,5 @@
+// Over 400 lines on purpose: one behaviour of the vLLM simulator per test (chat, streams, tools, embeddings, models,
+// health, metrics, latency, failures, stalls, queueing), each small; they share one set of simulator fixtures.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { validateOpenAI } from "../support/openai-schema.js";
 import { type Simulator, startSimulator } from "./simulator.js";

@@ -182,6 +182,13 @@ export function composeDecision(plan: Plan, raw: RawOutcome, reservation: Reserv
   return decision;
 }
 
+/** No limit is set on the role's grant nor on the key: a decision needs no store (planDecision plans no counter). */
+export function countsNothing(input: ReserveInput): boolean {
+  const none = (l: Limits) =>
+    l.requestsPerMinute === null && l.requestsPerDay === null && l.tokensPerMinute === null && l.tokensPerDay === null;
+  return none(input.limits) && (input.key === undefined || none(input.key.limits));
+}
+
 /** A decision with nothing to count: allowed, no reservation, no headers. */
 export function unlimitedDecision(): Decision {
   return { allowed: true, outcome: "allowed", reservation: null, requests: null, tokens: null };

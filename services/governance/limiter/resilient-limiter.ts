@@ -1,6 +1,13 @@
 import type { Decision, DecisionOutcome, LimiterWindows, RateLimiter, ReserveInput } from "./limiter.js";
 import { createMemoryLimiter } from "./memory-limiter.js";
-import { staticRefusal, unknownStatus, validateActualTokens, validateStatusInput } from "./plan.js";
+import {
+  countsNothing,
+  staticRefusal,
+  unknownStatus,
+  unlimitedDecision,
+  validateActualTokens,
+  validateStatusInput,
+} from "./plan.js";
 
 /**
  * What a decision does when the shared store (Redis) errors or does not answer in time:
@@ -99,9 +106,7 @@ export function createResilientLimiter(opts: ResilientLimiterOptions): RateLimit
       if (refusal !== null) return report(refusal);
       // Nothing to count (no limit on the role's grant nor on the key, e.g. an admin): no store is needed, so an
       // outage must not touch such calls.
-      if (nothingToCount(input)) {
-        return report({ allowed: true, outcome: "allowed", reservation: null, requests: null, tokens: null });
-      }
+      if (countsNothing(input)) return report(unlimitedDecision());
       if (now() < skipUntil) return degrade(input);
       const pending = primary.reserve(input);
       try {
@@ -187,11 +192,4 @@ function bounded(name: string, value: number, min: number, max: number): number 
     throw new RangeError(`limiter: ${name} must be between ${min} and ${max}, got ${value}`);
   }
   return value;
-}
-
-const unlimited = (l: ReserveInput["limits"]): boolean =>
-  l.requestsPerMinute === null && l.requestsPerDay === null && l.tokensPerMinute === null && l.tokensPerDay === null;
-
-function nothingToCount(input: ReserveInput): boolean {
-  return unlimited(input.limits) && (input.key === undefined || unlimited(input.key.limits));
 }
