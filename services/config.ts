@@ -53,6 +53,31 @@ export interface CoreConfig {
     /** Upstream calls of one request run at once at most (PASSERELLE_EMBEDDINGS_CONCURRENCY). */
     readonly concurrency: number;
   };
+  /** Collections, ingestion and search (services/collections, services/search). */
+  readonly rag: {
+    /**
+     * The embeddings model (name or alias) that embeds every chunk and query (PASSERELLE_RAG_EMBEDDINGS_MODEL); unset =
+     * collections and search answer FailedPrecondition until an operator names one.
+     */
+    readonly embeddingsModel: string | undefined;
+    /** Largest uploaded file, in bytes (PASSERELLE_RAG_MAX_FILE_BYTES, default 20 MiB); larger → 413. */
+    readonly maxFileBytes: number;
+    /** Parser worker threads (PASSERELLE_RAG_PARSER_THREADS, default 2). */
+    readonly parserThreads: number;
+    /** Chunks per embeddings call (PASSERELLE_RAG_EMBEDDINGS_BATCH, default 32). */
+    readonly embeddingsBatch: number;
+    /** Embeddings calls of one document in flight at once (PASSERELLE_RAG_EMBEDDINGS_CONCURRENCY, default 2). */
+    readonly embeddingsConcurrency: number;
+    /** Documents ingested at once per process (PASSERELLE_RAG_INGEST_CONCURRENCY, default 4); others wait, queued. */
+    readonly ingestConcurrency: number;
+    /**
+     * The chat `search` tool's rewrite of the last user message, with `{prompt}` and `{chunks}`
+     * (PASSERELLE_RAG_PROMPT_TEMPLATE; unset = services/inference/search-tool.ts's bilingual default).
+     */
+    readonly promptTemplate: string | undefined;
+    /** Search on Elasticsearch instead of PostgreSQL when set (ELASTICSEARCH_URL). */
+    readonly elasticsearchUrl: string | undefined;
+  };
   /** Limits, budgets and usage (services/governance). */
   readonly governance: {
     /** When Redis fails or is slow: "fail-open", "fail-closed" or "local" (per-process limits) (PASSERELLE_LIMITS_REDIS_POLICY). */
@@ -156,6 +181,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
       maxBatch: int("PASSERELLE_EMBEDDINGS_MAX_BATCH", 64, 1, 100_000),
       concurrency: int("PASSERELLE_EMBEDDINGS_CONCURRENCY", 4, 1, 256),
     },
+    rag: {
+      embeddingsModel: str("PASSERELLE_RAG_EMBEDDINGS_MODEL"),
+      maxFileBytes: int("PASSERELLE_RAG_MAX_FILE_BYTES", 20 * 1024 * 1024, 1, 1024 * 1024 * 1024),
+      parserThreads: int("PASSERELLE_RAG_PARSER_THREADS", 2, 1, 64),
+      embeddingsBatch: int("PASSERELLE_RAG_EMBEDDINGS_BATCH", 32, 1, 2048),
+      embeddingsConcurrency: int("PASSERELLE_RAG_EMBEDDINGS_CONCURRENCY", 2, 1, 64),
+      ingestConcurrency: int("PASSERELLE_RAG_INGEST_CONCURRENCY", 4, 1, 256),
+      promptTemplate: env.PASSERELLE_RAG_PROMPT_TEMPLATE?.trim() ? env.PASSERELLE_RAG_PROMPT_TEMPLATE : undefined,
+      elasticsearchUrl: str("ELASTICSEARCH_URL"),
+    },
     governance: {
       limitsPolicy: oneOf("PASSERELLE_LIMITS_REDIS_POLICY", ["fail-open", "fail-closed", "local"] as const, "local"),
       limitsTimeoutMs: int("PASSERELLE_LIMITS_REDIS_TIMEOUT_MS", 250, 1, 5_000),
@@ -180,6 +215,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     },
     ...overrides,
   };
+  const template = config.rag.promptTemplate;
+  if (template !== undefined && !(template.includes("{prompt}") && template.includes("{chunks}"))) {
+    throw new ConfigError("PASSERELLE_RAG_PROMPT_TEMPLATE must contain {prompt} and {chunks}");
+  }
   if (config.workers > 1 && !(config.databaseUrl && config.redisUrl)) {
     throw new ConfigError(
       "PASSERELLE_WORKERS above 1 needs DATABASE_URL and REDIS_URL: the workers share the database, the rate limits " +

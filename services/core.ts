@@ -3,10 +3,12 @@ import "./platform/db/orm-context.js";
 import type { ConnectRouter, ConnectRouterOptions } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import { AccountService } from "../gen/passerelle/accounts/v1/account_service_pb.js";
+import { CollectionService } from "../gen/passerelle/collections/v1/collection_service_pb.js";
 import { EmbeddingsService } from "../gen/passerelle/embeddings/v1/embeddings_service_pb.js";
 import { GovernanceService } from "../gen/passerelle/governance/v1/governance_service_pb.js";
 import { InferenceService } from "../gen/passerelle/inference/v1/inference_service_pb.js";
 import { ModelService } from "../gen/passerelle/models/v1/model_service_pb.js";
+import { SearchService } from "../gen/passerelle/search/v1/search_service_pb.js";
 import {
   accountEntities,
   type BootstrapResult,
@@ -15,19 +17,22 @@ import {
   createAccountStore,
   createAuthenticator,
 } from "./accounts/index.js";
+import { setupCollections } from "./collections/index.js";
 import type { CoreConfig } from "./config.js";
 import { setupEmbeddings } from "./embeddings/index.js";
 import { createGovernanceService } from "./governance/governance-service.js";
+import { nativePool } from "./governance/budget-store.js";
 import { type Governance, governanceEntities, setupGovernance } from "./governance/index.js";
 import { createLimitsView } from "./governance/limiter/index.js";
 import { setupInference } from "./inference/index.js";
 import { createModelStore, loadModelsFile, type ModelRegistry, modelEntities, setupModels } from "./models/index.js";
 import type { Principal } from "./platform/context.js";
 import { type Database, openDatabase } from "./platform/db/database.js";
-import { bindService, type ServiceBinding } from "./platform/in-process-transport.js";
+import { bindService, createInProcessTransport, type ServiceBinding } from "./platform/in-process-transport.js";
 import { createAuthInterceptor, createRequestContextInterceptor } from "./platform/interceptors.js";
 import { createKv, type KvStore } from "./platform/kv/index.js";
 import { createMetrics, type Metrics } from "./platform/metrics.js";
+import { createSearchBackend } from "./search/index.js";
 
 /** The services and what they stand on, independent of how they are served. */
 export interface Core {
@@ -131,7 +136,18 @@ export async function createCore(config: CoreConfig, logger: Logger): Promise<Co
       },
     }),
   });
+  const pool = await nativePool(db.orm);
+  const collections = setupCollections({
+    pool,
+    backend: await createSearchBackend({ pool, elasticsearchUrl: config.rag.elasticsearchUrl, logger }),
+    settings: config.rag,
+    logger,
+  });
+  await collections.recover();
+  collections.startSweep();
   const inference = setupInference({
+    retrieve: collections.retrieve,
+    searchTemplate: config.rag.promptTemplate,
     registry: models.registry,
     governor: governance.governor,
     defaultMaxTokens: config.governance.defaultMaxTokens,
@@ -157,6 +173,8 @@ export async function createCore(config: CoreConfig, logger: Logger): Promise<Co
   };
   const services = [
     bindService(AccountService, accountService),
+    bindService(CollectionService, collections.collectionService),
+    bindService(SearchService, collections.searchService),
     bindService(ModelService, models.service),
     bindService(InferenceService, inference.service),
     bindService(EmbeddingsService, embeddings.service),
@@ -171,6 +189,8 @@ export async function createCore(config: CoreConfig, logger: Logger): Promise<Co
       }),
     ),
   ];
+  // The RAG domain embeds through the EmbeddingsService like any client, with the same interceptors.
+  collections.connect(createInProcessTransport(services, { interceptors: routerOptions.interceptors }));
   return {
     routes: (router) => {
       for (const s of services) s.register(router);
@@ -199,6 +219,8 @@ export async function createCore(config: CoreConfig, logger: Logger): Promise<Co
     async close() {
       await authenticator.close();
       await models.close();
+      // Running ingestions finish (or fail) while the embeddings path is still up.
+      await collections.close();
       await inference.close();
       // After the listeners drained (server.ts): every finished request is journaled; flush before the database goes.
       await governance.close();

@@ -18,7 +18,7 @@ import {
   upstreamTarget,
   withFailover,
 } from "../inference/index.js";
-import { kPrincipal, kRequestId } from "../platform/context.js";
+import { kPrincipal, kRequestId, kUsageEndpoint } from "../platform/context.js";
 import { invalidArgument, unauthenticated } from "../platform/errors.js";
 import {
   type BatchUsage,
@@ -149,7 +149,7 @@ export function createEmbeddingsService(deps: EmbeddingsDeps): ServiceImpl<typeo
       const admission = await deps.governor.admit({
         principal,
         requestId: ctx.values.get(kRequestId),
-        endpoint: "embeddings",
+        endpoint: ctx.values.get(kUsageEndpoint) ?? "embeddings",
         model,
         limits,
         promptTokens: counted,

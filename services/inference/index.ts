@@ -4,10 +4,12 @@ import type { Governor } from "../governance/index.js";
 import type { ModelRegistry, ResolvedModel } from "../models/index.js";
 import { type ChatModel, createInferenceService, type ModelResolver } from "./inference-service.js";
 import { createProviderRouter, type ProviderRoute } from "./provider-router.js";
+import type { Retrieve } from "./search-tool.js";
 import { createUpstreamClient } from "./upstream-client.js";
 
 export { upstreamTarget, withFailover } from "./failover.js";
 export { type ChatModel, createInferenceService, type ModelResolver, toConnectError } from "./inference-service.js";
+export { checkTemplate, DEFAULT_SEARCH_TEMPLATE, type Retrieve } from "./search-tool.js";
 export { type Lease, type ProviderRoute, type ProviderRouter, servedBy } from "./provider-router.js";
 export { createUpstreamClient, type UpstreamClient, UpstreamError, type UpstreamTarget } from "./upstream-client.js";
 
@@ -52,6 +54,9 @@ export function setupInference(deps: {
   defaultMaxTokens: number;
   logger: Logger;
   settings: CoreConfig["inference"];
+  /** The `search` tool's retrieval (the SearchService); absent when RAG is not configured. */
+  retrieve?: Retrieve;
+  searchTemplate?: string;
 }) {
   const upstream = createUpstreamClient();
   const router = createProviderRouter({
@@ -82,6 +87,8 @@ export function setupInference(deps: {
     firstTokenTimeoutMs: deps.settings.firstTokenTimeoutMs,
     idleTimeoutMs: deps.settings.idleTimeoutMs,
     connectTimeoutMs: deps.settings.connectTimeoutMs,
+    retrieve: deps.retrieve,
+    searchTemplate: deps.searchTemplate,
   });
   // `upstream`, `router` and `models` are shared with the embeddings domain: one pool and one health view per provider.
   return { service, router, upstream, models, governor: deps.governor, close: () => upstream.close() };

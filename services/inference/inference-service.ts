@@ -21,6 +21,7 @@ import { invalidArgument, permissionDenied, rpcError, unauthenticated } from "..
 import { upstreamTarget, withFailover } from "./failover.js";
 import { chunkFromJson, completionFromJson, upstreamChatBody } from "./openai-json.js";
 import { type Lease, type ProviderRoute, type ProviderRouter, servedBy } from "./provider-router.js";
+import { applySearchTool, DEFAULT_SEARCH_TEMPLATE, type Retrieve } from "./search-tool.js";
 import { countedUsage, countPromptTokens, countTextTokens, usageOf } from "./token-count.js";
 import { type UpstreamClient, UpstreamError } from "./upstream-client.js";
 
@@ -59,6 +60,10 @@ export interface InferenceDeps {
   /** Streaming: longest silence between two chunks. */
   idleTimeoutMs: number;
   connectTimeoutMs: number;
+  /** Runs the gateway's `search` tool; absent = the tool is refused (RAG not configured). */
+  retrieve?: Retrieve;
+  /** Template of the search tool's rewritten message (`{prompt}`, `{chunks}`). */
+  searchTemplate?: string;
 }
 
 const CHAT_TYPES = new Set(["text-generation", "image-text-to-text"]);
@@ -130,19 +135,27 @@ function withImpact(usage: Usage, settled: Settled): Usage {
 export function createInferenceService(deps: InferenceDeps): ServiceImpl<typeof InferenceService> {
   const target = (p: ProviderRoute) => upstreamTarget(p, deps);
 
-  async function prepare(params: ChatCompletionParams | undefined, ctx: HandlerContext) {
+  async function prepare(asked: ChatCompletionParams | undefined, ctx: HandlerContext) {
     const principal = ctx.values.get(kPrincipal);
     if (!principal) throw unauthenticated("Missing API key.", "MISSING_API_KEY");
-    if (!params?.model) throw invalidArgument("'model' is required.", "model");
-    if (params.messages.length === 0) throw invalidArgument("'messages' must not be empty.", "messages");
-    const { model, limits } = await deps.models.resolve(params.model, principal);
+    if (!asked?.model) throw invalidArgument("'model' is required.", "model");
+    if (asked.messages.length === 0) throw invalidArgument("'messages' must not be empty.", "messages");
+    const { model, limits } = await deps.models.resolve(asked.model, principal);
     if (!CHAT_TYPES.has(model.type)) {
       throw invalidArgument(
-        `The model '${params.model}' is not a chat model (type ${model.type}).`,
+        `The model '${asked.model}' is not a chat model (type ${model.type}).`,
         "model",
         "WRONG_MODEL_TYPE",
       );
     }
+    // Retrieval first: the chunks it adds are part of the prompt the limits and the budget reserve for.
+    const { params, results: searchResults } = await applySearchTool(
+      asked,
+      principal,
+      deps.retrieve,
+      ctx.signal,
+      deps.searchTemplate ?? DEFAULT_SEARCH_TEMPLATE,
+    );
     // The prompt is counted here only when something depends on it before the answer (limits, prices).
     const priced = model.costPromptPerMillion > 0 || model.costCompletionPerMillion > 0;
     const promptTokens = limits || priced ? countPromptTokens(params) : 0;
@@ -157,7 +170,7 @@ export function createInferenceService(deps: InferenceDeps): ServiceImpl<typeof 
       maxCompletionTokens: perChoice * Math.max(1, params.n ?? 1),
     });
     for (const [k, v] of Object.entries(admission.headers)) ctx.responseHeader.set(k, v);
-    return { model, params, admission, promptTokens, log: ctx.values.get(kLogger) ?? deps.logger };
+    return { model, params, admission, promptTokens, searchResults, log: ctx.values.get(kLogger) ?? deps.logger };
   }
 
   /** Failover across the model's providers; upstream failures reach the client as Connect errors. */
@@ -191,7 +204,7 @@ export function createInferenceService(deps: InferenceDeps): ServiceImpl<typeof 
     },
 
     async createChatCompletion(req, ctx) {
-      const { model, params, admission } = await prepare(req.params, ctx);
+      const { model, params, admission, searchResults } = await prepare(req.params, ctx);
       let provider: ProviderRoute | undefined;
       try {
         const completion = await failover(model, ctx, async (lease) => {
@@ -208,6 +221,7 @@ export function createInferenceService(deps: InferenceDeps): ServiceImpl<typeof 
           servedBy: servedBy(provider),
         });
         withImpact(completion.usage, settled);
+        if (searchResults) completion.searchResults = searchResults;
         return create(CreateChatCompletionResponseSchema, { completion });
       } catch (err) {
         admission.finish({ ...statusOf(err), promptTokens: 0, completionTokens: 0, servedBy: servedBy(provider) });
@@ -216,7 +230,7 @@ export function createInferenceService(deps: InferenceDeps): ServiceImpl<typeof 
     },
 
     async *streamChatCompletion(req, ctx) {
-      const { model, params, admission, promptTokens } = await prepare(req.params, ctx);
+      const { model, params, admission, promptTokens, searchResults } = await prepare(req.params, ctx);
       const started = performance.now();
       const wantsUsage = params.streamOptions?.includeUsage === true;
       let provider: ProviderRoute | undefined;
@@ -277,7 +291,8 @@ export function createInferenceService(deps: InferenceDeps): ServiceImpl<typeof 
           servedBy: servedBy(provider),
           ttftMs,
         });
-        if (wantsUsage && (held || last)) {
+        // The final chunk: usage when asked, and what the search tool retrieved.
+        if ((wantsUsage || searchResults) && (held || last)) {
           const base = held ?? (last as ChatCompletionChunk);
           yield create(StreamChatCompletionResponseSchema, {
             chunk: create(ChatCompletionChunkSchema, {
@@ -285,8 +300,9 @@ export function createInferenceService(deps: InferenceDeps): ServiceImpl<typeof 
               created: base.created,
               model: params.model,
               choices: [],
-              usage: withImpact(usage, settled),
+              usage: wantsUsage ? withImpact(usage, settled) : undefined,
               systemFingerprint: base.systemFingerprint,
+              searchResults: searchResults ?? [],
             }),
           });
         }

@@ -33,3 +33,9 @@ export interface Principal {
 export const kPrincipal = createContextKey<Principal | undefined>(undefined, { description: "principal" });
 export const kRequestId = createContextKey<string>("", { description: "request id" });
 export const kLogger = createContextKey<Logger | undefined>(undefined, { description: "logger" });
+
+/**
+ * The endpoint a model call is recorded under in the usage ledger, when a service calls another on a user's behalf
+ * (`search`, `documents`); absent = the RPC's own (`embeddings`, …). Only code in this process can set it.
+ */
+export const kUsageEndpoint = createContextKey<string | undefined>(undefined, { description: "usage endpoint" });

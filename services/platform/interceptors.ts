@@ -58,6 +58,10 @@ export function createAuthInterceptor(opts: AuthInterceptorOptions): Interceptor
   return (next) => async (req) => {
     const name = `${req.service.typeName}/${req.method.name}`;
     if (opts.publicMethods.has(name)) return next(req);
+    // A call a service makes in this process on behalf of a user it already authenticated (ingestion and search
+    // embedding with the uploader's principal). Context values are created per call by the server: no network
+    // caller can set one, only code holding this module's key and the in-process transport.
+    if (req.contextValues.get(kPrincipal)) return next(req);
     const header = req.header.get("authorization");
     const token = header ? /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(header)?.[1] : undefined;
     if (!token) {

@@ -7,13 +7,15 @@ import { enumDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
 import { file_google_protobuf_struct } from "@bufbuild/protobuf/wkt";
 import type { CarbonFootprint } from "../../governance/v1/resources_pb.js";
 import { file_passerelle_governance_v1_resources } from "../../governance/v1/resources_pb.js";
+import type { SearchRequest, SearchResult } from "../../search/v1/search_service_pb.js";
+import { file_passerelle_search_v1_search_service } from "../../search/v1/search_service_pb.js";
 import type { JsonObject, Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file passerelle/inference/v1/chat.proto.
  */
 export const file_passerelle_inference_v1_chat: GenFile = /*@__PURE__*/
-  fileDesc("CiJwYXNzZXJlbGxlL2luZmVyZW5jZS92MS9jaGF0LnByb3RvEhdwYXNzZXJlbGxlLmluZmVyZW5jZS52MSLWAgoLQ2hhdE1lc3NhZ2USKwoEcm9sZRgBIAEoDjIdLnBhc3NlcmVsbGUuaW5mZXJlbmNlLnYxLlJvbGUSDgoEdGV4dBgCIAEoCUgAEjYKBXBhcnRzGAMgASgLMiUucGFzc2VyZWxsZS5pbmZlcmVuY2UudjEuQ29udGVudFBhcnRzSAASEQoEbmFtZRgEIAEoCUgBiAEBEjUKCnRvb2xfY2FsbHMYBSADKAsyIS5wYXNzZXJlbGxlLmluZmVyZW5jZS52MS5Ub29sQ2FsbBIZCgx0b29sX2NhbGxfaWQYBiABKAlIAogBARIUCgdyZWZ1c2FsGAcgASgJSAOIAQESJgoFZXh0cmEYCCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0QgkKB2NvbnRlbnRCBwoFX25hbWVCDwoNX3Rvb2xfY2FsbF9pZEIKCghfcmVmdXNhbCJDCgxDb250ZW50UGFydHMSMwoFcGFydHMYASADKAsyJC5wYXNzZXJlbGxlLmluZmVyZW5jZS52MS5Db250ZW50UGFydCKHAQoLQ29udGVudFBhcnQSDgoEdGV4dBgBIAEoCUgAEjYKCWltYWdlX3VybBgCIAEoCzIhLnBhc3NlcmVsbGUuaW5mZXJlbmNlLnYxLkltYWdlVXJsSAASKAoFb3RoZXIYAyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0SABCBgoEcGFydCI3CghJbWFnZVVybBILCgN1cmwYASABKAkSEwoGZGV0YWlsGAIgASgJSACIAQFCCQoHX2RldGFpbCJdCghUb29sQ2FsbBIKCgJpZBgBIAEoCRIMCgR0eXBlGAIgASgJEjcKCGZ1bmN0aW9uGAMgASgLMiUucGFzc2VyZWxsZS5pbmZlcmVuY2UudjEuRnVuY3Rpb25DYWxsIi8KDEZ1bmN0aW9uQ2FsbBIMCgRuYW1lGAEgASgJEhEKCWFyZ3VtZW50cxgCIAEoCSJ7CgRUb29sEgwKBHR5cGUYASABKAkSPQoIZnVuY3Rpb24YAiABKAsyKy5wYXNzZXJlbGxlLmluZmVyZW5jZS52MS5GdW5jdGlvbkRlZmluaXRpb24SJgoFZXh0cmEYAyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IpkBChJGdW5jdGlvbkRlZmluaXRpb24SDAoEbmFtZRgBIAEoCRIYCgtkZXNjcmlwdGlvbhgCIAEoCUgAiAEBEisKCnBhcmFtZXRlcnMYAyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EhMKBnN0cmljdBgEIAEoCEgBiAEBQg4KDF9kZXNjcmlwdGlvbkIJCgdfc3RyaWN0Ij8KClRvb2xDaG9pY2USDgoEbW9kZRgBIAEoCUgAEhcKDWZ1bmN0aW9uX25hbWUYAiABKAlIAEIICgZjaG9pY2UiXgoOUmVzcG9uc2VGb3JtYXQSDAoEdHlwZRgBIAEoCRI+Cgtqc29uX3NjaGVtYRgCIAEoCzIpLnBhc3NlcmVsbGUuaW5mZXJlbmNlLnYxLkpzb25TY2hlbWFGb3JtYXQikwEKEEpzb25TY2hlbWFGb3JtYXQSDAoEbmFtZRgBIAEoCRIYCgtkZXNjcmlwdGlvbhgCIAEoCUgAiAEBEicKBnNjaGVtYRgDIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSEwoGc3RyaWN0GAQgASgISAGIAQFCDgoMX2Rlc2NyaXB0aW9uQgkKB19zdHJpY3QiPQoNU3RyZWFtT3B0aW9ucxIaCg1pbmNsdWRlX3VzYWdlGAEgASgISACIAQFCEAoOX2luY2x1ZGVfdXNhZ2Ui8QcKFENoYXRDb21wbGV0aW9uUGFyYW1zEg0KBW1vZGVsGAEgASgJEjYKCG1lc3NhZ2VzGAIgAygLMiQucGFzc2VyZWxsZS5pbmZlcmVuY2UudjEuQ2hhdE1lc3NhZ2USGAoLdGVtcGVyYXR1cmUYAyABKAFIAIgBARISCgV0b3BfcBgEIAEoAUgBiAEBEg4KAW4YBSABKA1IAogBARIMCgRzdG9wGAYgAygJEhcKCm1heF90b2tlbnMYByABKA1IA4gBARIiChVtYXhfY29tcGxldGlvbl90b2tlbnMYCCABKA1IBIgBARIdChBwcmVzZW5jZV9wZW5hbHR5GAkgASgBSAWIAQESHgoRZnJlcXVlbmN5X3BlbmFsdHkYCiABKAFIBogBARJQCgpsb2dpdF9iaWFzGAsgAygLMjwucGFzc2VyZWxsZS5pbmZlcmVuY2UudjEuQ2hhdENvbXBsZXRpb25QYXJhbXMuTG9naXRCaWFzRW50cnkSFQoIbG9ncHJvYnMYDCABKAhIB4gBARIZCgx0b3BfbG9ncHJvYnMYDSABKA1ICIgBARIRCgRzZWVkGA4gASgDSAmIAQESEQoEdXNlchgPIAEoCUgKiAEBEiwKBXRvb2xzGBAgAygLMh0ucGFzc2VyZWxsZS5pbmZlcmVuY2UudjEuVG9vbBI4Cgt0b29sX2Nob2ljZRgRIAEoCzIjLnBhc3NlcmVsbGUuaW5mZXJlbmNlLnYxLlRvb2xDaG9pY2USIAoTcGFyYWxsZWxfdG9vbF9jYWxscxgSIAEoCEgLiAEBEkAKD3Jlc3BvbnNlX2Zvcm1hdBgTIAEoCzInLnBhc3NlcmVsbGUuaW5mZXJlbmNlLnYxLlJlc3BvbnNlRm9ybWF0Ej4KDnN0cmVhbV9vcHRpb25zGBQgASgLMiYucGFzc2VyZWxsZS5pbmZlcmVuY2UudjEuU3RyZWFtT3B0aW9ucxImCgVleHRyYRgVIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QaMAoOTG9naXRCaWFzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgBOgI4AUIOCgxfdGVtcGVyYXR1cmVCCAoGX3RvcF9wQgQKAl9uQg0KC19tYXhfdG9rZW5zQhgKFl9tYXhfY29tcGxldGlvbl90b2tlbnNCEwoRX3ByZXNlbmNlX3BlbmFsdHlCFAoSX2ZyZXF1ZW5jeV9wZW5hbHR5QgsKCV9sb2dwcm9ic0IPCg1fdG9wX2xvZ3Byb2JzQgcKBV9zZWVkQgcKBV91c2VyQhYKFF9wYXJhbGxlbF90b29sX2NhbGxzItABCgVVc2FnZRIVCg1wcm9tcHRfdG9rZW5zGAEgASgNEhkKEWNvbXBsZXRpb25fdG9rZW5zGAIgASgNEhQKDHRvdGFsX3Rva2VucxgDIAEoDRIoCgdkZXRhaWxzGAQgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIRCgRjb3N0GAUgASgBSACIAQESOQoGY2FyYm9uGAYgASgLMikucGFzc2VyZWxsZS5nb3Zlcm5hbmNlLnYxLkNhcmJvbkZvb3RwcmludEIHCgVfY29zdCKsAQoMVG9rZW5Mb2dwcm9iEg0KBXRva2VuGAEgASgJEg8KB2xvZ3Byb2IYAiABKAESNwoFYnl0ZXMYAyABKAsyIy5wYXNzZXJlbGxlLmluZmVyZW5jZS52MS5Ub2tlbkJ5dGVzSACIAQESOQoMdG9wX2xvZ3Byb2JzGAQgAygLMiMucGFzc2VyZWxsZS5pbmZlcmVuY2UudjEuVG9wTG9ncHJvYkIICgZfYnl0ZXMiHAoKVG9rZW5CeXRlcxIOCgZ2YWx1ZXMYASADKA0ibwoKVG9wTG9ncHJvYhINCgV0b2tlbhgBIAEoCRIPCgdsb2dwcm9iGAIgASgBEjcKBWJ5dGVzGAMgASgLMiMucGFzc2VyZWxsZS5pbmZlcmVuY2UudjEuVG9rZW5CeXRlc0gAiAEBQggKBl9ieXRlcyKAAQoOQ2hvaWNlTG9ncHJvYnMSNgoHY29udGVudBgBIAMoCzIlLnBhc3NlcmVsbGUuaW5mZXJlbmNlLnYxLlRva2VuTG9ncHJvYhI2CgdyZWZ1c2FsGAIgAygLMiUucGFzc2VyZWxsZS5pbmZlcmVuY2UudjEuVG9rZW5Mb2dwcm9iIswBCgpDaGF0Q2hvaWNlEg0KBWluZGV4GAEgASgNEjUKB21lc3NhZ2UYAiABKAsyJC5wYXNzZXJlbGxlLmluZmVyZW5jZS52MS5DaGF0TWVzc2FnZRIVCg1maW5pc2hfcmVhc29uGAMgASgJEjkKCGxvZ3Byb2JzGAQgASgLMicucGFzc2VyZWxsZS5pbmZlcmVuY2UudjEuQ2hvaWNlTG9ncHJvYnMSJgoFZXh0cmEYBSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IoECCg5DaGF0Q29tcGxldGlvbhIKCgJpZBgBIAEoCRIPCgdjcmVhdGVkGAIgASgDEg0KBW1vZGVsGAMgASgJEjQKB2Nob2ljZXMYBCADKAsyIy5wYXNzZXJlbGxlLmluZmVyZW5jZS52MS5DaGF0Q2hvaWNlEi0KBXVzYWdlGAUgASgLMh4ucGFzc2VyZWxsZS5pbmZlcmVuY2UudjEuVXNhZ2USHwoSc3lzdGVtX2ZpbmdlcnByaW50GAYgASgJSACIAQESJgoFZXh0cmEYByABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0QhUKE19zeXN0ZW1fZmluZ2VycHJpbnQiuAEKDVRvb2xDYWxsRGVsdGESDQoFaW5kZXgYASABKA0SDwoCaWQYAiABKAlIAIgBARIRCgR0eXBlGAMgASgJSAGIAQESGgoNZnVuY3Rpb25fbmFtZRgEIAEoCUgCiAEBEh8KEmZ1bmN0aW9uX2FyZ3VtZW50cxgFIAEoCUgDiAEBQgUKA19pZEIHCgVfdHlwZUIQCg5fZnVuY3Rpb25fbmFtZUIVChNfZnVuY3Rpb25fYXJndW1lbnRzIu4BCglDaGF0RGVsdGESMAoEcm9sZRgBIAEoDjIdLnBhc3NlcmVsbGUuaW5mZXJlbmNlLnYxLlJvbGVIAIgBARIUCgdjb250ZW50GAIgASgJSAGIAQESOgoKdG9vbF9jYWxscxgDIAMoCzImLnBhc3NlcmVsbGUuaW5mZXJlbmNlLnYxLlRvb2xDYWxsRGVsdGESFAoHcmVmdXNhbBgEIAEoCUgCiAEBEiYKBWV4dHJhGAUgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdEIHCgVfcm9sZUIKCghfY29udGVudEIKCghfcmVmdXNhbCLkAQoPQ2hhdENodW5rQ2hvaWNlEg0KBWluZGV4GAEgASgNEjEKBWRlbHRhGAIgASgLMiIucGFzc2VyZWxsZS5pbmZlcmVuY2UudjEuQ2hhdERlbHRhEhoKDWZpbmlzaF9yZWFzb24YAyABKAlIAIgBARI5Cghsb2dwcm9icxgEIAEoCzInLnBhc3NlcmVsbGUuaW5mZXJlbmNlLnYxLkNob2ljZUxvZ3Byb2JzEiYKBWV4dHJhGAUgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdEIQCg5fZmluaXNoX3JlYXNvbiLjAQoTQ2hhdENvbXBsZXRpb25DaHVuaxIKCgJpZBgBIAEoCRIPCgdjcmVhdGVkGAIgASgDEg0KBW1vZGVsGAMgASgJEjkKB2Nob2ljZXMYBCADKAsyKC5wYXNzZXJlbGxlLmluZmVyZW5jZS52MS5DaGF0Q2h1bmtDaG9pY2USLQoFdXNhZ2UYBSABKAsyHi5wYXNzZXJlbGxlLmluZmVyZW5jZS52MS5Vc2FnZRIfChJzeXN0ZW1fZmluZ2VycHJpbnQYBiABKAlIAIgBAUIVChNfc3lzdGVtX2ZpbmdlcnByaW50KoYBCgRSb2xlEhQKEFJPTEVfVU5TUEVDSUZJRUQQABIPCgtST0xFX1NZU1RFTRABEhIKDlJPTEVfREVWRUxPUEVSEAISDQoJUk9MRV9VU0VSEAMSEgoOUk9MRV9BU1NJU1RBTlQQBBINCglST0xFX1RPT0wQBRIRCg1ST0xFX0ZVTkNUSU9OEAZiBnByb3RvMw", [file_google_protobuf_struct, file_passerelle_governance_v1_resources]);
+  fileDesc("CiJwYXNzZXJlbGxlL2luZmVyZW5jZS92MS9jaGF0LnByb3RvEhdwYXNzZXJlbGxlLmluZmVyZW5jZS52MSLWAgoLQ2hhdE1lc3NhZ2USKwoEcm9sZRgBIAEoDjIdLnBhc3NlcmVsbGUuaW5mZXJlbmNlLnYxLlJvbGUSDgoEdGV4dBgCIAEoCUgAEjYKBXBhcnRzGAMgASgLMiUucGFzc2VyZWxsZS5pbmZlcmVuY2UudjEuQ29udGVudFBhcnRzSAASEQoEbmFtZRgEIAEoCUgBiAEBEjUKCnRvb2xfY2FsbHMYBSADKAsyIS5wYXNzZXJlbGxlLmluZmVyZW5jZS52MS5Ub29sQ2FsbBIZCgx0b29sX2NhbGxfaWQYBiABKAlIAogBARIUCgdyZWZ1c2FsGAcgASgJSAOIAQESJgoFZXh0cmEYCCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0QgkKB2NvbnRlbnRCBwoFX25hbWVCDwoNX3Rvb2xfY2FsbF9pZEIKCghfcmVmdXNhbCJDCgxDb250ZW50UGFydHMSMwoFcGFydHMYASADKAsyJC5wYXNzZXJlbGxlLmluZmVyZW5jZS52MS5Db250ZW50UGFydCKHAQoLQ29udGVudFBhcnQSDgoEdGV4dBgBIAEoCUgAEjYKCWltYWdlX3VybBgCIAEoCzIhLnBhc3NlcmVsbGUuaW5mZXJlbmNlLnYxLkltYWdlVXJsSAASKAoFb3RoZXIYAyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0SABCBgoEcGFydCI3CghJbWFnZVVybBILCgN1cmwYASABKAkSEwoGZGV0YWlsGAIgASgJSACIAQFCCQoHX2RldGFpbCJdCghUb29sQ2FsbBIKCgJpZBgBIAEoCRIMCgR0eXBlGAIgASgJEjcKCGZ1bmN0aW9uGAMgASgLMiUucGFzc2VyZWxsZS5pbmZlcmVuY2UudjEuRnVuY3Rpb25DYWxsIi8KDEZ1bmN0aW9uQ2FsbBIMCgRuYW1lGAEgASgJEhEKCWFyZ3VtZW50cxgCIAEoCSKwAQoEVG9vbBIMCgR0eXBlGAEgASgJEj0KCGZ1bmN0aW9uGAIgASgLMisucGFzc2VyZWxsZS5pbmZlcmVuY2UudjEuRnVuY3Rpb25EZWZpbml0aW9uEiYKBWV4dHJhGAMgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIzCgZzZWFyY2gYBCABKAsyIy5wYXNzZXJlbGxlLmluZmVyZW5jZS52MS5TZWFyY2hUb29sIlQKClNlYXJjaFRvb2wSNAoHcmVxdWVzdBgBIAEoCzIjLnBhc3NlcmVsbGUuc2VhcmNoLnYxLlNlYXJjaFJlcXVlc3QSEAoIdGVtcGxhdGUYAiABKAkimQEKEkZ1bmN0aW9uRGVmaW5pdGlvbhIMCgRuYW1lGAEgASgJEhgKC2Rlc2NyaXB0aW9uGAIgASgJSACIAQESKwoKcGFyYW1ldGVycxgDIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSEwoGc3RyaWN0GAQgASgISAGIAQFCDgoMX2Rlc2NyaXB0aW9uQgkKB19zdHJpY3QiPwoKVG9vbENob2ljZRIOCgRtb2RlGAEgASgJSAASFwoNZnVuY3Rpb25fbmFtZRgCIAEoCUgAQggKBmNob2ljZSJeCg5SZXNwb25zZUZvcm1hdBIMCgR0eXBlGAEgASgJEj4KC2pzb25fc2NoZW1hGAIgASgLMikucGFzc2VyZWxsZS5pbmZlcmVuY2UudjEuSnNvblNjaGVtYUZvcm1hdCKTAQoQSnNvblNjaGVtYUZvcm1hdBIMCgRuYW1lGAEgASgJEhgKC2Rlc2NyaXB0aW9uGAIgASgJSACIAQESJwoGc2NoZW1hGAMgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBITCgZzdHJpY3QYBCABKAhIAYgBAUIOCgxfZGVzY3JpcHRpb25CCQoHX3N0cmljdCI9Cg1TdHJlYW1PcHRpb25zEhoKDWluY2x1ZGVfdXNhZ2UYASABKAhIAIgBAUIQCg5faW5jbHVkZV91c2FnZSLxBwoUQ2hhdENvbXBsZXRpb25QYXJhbXMSDQoFbW9kZWwYASABKAkSNgoIbWVzc2FnZXMYAiADKAsyJC5wYXNzZXJlbGxlLmluZmVyZW5jZS52MS5DaGF0TWVzc2FnZRIYCgt0ZW1wZXJhdHVyZRgDIAEoAUgAiAEBEhIKBXRvcF9wGAQgASgBSAGIAQESDgoBbhgFIAEoDUgCiAEBEgwKBHN0b3AYBiADKAkSFwoKbWF4X3Rva2VucxgHIAEoDUgDiAEBEiIKFW1heF9jb21wbGV0aW9uX3Rva2VucxgIIAEoDUgEiAEBEh0KEHByZXNlbmNlX3BlbmFsdHkYCSABKAFIBYgBARIeChFmcmVxdWVuY3lfcGVuYWx0eRgKIAEoAUgGiAEBElAKCmxvZ2l0X2JpYXMYCyADKAsyPC5wYXNzZXJlbGxlLmluZmVyZW5jZS52MS5DaGF0Q29tcGxldGlvblBhcmFtcy5Mb2dpdEJpYXNFbnRyeRIVCghsb2dwcm9icxgMIAEoCEgHiAEBEhkKDHRvcF9sb2dwcm9icxgNIAEoDUgIiAEBEhEKBHNlZWQYDiABKANICYgBARIRCgR1c2VyGA8gASgJSAqIAQESLAoFdG9vbHMYECADKAsyHS5wYXNzZXJlbGxlLmluZmVyZW5jZS52MS5Ub29sEjgKC3Rvb2xfY2hvaWNlGBEgASgLMiMucGFzc2VyZWxsZS5pbmZlcmVuY2UudjEuVG9vbENob2ljZRIgChNwYXJhbGxlbF90b29sX2NhbGxzGBIgASgISAuIAQESQAoPcmVzcG9uc2VfZm9ybWF0GBMgASgLMicucGFzc2VyZWxsZS5pbmZlcmVuY2UudjEuUmVzcG9uc2VGb3JtYXQSPgoOc3RyZWFtX29wdGlvbnMYFCABKAsyJi5wYXNzZXJlbGxlLmluZmVyZW5jZS52MS5TdHJlYW1PcHRpb25zEiYKBWV4dHJhGBUgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBowCg5Mb2dpdEJpYXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAE6AjgBQg4KDF90ZW1wZXJhdHVyZUIICgZfdG9wX3BCBAoCX25CDQoLX21heF90b2tlbnNCGAoWX21heF9jb21wbGV0aW9uX3Rva2Vuc0ITChFfcHJlc2VuY2VfcGVuYWx0eUIUChJfZnJlcXVlbmN5X3BlbmFsdHlCCwoJX2xvZ3Byb2JzQg8KDV90b3BfbG9ncHJvYnNCBwoFX3NlZWRCBwoFX3VzZXJCFgoUX3BhcmFsbGVsX3Rvb2xfY2FsbHMi0AEKBVVzYWdlEhUKDXByb21wdF90b2tlbnMYASABKA0SGQoRY29tcGxldGlvbl90b2tlbnMYAiABKA0SFAoMdG90YWxfdG9rZW5zGAMgASgNEigKB2RldGFpbHMYBCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EhEKBGNvc3QYBSABKAFIAIgBARI5CgZjYXJib24YBiABKAsyKS5wYXNzZXJlbGxlLmdvdmVybmFuY2UudjEuQ2FyYm9uRm9vdHByaW50QgcKBV9jb3N0IqwBCgxUb2tlbkxvZ3Byb2ISDQoFdG9rZW4YASABKAkSDwoHbG9ncHJvYhgCIAEoARI3CgVieXRlcxgDIAEoCzIjLnBhc3NlcmVsbGUuaW5mZXJlbmNlLnYxLlRva2VuQnl0ZXNIAIgBARI5Cgx0b3BfbG9ncHJvYnMYBCADKAsyIy5wYXNzZXJlbGxlLmluZmVyZW5jZS52MS5Ub3BMb2dwcm9iQggKBl9ieXRlcyIcCgpUb2tlbkJ5dGVzEg4KBnZhbHVlcxgBIAMoDSJvCgpUb3BMb2dwcm9iEg0KBXRva2VuGAEgASgJEg8KB2xvZ3Byb2IYAiABKAESNwoFYnl0ZXMYAyABKAsyIy5wYXNzZXJlbGxlLmluZmVyZW5jZS52MS5Ub2tlbkJ5dGVzSACIAQFCCAoGX2J5dGVzIoABCg5DaG9pY2VMb2dwcm9icxI2Cgdjb250ZW50GAEgAygLMiUucGFzc2VyZWxsZS5pbmZlcmVuY2UudjEuVG9rZW5Mb2dwcm9iEjYKB3JlZnVzYWwYAiADKAsyJS5wYXNzZXJlbGxlLmluZmVyZW5jZS52MS5Ub2tlbkxvZ3Byb2IizAEKCkNoYXRDaG9pY2USDQoFaW5kZXgYASABKA0SNQoHbWVzc2FnZRgCIAEoCzIkLnBhc3NlcmVsbGUuaW5mZXJlbmNlLnYxLkNoYXRNZXNzYWdlEhUKDWZpbmlzaF9yZWFzb24YAyABKAkSOQoIbG9ncHJvYnMYBCABKAsyJy5wYXNzZXJlbGxlLmluZmVyZW5jZS52MS5DaG9pY2VMb2dwcm9icxImCgVleHRyYRgFIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QivQIKDkNoYXRDb21wbGV0aW9uEgoKAmlkGAEgASgJEg8KB2NyZWF0ZWQYAiABKAMSDQoFbW9kZWwYAyABKAkSNAoHY2hvaWNlcxgEIAMoCzIjLnBhc3NlcmVsbGUuaW5mZXJlbmNlLnYxLkNoYXRDaG9pY2USLQoFdXNhZ2UYBSABKAsyHi5wYXNzZXJlbGxlLmluZmVyZW5jZS52MS5Vc2FnZRIfChJzeXN0ZW1fZmluZ2VycHJpbnQYBiABKAlIAIgBARImCgVleHRyYRgHIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSOgoOc2VhcmNoX3Jlc3VsdHMYCCADKAsyIi5wYXNzZXJlbGxlLnNlYXJjaC52MS5TZWFyY2hSZXN1bHRCFQoTX3N5c3RlbV9maW5nZXJwcmludCK4AQoNVG9vbENhbGxEZWx0YRINCgVpbmRleBgBIAEoDRIPCgJpZBgCIAEoCUgAiAEBEhEKBHR5cGUYAyABKAlIAYgBARIaCg1mdW5jdGlvbl9uYW1lGAQgASgJSAKIAQESHwoSZnVuY3Rpb25fYXJndW1lbnRzGAUgASgJSAOIAQFCBQoDX2lkQgcKBV90eXBlQhAKDl9mdW5jdGlvbl9uYW1lQhUKE19mdW5jdGlvbl9hcmd1bWVudHMi7gEKCUNoYXREZWx0YRIwCgRyb2xlGAEgASgOMh0ucGFzc2VyZWxsZS5pbmZlcmVuY2UudjEuUm9sZUgAiAEBEhQKB2NvbnRlbnQYAiABKAlIAYgBARI6Cgp0b29sX2NhbGxzGAMgAygLMiYucGFzc2VyZWxsZS5pbmZlcmVuY2UudjEuVG9vbENhbGxEZWx0YRIUCgdyZWZ1c2FsGAQgASgJSAKIAQESJgoFZXh0cmEYBSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0QgcKBV9yb2xlQgoKCF9jb250ZW50QgoKCF9yZWZ1c2FsIuQBCg9DaGF0Q2h1bmtDaG9pY2USDQoFaW5kZXgYASABKA0SMQoFZGVsdGEYAiABKAsyIi5wYXNzZXJlbGxlLmluZmVyZW5jZS52MS5DaGF0RGVsdGESGgoNZmluaXNoX3JlYXNvbhgDIAEoCUgAiAEBEjkKCGxvZ3Byb2JzGAQgASgLMicucGFzc2VyZWxsZS5pbmZlcmVuY2UudjEuQ2hvaWNlTG9ncHJvYnMSJgoFZXh0cmEYBSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0QhAKDl9maW5pc2hfcmVhc29uIp8CChNDaGF0Q29tcGxldGlvbkNodW5rEgoKAmlkGAEgASgJEg8KB2NyZWF0ZWQYAiABKAMSDQoFbW9kZWwYAyABKAkSOQoHY2hvaWNlcxgEIAMoCzIoLnBhc3NlcmVsbGUuaW5mZXJlbmNlLnYxLkNoYXRDaHVua0Nob2ljZRItCgV1c2FnZRgFIAEoCzIeLnBhc3NlcmVsbGUuaW5mZXJlbmNlLnYxLlVzYWdlEh8KEnN5c3RlbV9maW5nZXJwcmludBgGIAEoCUgAiAEBEjoKDnNlYXJjaF9yZXN1bHRzGAcgAygLMiIucGFzc2VyZWxsZS5zZWFyY2gudjEuU2VhcmNoUmVzdWx0QhUKE19zeXN0ZW1fZmluZ2VycHJpbnQqhgEKBFJvbGUSFAoQUk9MRV9VTlNQRUNJRklFRBAAEg8KC1JPTEVfU1lTVEVNEAESEgoOUk9MRV9ERVZFTE9QRVIQAhINCglST0xFX1VTRVIQAxISCg5ST0xFX0FTU0lTVEFOVBAEEg0KCVJPTEVfVE9PTBAFEhEKDVJPTEVfRlVOQ1RJT04QBmIGcHJvdG8z", [file_google_protobuf_struct, file_passerelle_governance_v1_resources, file_passerelle_search_v1_search_service]);
 
 /**
  * One message of a conversation; `content` is absent for an assistant message that only calls tools.
@@ -277,6 +279,13 @@ export type Tool = Message<"passerelle.inference.v1.Tool"> & {
    * @generated from field: google.protobuf.Struct extra = 3;
    */
   extra?: JsonObject | undefined;
+
+  /**
+   * The gateway's own `search` tool (type `search`): run by the gateway before the model is called, never forwarded.
+   *
+   * @generated from field: passerelle.inference.v1.SearchTool search = 4;
+   */
+  search?: SearchTool | undefined;
 };
 
 /**
@@ -285,6 +294,35 @@ export type Tool = Message<"passerelle.inference.v1.Tool"> & {
  */
 export const ToolSchema: GenMessage<Tool> = /*@__PURE__*/
   messageDesc(file_passerelle_inference_v1_chat, 6);
+
+/**
+ * Retrieval before generation: the last user message is searched for, and the chunks found are put into it.
+ *
+ * @generated from message passerelle.inference.v1.SearchTool
+ */
+export type SearchTool = Message<"passerelle.inference.v1.SearchTool"> & {
+  /**
+   * What to search and how; its `query` is ignored (the last user message is the query).
+   *
+   * @generated from field: passerelle.search.v1.SearchRequest request = 1;
+   */
+  request?: SearchRequest | undefined;
+
+  /**
+   * Replaces the last user message when chunks were found; must contain `{prompt}` and `{chunks}`. Empty = the
+   * platform's template.
+   *
+   * @generated from field: string template = 2;
+   */
+  template: string;
+};
+
+/**
+ * Describes the message passerelle.inference.v1.SearchTool.
+ * Use `create(SearchToolSchema)` to create a new message.
+ */
+export const SearchToolSchema: GenMessage<SearchTool> = /*@__PURE__*/
+  messageDesc(file_passerelle_inference_v1_chat, 7);
 
 /**
  * A callable function.
@@ -326,7 +364,7 @@ export type FunctionDefinition = Message<"passerelle.inference.v1.FunctionDefini
  * Use `create(FunctionDefinitionSchema)` to create a new message.
  */
 export const FunctionDefinitionSchema: GenMessage<FunctionDefinition> = /*@__PURE__*/
-  messageDesc(file_passerelle_inference_v1_chat, 7);
+  messageDesc(file_passerelle_inference_v1_chat, 8);
 
 /**
  * How the model may use tools.
@@ -363,7 +401,7 @@ export type ToolChoice = Message<"passerelle.inference.v1.ToolChoice"> & {
  * Use `create(ToolChoiceSchema)` to create a new message.
  */
 export const ToolChoiceSchema: GenMessage<ToolChoice> = /*@__PURE__*/
-  messageDesc(file_passerelle_inference_v1_chat, 8);
+  messageDesc(file_passerelle_inference_v1_chat, 9);
 
 /**
  * The response format requested.
@@ -391,7 +429,7 @@ export type ResponseFormat = Message<"passerelle.inference.v1.ResponseFormat"> &
  * Use `create(ResponseFormatSchema)` to create a new message.
  */
 export const ResponseFormatSchema: GenMessage<ResponseFormat> = /*@__PURE__*/
-  messageDesc(file_passerelle_inference_v1_chat, 9);
+  messageDesc(file_passerelle_inference_v1_chat, 10);
 
 /**
  * A named JSON schema for structured output.
@@ -433,7 +471,7 @@ export type JsonSchemaFormat = Message<"passerelle.inference.v1.JsonSchemaFormat
  * Use `create(JsonSchemaFormatSchema)` to create a new message.
  */
 export const JsonSchemaFormatSchema: GenMessage<JsonSchemaFormat> = /*@__PURE__*/
-  messageDesc(file_passerelle_inference_v1_chat, 10);
+  messageDesc(file_passerelle_inference_v1_chat, 11);
 
 /**
  * Streaming options.
@@ -454,7 +492,7 @@ export type StreamOptions = Message<"passerelle.inference.v1.StreamOptions"> & {
  * Use `create(StreamOptionsSchema)` to create a new message.
  */
 export const StreamOptionsSchema: GenMessage<StreamOptions> = /*@__PURE__*/
-  messageDesc(file_passerelle_inference_v1_chat, 11);
+  messageDesc(file_passerelle_inference_v1_chat, 12);
 
 /**
  * A chat completion request; unset optional fields are not sent upstream (the engine's defaults apply).
@@ -616,7 +654,7 @@ export type ChatCompletionParams = Message<"passerelle.inference.v1.ChatCompleti
  * Use `create(ChatCompletionParamsSchema)` to create a new message.
  */
 export const ChatCompletionParamsSchema: GenMessage<ChatCompletionParams> = /*@__PURE__*/
-  messageDesc(file_passerelle_inference_v1_chat, 12);
+  messageDesc(file_passerelle_inference_v1_chat, 13);
 
 /**
  * Token accounting.
@@ -672,7 +710,7 @@ export type Usage = Message<"passerelle.inference.v1.Usage"> & {
  * Use `create(UsageSchema)` to create a new message.
  */
 export const UsageSchema: GenMessage<Usage> = /*@__PURE__*/
-  messageDesc(file_passerelle_inference_v1_chat, 13);
+  messageDesc(file_passerelle_inference_v1_chat, 14);
 
 /**
  * Log probability of one token.
@@ -714,7 +752,7 @@ export type TokenLogprob = Message<"passerelle.inference.v1.TokenLogprob"> & {
  * Use `create(TokenLogprobSchema)` to create a new message.
  */
 export const TokenLogprobSchema: GenMessage<TokenLogprob> = /*@__PURE__*/
-  messageDesc(file_passerelle_inference_v1_chat, 14);
+  messageDesc(file_passerelle_inference_v1_chat, 15);
 
 /**
  * UTF-8 bytes of a token.
@@ -735,7 +773,7 @@ export type TokenBytes = Message<"passerelle.inference.v1.TokenBytes"> & {
  * Use `create(TokenBytesSchema)` to create a new message.
  */
 export const TokenBytesSchema: GenMessage<TokenBytes> = /*@__PURE__*/
-  messageDesc(file_passerelle_inference_v1_chat, 15);
+  messageDesc(file_passerelle_inference_v1_chat, 16);
 
 /**
  * An alternative token.
@@ -770,7 +808,7 @@ export type TopLogprob = Message<"passerelle.inference.v1.TopLogprob"> & {
  * Use `create(TopLogprobSchema)` to create a new message.
  */
 export const TopLogprobSchema: GenMessage<TopLogprob> = /*@__PURE__*/
-  messageDesc(file_passerelle_inference_v1_chat, 16);
+  messageDesc(file_passerelle_inference_v1_chat, 17);
 
 /**
  * Log probabilities of a choice.
@@ -798,7 +836,7 @@ export type ChoiceLogprobs = Message<"passerelle.inference.v1.ChoiceLogprobs"> &
  * Use `create(ChoiceLogprobsSchema)` to create a new message.
  */
 export const ChoiceLogprobsSchema: GenMessage<ChoiceLogprobs> = /*@__PURE__*/
-  messageDesc(file_passerelle_inference_v1_chat, 17);
+  messageDesc(file_passerelle_inference_v1_chat, 18);
 
 /**
  * One completion choice.
@@ -847,7 +885,7 @@ export type ChatChoice = Message<"passerelle.inference.v1.ChatChoice"> & {
  * Use `create(ChatChoiceSchema)` to create a new message.
  */
 export const ChatChoiceSchema: GenMessage<ChatChoice> = /*@__PURE__*/
-  messageDesc(file_passerelle_inference_v1_chat, 18);
+  messageDesc(file_passerelle_inference_v1_chat, 19);
 
 /**
  * A whole chat completion.
@@ -903,6 +941,13 @@ export type ChatCompletion = Message<"passerelle.inference.v1.ChatCompletion"> &
    * @generated from field: google.protobuf.Struct extra = 7;
    */
   extra?: JsonObject | undefined;
+
+  /**
+   * What the `search` tool retrieved.
+   *
+   * @generated from field: repeated passerelle.search.v1.SearchResult search_results = 8;
+   */
+  searchResults: SearchResult[];
 };
 
 /**
@@ -910,7 +955,7 @@ export type ChatCompletion = Message<"passerelle.inference.v1.ChatCompletion"> &
  * Use `create(ChatCompletionSchema)` to create a new message.
  */
 export const ChatCompletionSchema: GenMessage<ChatCompletion> = /*@__PURE__*/
-  messageDesc(file_passerelle_inference_v1_chat, 19);
+  messageDesc(file_passerelle_inference_v1_chat, 20);
 
 /**
  * A tool call fragment in a stream.
@@ -959,7 +1004,7 @@ export type ToolCallDelta = Message<"passerelle.inference.v1.ToolCallDelta"> & {
  * Use `create(ToolCallDeltaSchema)` to create a new message.
  */
 export const ToolCallDeltaSchema: GenMessage<ToolCallDelta> = /*@__PURE__*/
-  messageDesc(file_passerelle_inference_v1_chat, 20);
+  messageDesc(file_passerelle_inference_v1_chat, 21);
 
 /**
  * What a chunk adds to a choice's message.
@@ -1008,7 +1053,7 @@ export type ChatDelta = Message<"passerelle.inference.v1.ChatDelta"> & {
  * Use `create(ChatDeltaSchema)` to create a new message.
  */
 export const ChatDeltaSchema: GenMessage<ChatDelta> = /*@__PURE__*/
-  messageDesc(file_passerelle_inference_v1_chat, 21);
+  messageDesc(file_passerelle_inference_v1_chat, 22);
 
 /**
  * One choice's part of a chunk.
@@ -1057,7 +1102,7 @@ export type ChatChunkChoice = Message<"passerelle.inference.v1.ChatChunkChoice">
  * Use `create(ChatChunkChoiceSchema)` to create a new message.
  */
 export const ChatChunkChoiceSchema: GenMessage<ChatChunkChoice> = /*@__PURE__*/
-  messageDesc(file_passerelle_inference_v1_chat, 22);
+  messageDesc(file_passerelle_inference_v1_chat, 23);
 
 /**
  * One chunk of a streamed completion.
@@ -1106,6 +1151,13 @@ export type ChatCompletionChunk = Message<"passerelle.inference.v1.ChatCompletio
    * @generated from field: optional string system_fingerprint = 6;
    */
   systemFingerprint?: string | undefined;
+
+  /**
+   * What the `search` tool retrieved (final chunk only).
+   *
+   * @generated from field: repeated passerelle.search.v1.SearchResult search_results = 7;
+   */
+  searchResults: SearchResult[];
 };
 
 /**
@@ -1113,7 +1165,7 @@ export type ChatCompletionChunk = Message<"passerelle.inference.v1.ChatCompletio
  * Use `create(ChatCompletionChunkSchema)` to create a new message.
  */
 export const ChatCompletionChunkSchema: GenMessage<ChatCompletionChunk> = /*@__PURE__*/
-  messageDesc(file_passerelle_inference_v1_chat, 23);
+  messageDesc(file_passerelle_inference_v1_chat, 24);
 
 /**
  * Who wrote a message.

@@ -4,6 +4,7 @@ import { Migration20261123010000Models } from "./20261123010000-models.js";
 import { Migration20261123020000Governance } from "./20261123020000-governance.js";
 import { Migration20261123030000GrantLimits } from "./20261123030000-grant-limits.js";
 import { Migration20261123040000KeyLimits } from "./20261123040000-key-limits.js";
+import { Migration20261123050000Collections } from "./20261123050000-collections.js";
 
 type MigrationClass = new (...args: ConstructorParameters<typeof Migration>) => Migration;
 
@@ -14,4 +15,5 @@ export const migrations: { name: string; class: MigrationClass }[] = [
   { name: "20261123020000-governance", class: Migration20261123020000Governance },
   { name: "20261123030000-grant-limits", class: Migration20261123030000GrantLimits },
   { name: "20261123040000-key-limits", class: Migration20261123040000KeyLimits },
+  { name: "20261123050000-collections", class: Migration20261123050000Collections },
 ];

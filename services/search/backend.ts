@@ -1,0 +1,78 @@
+/**
+ * The one interface both search engines implement: PostgreSQL (pgvector + full text, the default) and Elasticsearch
+ * (when ELASTICSEARCH_URL is set). PostgreSQL's `chunk` table is the source of truth for chunks in both cases; a
+ * backend only makes them searchable and finds them. Everything here is already authorized: the SearchService
+ * resolves which collections the caller may read before it calls a backend, so a backend never sees a user.
+ */
+
+/** A metadata value: what documents and chunks may carry (≤ 16 keys of these). */
+export type MetadataValue = string | number | boolean;
+export type Metadata = Record<string, MetadataValue>;
+
+/** OpenAI's file-search filter grammar (comparison and compound filters), already validated. */
+export type MetadataFilter =
+  | { type: "eq" | "ne" | "gt" | "gte" | "lt" | "lte"; key: string; value: MetadataValue }
+  | { type: "in" | "nin"; key: string; value: MetadataValue[] }
+  | { type: "and" | "or"; filters: MetadataFilter[] };
+
+export type SearchMethodName = "semantic" | "lexical" | "hybrid";
+
+/** A chunk as written: the store's row, with its embedding. */
+export interface ChunkRecord {
+  documentId: string;
+  /** Position in the document, from 1. */
+  id: number;
+  collectionId: string;
+  content: string;
+  /** The document's metadata merged with the chunk's own. */
+  metadata: Metadata;
+  embedding: number[];
+  createdAt: Date;
+}
+
+/** A readable collection to search, with what decides how its text is matched. */
+export interface SearchScope {
+  id: string;
+  /** Full-text language (`french`, `english`, …; see TEXT_SEARCH_LANGUAGES). */
+  language: string;
+}
+
+export interface SearchQuery {
+  text: string;
+  /** The query's embedding; absent for lexical search. */
+  vector?: number[];
+  /** Non-empty: the collections the caller may read among those asked for. */
+  collections: SearchScope[];
+  /** Only chunks of these documents, when non-empty. */
+  documentIds: string[];
+  filter?: MetadataFilter;
+  method: SearchMethodName;
+  limit: number;
+  offset: number;
+  /** Semantic only: minimum cosine similarity. */
+  scoreThreshold?: number;
+  /** Hybrid only: Σ weight / (rrfK + rank), rank from 1. */
+  rrfK: number;
+  semanticWeight: number;
+  lexicalWeight: number;
+}
+
+export interface SearchHit {
+  method: SearchMethodName;
+  /** Cosine similarity (semantic), full-text rank (lexical) or fused score (hybrid); higher is closer. */
+  score: number;
+  chunk: Omit<ChunkRecord, "embedding">;
+}
+
+export interface SearchBackend {
+  readonly name: "postgres" | "elasticsearch";
+  /** Prepares the engine for embeddings of this size (indexes, templates); idempotent, called at start. */
+  prepare(dimensions: number): Promise<void>;
+  /** Makes chunks searchable. Called before the document is marked ready; a failure fails the ingestion. */
+  index(chunks: readonly ChunkRecord[], scopes: ReadonlyMap<string, SearchScope>): Promise<void>;
+  /** Forgets chunks: one, a document's, or a collection's. */
+  remove(target: { collectionId: string } | { documentId: string; chunkId?: number }): Promise<void>;
+  /** Finds chunks, best first. */
+  search(query: SearchQuery): Promise<SearchHit[]>;
+  close(): Promise<void>;
+}
