@@ -20,6 +20,9 @@ import {
   ToolSchema,
   type Usage,
 } from "../../gen/passerelle/inference/v1/chat_pb.js";
+import { searchResultJson } from "../mappers/collections.js";
+import { InvalidRequest } from "./invalid-request.js";
+import { searchToolFromJson } from "./search-tool.js";
 import { impactJson } from "./usage.js";
 
 /**
@@ -28,16 +31,7 @@ import { impactJson } from "./usage.js";
  * again unchanged, at the same place. Nothing is added that the client did not send.
  */
 
-/** A request field that cannot be read: 400 with `param` naming it. */
-export class InvalidRequest extends Error {
-  constructor(
-    message: string,
-    readonly param: string,
-  ) {
-    super(message);
-    this.name = "InvalidRequest";
-  }
-}
+export { InvalidRequest };
 
 const ROLES: Record<string, Role> = {
   system: Role.SYSTEM,
@@ -236,6 +230,8 @@ export function chatParamsFromJson(body: unknown): { params: ChatCompletionParam
       const p = `tools[${i}]`;
       if (!isObject(t)) throw new InvalidRequest(`'${p}' must be an object.`, p);
       const type = str(t.type, `${p}.type`);
+      // The gateway's own retrieval tool: typed, run by the InferenceService, never forwarded.
+      if (type === "search") return create(ToolSchema, { type, search: searchToolFromJson(t as JsonObject, p) });
       const f = type === "function" ? obj(t.function, `${p}.function`) : undefined;
       if (type === "function" && !f) throw new InvalidRequest(`'${p}.function' is required.`, `${p}.function`);
       return create(ToolSchema, {
@@ -354,6 +350,7 @@ export function chatCompletionJson(c: ChatCompletion): JsonObject {
     usage: usageJson(c.usage),
     ...(c.systemFingerprint === undefined ? {} : { system_fingerprint: c.systemFingerprint }),
   };
+  if (c.searchResults.length > 0) out.search_results = c.searchResults.map(searchResultJson) as JsonValue;
   return { ...out, ...(c.extra ?? {}) };
 }
 
@@ -393,5 +390,6 @@ export function chatChunkJson(c: ChatCompletionChunk): JsonObject {
   };
   if (c.usage) out.usage = usageJson(c.usage);
   if (c.systemFingerprint !== undefined) out.system_fingerprint = c.systemFingerprint;
+  if (c.searchResults.length > 0) out.search_results = c.searchResults.map(searchResultJson) as JsonValue;
   return out;
 }

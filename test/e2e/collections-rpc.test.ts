@@ -10,6 +10,7 @@ import { GovernanceService } from "../../gen/passerelle/governance/v1/governance
 import { Role } from "../../gen/passerelle/inference/v1/chat_pb.js";
 import { InferenceService } from "../../gen/passerelle/inference/v1/inference_service_pb.js";
 import { SearchMethod, SearchService } from "../../gen/passerelle/search/v1/search_service_pb.js";
+import { expectOpenAIError, validateOpenAI } from "../support/openai-schema.js";
 import { startTestPlatform, type TestPlatform } from "../support/platform.js";
 import { type Simulator, startSimulator } from "../upstream/simulator.js";
 
@@ -121,7 +122,11 @@ describe("collections over RPC", () => {
     expect(chunks.chunks[0]?.metadata).toEqual({ service: "eau", annee: 2026 });
 
     for (const method of [SearchMethod.SEMANTIC, SearchMethod.LEXICAL, SearchMethod.HYBRID]) {
-      const res = await search.search({ query: "prix du mètre cube", collectionIds: [collection?.id as string], method });
+      const res = await search.search({
+        query: "prix du mètre cube",
+        collectionIds: [collection?.id as string],
+        method,
+      });
       expect(res.results.length, SearchMethod[method]).toBeGreaterThan(0);
       expect(res.results[0]?.documentName).toBe("guide.md");
       if (method === SearchMethod.LEXICAL) {
@@ -243,6 +248,71 @@ describe("collections over RPC", () => {
       chunks.push(r.chunk);
     expect(chunks.at(-1)?.searchResults.length).toBeGreaterThan(0);
     expect(chunks.slice(0, -1).every((c) => c?.searchResults.length === 0)).toBe(true);
+  });
+
+  it("runs the search tool of a REST chat request, in OpenAI's shapes plus search_results", async () => {
+    const { collection } = await collections.createCollection({ name: "rest-rag" });
+    const { documents } = await collections.createDocument({ collectionId: collection?.id, name: "horaires" });
+    await collections.createChunks({
+      documentId: documents[0]?.id,
+      chunks: [{ content: "La mairie ouvre le samedi matin.", metadata: { site: "centre" } }],
+    });
+    const post = (body: unknown) =>
+      fetch(`${t.httpUrl}/v1/chat/completions`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${t.adminKey}`, "content-type": "application/json" },
+        body: JSON.stringify(body),
+      });
+    const tool = {
+      type: "search",
+      collections: [collection?.id],
+      method: "lexical",
+      metadata_filters: { type: "eq", key: "site", value: "centre" },
+      rff_k: 30,
+    };
+    const res = await post({ model: "chat", messages: [{ role: "user", content: "mairie samedi" }], tools: [tool] });
+    expect(res.status).toBe(200);
+    const body = await res.json();
+    validateOpenAI("CreateChatCompletionResponse", body);
+    expect(body.search_results).toHaveLength(1);
+    expect(body.search_results[0]).toMatchObject({
+      method: "lexical",
+      chunk: { object: "chunk", id: 1, content: "La mairie ouvre le samedi matin.", metadata: { site: "centre" } },
+    });
+
+    const streamed = await post({
+      model: "chat",
+      messages: [{ role: "user", content: "mairie samedi" }],
+      tools: [tool],
+      stream: true,
+      stream_options: { include_usage: true },
+    });
+    const events = (await streamed.text())
+      .split("\n\n")
+      .filter((e) => e.startsWith("data: "))
+      .map((e) => e.slice(6));
+    expect(events.at(-1)).toBe("[DONE]");
+    const chunks = events.slice(0, -1).map((e) => JSON.parse(e));
+    for (const c of chunks) validateOpenAI("CreateChatCompletionStreamResponse", c);
+    const final = chunks.at(-1);
+    expect(final.choices).toEqual([]);
+    expect(final.usage.prompt_tokens).toBeGreaterThan(0);
+    expect(final.search_results).toHaveLength(1);
+
+    // A malformed tool is the caller's error, named by its path.
+    const bad = await post({
+      model: "chat",
+      messages: [{ role: "user", content: "x" }],
+      tools: [{ type: "search", method: "fuzzy" }],
+    });
+    const err = await expectOpenAIError(bad, 400, "invalid_request_error");
+    expect(err.error.param).toBe("tools[0].method");
+    const unknownCollection = await post({
+      model: "chat",
+      messages: [{ role: "user", content: "x" }],
+      tools: [{ type: "search", collection_ids: ["0190e0e0-0000-7000-8000-000000000000"] }],
+    });
+    await expectOpenAIError(unknownCollection, 404, "not_found_error");
   });
 
   it("records the embeddings of ingestion and search under their own endpoints", async () => {
