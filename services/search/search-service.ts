@@ -13,7 +13,7 @@ import {
 } from "../../gen/passerelle/search/v1/search_service_pb.js";
 import type { CollectionStore } from "../collections/collection-store.js";
 import { kPrincipal, type Principal } from "../platform/context.js";
-import { failedPrecondition, invalidArgument, notFound, unauthenticated } from "../platform/errors.js";
+import { failedPrecondition, invalidArgument, notFound, unauthenticated, unavailable } from "../platform/errors.js";
 import { isUuid } from "../platform/paging.js";
 import type { MetadataFilter, MetadataValue, SearchBackend, SearchMethodName, SearchQuery } from "./backend.js";
 
@@ -166,11 +166,21 @@ export function createSearchService(deps: SearchDeps): ServiceImpl<typeof Search
       if (collections.length === 0) return create(SearchResponseSchema, { results: [] });
       let usage: Awaited<ReturnType<EmbedQuery>> | undefined;
       if (query.method !== "lexical") usage = await deps.embedQuery(p, query.text, ctx.signal);
-      const hits = await deps.backend.search({
-        ...query,
-        vector: usage?.vector,
-        collections: collections.map((c) => ({ id: c.id, language: c.language })),
-      });
+      const hits = await deps.backend
+        .search({
+          ...query,
+          vector: usage?.vector,
+          collections: collections.map((c) => ({ id: c.id, language: c.language })),
+        })
+        .catch((err: unknown) => {
+          // An engine that is down or overloaded (Elasticsearch) is worth retrying; anything else is ours.
+          if ((err as { retryable?: boolean })?.retryable === true)
+            throw unavailable("The search engine is temporarily unavailable.", "SEARCH_UNAVAILABLE", {
+              retryAfterSeconds: 1,
+              cause: err,
+            });
+          throw err;
+        });
       const names = await deps.store.documentNames([...new Set(hits.map((h) => h.chunk.documentId))]);
       return create(SearchResponseSchema, {
         results: hits.map((h) => ({
