@@ -4,6 +4,7 @@ import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
 import { Ajv } from "ajv";
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { maxFileBytesFromEnv } from "./config.js";
 import { InvalidRequest } from "./openai/chat.js";
 import { fromConnectError, type HttpError, openAIError, restParam } from "./openai/errors.js";
 import { adminModelRoutes } from "./routes/admin-models.js";
@@ -11,14 +12,18 @@ import { adminRoleRoutes } from "./routes/admin-roles.js";
 import { adminUserRoutes } from "./routes/admin-users.js";
 import { budgetRoutes } from "./routes/budgets.js";
 import { chatRoutes } from "./routes/chat.js";
+import { collectionRoutes } from "./routes/collections.js";
+import { documentRoutes } from "./routes/documents.js";
 import { embeddingsRoutes } from "./routes/embeddings.js";
 import { keyRoutes } from "./routes/keys.js";
 import { meRoutes } from "./routes/me.js";
 import { modelRoutes } from "./routes/models.js";
 import { providerStateRoutes } from "./routes/provider-states.js";
+import { searchRoutes } from "./routes/search.js";
 import { usageRoutes } from "./routes/usage.js";
 import { createClients } from "./rpc.js";
 import { apiKeySchema, meSchema, organizationSchema, roleSchema, userSchema } from "./schemas/accounts.js";
+import { collectionSchemas } from "./schemas/collections.js";
 import { errorSchema } from "./schemas/common.js";
 import { governanceSchemas } from "./schemas/governance.js";
 import { adminModelSchema, modelGrantSchema, openAIModelSchema, providerSchema } from "./schemas/models.js";
@@ -39,6 +44,11 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 export interface BridgeOptions {
   /** How the bridge reaches the services: in-process router transport, or Connect/gRPC to a remote core. */
   transport: Transport;
+  /**
+   * Largest file `POST /v1/documents` reads before answering 413; keep it equal to the core's
+   * `rag.maxFileBytes`. Default: PASSERELLE_RAG_MAX_FILE_BYTES, else 20 MiB (see config.ts).
+   */
+  maxFileBytes?: number;
 }
 
 const BEARER = /^Bearer[ \t]+\S+[ \t]*$/i;
@@ -82,6 +92,7 @@ export async function bridgePlugin(app: FastifyInstance, opts: BridgeOptions): P
   for (const s of [errorSchema, userSchema, roleSchema, organizationSchema, apiKeySchema, meSchema]) app.addSchema(s);
   for (const s of [openAIModelSchema, providerSchema, adminModelSchema, modelGrantSchema]) app.addSchema(s);
   for (const s of governanceSchemas) app.addSchema(s);
+  for (const s of collectionSchemas) app.addSchema(s);
 
   app.decorateRequest("requestId", "");
   app.addHook("onRequest", async (req, reply) => {
@@ -156,6 +167,9 @@ export async function bridgePlugin(app: FastifyInstance, opts: BridgeOptions): P
   providerStateRoutes(app, clients);
   usageRoutes(app, clients);
   budgetRoutes(app, clients);
+  collectionRoutes(app, clients);
+  await documentRoutes(app, clients, { maxFileBytes: opts.maxFileBytes ?? maxFileBytesFromEnv() });
+  searchRoutes(app, clients);
 }
 
 /** Every error a route can raise, in OpenAI's shape. */

@@ -39,3 +39,19 @@ export function loadBridgeConfig(
     ...overrides,
   });
 }
+
+/** The default largest upload, 20 MiB: the core's default for PASSERELLE_RAG_MAX_FILE_BYTES. */
+export const DEFAULT_MAX_FILE_BYTES = 20 * 1024 * 1024;
+
+/**
+ * The largest file `POST /v1/documents` reads (PASSERELLE_RAG_MAX_FILE_BYTES, the variable the core reads for the
+ * same limit, default 20 MiB); a larger one is answered 413 before it reaches the core.
+ */
+export function maxFileBytesFromEnv(env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env.PASSERELLE_RAG_MAX_FILE_BYTES?.trim();
+  if (!raw) return DEFAULT_MAX_FILE_BYTES;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1 || n > 1024 * 1024 * 1024)
+    throw new Error("PASSERELLE_RAG_MAX_FILE_BYTES must be an integer between 1 and 1073741824");
+  return n;
+}

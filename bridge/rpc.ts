@@ -3,19 +3,23 @@ import type { CallOptions, Client, Transport } from "@connectrpc/connect";
 import { createClient } from "@connectrpc/connect";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { AccountService } from "../gen/passerelle/accounts/v1/account_service_pb.js";
+import { CollectionService } from "../gen/passerelle/collections/v1/collection_service_pb.js";
 import { EmbeddingsService } from "../gen/passerelle/embeddings/v1/embeddings_service_pb.js";
 import { GovernanceService } from "../gen/passerelle/governance/v1/governance_service_pb.js";
 import { InferenceService } from "../gen/passerelle/inference/v1/inference_service_pb.js";
 import { ModelService } from "../gen/passerelle/models/v1/model_service_pb.js";
+import { SearchService } from "../gen/passerelle/search/v1/search_service_pb.js";
 import { rateLimitHeadersOf } from "./openai/errors.js";
 
 /** The RPC clients the REST routes translate to; built once over one Transport. */
 export interface Clients {
   accounts: Client<typeof AccountService>;
+  collections: Client<typeof CollectionService>;
   embeddings: Client<typeof EmbeddingsService>;
   governance: Client<typeof GovernanceService>;
   inference: Client<typeof InferenceService>;
   models: Client<typeof ModelService>;
+  search: Client<typeof SearchService>;
   /** Server streams read straight from the transport (see `serverStream`). */
   streams: {
     chat: ServerStream<typeof InferenceService.method.streamChatCompletion>;
@@ -74,10 +78,12 @@ function once<T>(value: T): AsyncIterable<T> {
 export function createClients(transport: Transport): Clients {
   return {
     accounts: createClient(AccountService, transport),
+    collections: createClient(CollectionService, transport),
     embeddings: createClient(EmbeddingsService, transport),
     governance: createClient(GovernanceService, transport),
     inference: createClient(InferenceService, transport),
     models: createClient(ModelService, transport),
+    search: createClient(SearchService, transport),
     streams: { chat: serverStream(transport, InferenceService.method.streamChatCompletion) },
   };
 }

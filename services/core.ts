@@ -20,8 +20,8 @@ import {
 import { setupCollections } from "./collections/index.js";
 import type { CoreConfig } from "./config.js";
 import { setupEmbeddings } from "./embeddings/index.js";
-import { createGovernanceService } from "./governance/governance-service.js";
 import { nativePool } from "./governance/budget-store.js";
+import { createGovernanceService } from "./governance/governance-service.js";
 import { type Governance, governanceEntities, setupGovernance } from "./governance/index.js";
 import { createLimitsView } from "./governance/limiter/index.js";
 import { setupInference } from "./inference/index.js";
@@ -165,7 +165,8 @@ export async function createCore(config: CoreConfig, logger: Logger): Promise<Co
         expiredUserMethods: EXPIRED_USER_METHODS,
       }),
     ],
-    readMaxBytes: config.bodyLimitBytes,
+    // A document upload (CreateDocument) carries the whole file: room for the largest one plus its fields.
+    readMaxBytes: Math.max(config.bodyLimitBytes, config.rag.maxFileBytes + 1024 * 1024),
     // JSON requests are read strictly, as the REST bodies are: Connect ignores unknown fields by default, which
     // also drops unknown enum names (a role created without the permission asked for); and bad UTF-8 would be
     // stored as U+FFFD. Both are InvalidArgument instead. (The binary format already rejects bad UTF-8.)

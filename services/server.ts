@@ -40,7 +40,7 @@ export interface Platform {
 export async function startPlatform(
   config: CoreConfig,
   logger: Logger,
-  opts: { restApi?: FastifyPluginAsync<{ transport: Transport }> } = {},
+  opts: { restApi?: FastifyPluginAsync<{ transport: Transport; maxFileBytes?: number }> } = {},
 ): Promise<Platform> {
   const core = await createCore(config, logger);
   const common = {
@@ -69,7 +69,7 @@ export async function startPlatform(
   registerMetrics(http, core, logger);
   if (config.bridgeEnabled && opts.restApi) {
     const transport = createInProcessTransport(core.services, { interceptors: core.routerOptions.interceptors });
-    await http.register(opts.restApi, { transport });
+    await http.register(opts.restApi, { transport, maxFileBytes: config.rag.maxFileBytes });
   }
 
   const h2 = Fastify({ ...common, http2: true }) as unknown as FastifyInstance;

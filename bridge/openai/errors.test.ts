@@ -156,6 +156,15 @@ describe("fromConnectError: ErrorInfo", () => {
     }
   });
 
+  it("answers 413 for the FILE_TOO_LARGE reason, whatever the code", () => {
+    const http = fromConnectError(
+      errorWithInfo(Code.InvalidArgument, "too big", { reason: "FILE_TOO_LARGE", param: "file" }),
+    );
+    expect(http.status).toBe(413);
+    expect(http.body.error).toMatchObject({ type: "invalid_request_error", code: "file_too_large", param: "file" });
+    expectWellFormed(http);
+  });
+
   it("maps the INSUFFICIENT_QUOTA reason to OpenAI's own type", () => {
     const http = fromConnectError(errorWithInfo(Code.ResourceExhausted, "quota", { reason: "INSUFFICIENT_QUOTA" }));
     expect(http.status).toBe(429);

@@ -43,6 +43,12 @@ export const GENERIC_MESSAGE = "The server had an error while processing your re
 /** Reasons that OpenAI clients know by a type of their own. */
 const TYPE_BY_REASON: Readonly<Record<string, string>> = { INSUFFICIENT_QUOTA: "insufficient_quota" };
 
+/**
+ * Reasons whose HTTP status is more precise than their code's: an upload over the size limit is InvalidArgument
+ * for RPC callers, 413 Content Too Large for REST ones (as the reference system and OpenAI's file uploads answer).
+ */
+export const STATUS_BY_REASON: Readonly<Record<string, number>> = { FILE_TOO_LARGE: 413 };
+
 export function openAIError(
   status: number,
   type: string,
@@ -100,7 +106,7 @@ export function fromConnectError(err: unknown): HttpError {
   const headers: Record<string, string> = {};
   // An upstream's 4xx passes through with its own status (the message is the upstream's).
   const upstream = info?.upstreamStatus ?? 0;
-  const status = upstream >= 400 && upstream < 500 ? upstream : row.status;
+  const status = STATUS_BY_REASON[reason] ?? (upstream >= 400 && upstream < 500 ? upstream : row.status);
   if (info && info.retryAfterSeconds > 0 && (status === 429 || status === 503)) {
     headers["retry-after"] = String(info.retryAfterSeconds);
   }

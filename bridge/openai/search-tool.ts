@@ -1,5 +1,4 @@
-import type { JsonObject } from "@bufbuild/protobuf";
-import type { MessageInitShape } from "@bufbuild/protobuf";
+import type { JsonObject, MessageInitShape } from "@bufbuild/protobuf";
 import type { SearchToolSchema } from "../../gen/passerelle/inference/v1/chat_pb.js";
 import { SEARCH_METHODS, type SearchJson, searchRequestToProto } from "../mappers/collections.js";
 import { InvalidRequest } from "./invalid-request.js";
@@ -49,7 +48,8 @@ export function searchToolFromJson(t: JsonObject, p: string): MessageInitShape<t
   const filters = (key: "filters" | "metadata_filters") => {
     const v = t[key];
     if (v === undefined || v === null) return undefined;
-    if (typeof v !== "object" || Array.isArray(v)) throw new InvalidRequest(`'${p}.${key}' must be an object.`, `${p}.${key}`);
+    if (typeof v !== "object" || Array.isArray(v))
+      throw new InvalidRequest(`'${p}.${key}' must be an object.`, `${p}.${key}`);
     return v as JsonObject;
   };
   const body: SearchJson = {
@@ -74,7 +74,8 @@ export function searchToolFromJson(t: JsonObject, p: string): MessageInitShape<t
     return { request: searchRequestToProto(body), template: (t.template as string | undefined) ?? "" };
   } catch (err) {
     // The mapper names fields from the body's root: they are the tool's here.
-    if (err instanceof InvalidRequest) throw new InvalidRequest(err.message.replace(/'(?=[a-z_])/, `'${p}.`), `${p}.${err.param}`);
+    if (err instanceof InvalidRequest)
+      throw new InvalidRequest(err.message.replace(/'(?=[a-z_])/, `'${p}.`), `${p}.${err.param}`);
     throw err;
   }
 }

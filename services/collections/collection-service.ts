@@ -18,8 +18,6 @@ import {
   WatchDocumentResponseSchema,
 } from "../../gen/passerelle/collections/v1/collection_service_pb.js";
 import { type ChunkingOptions, Visibility } from "../../gen/passerelle/collections/v1/resources_pb.js";
-import type { ChunkRecord, SearchBackend } from "../search/backend.js";
-import { insertChunks } from "../search/postgres/index.js";
 import { kPrincipal, type Principal } from "../platform/context.js";
 import {
   failedPrecondition,
@@ -29,19 +27,14 @@ import {
   rpcError,
   unauthenticated,
 } from "../platform/errors.js";
-import { decodePageToken, paginate, pageSize } from "../platform/paging.js";
+import { decodePageToken, pageSize, paginate } from "../platform/paging.js";
+import type { ChunkRecord, SearchBackend } from "../search/backend.js";
+import { insertChunks } from "../search/postgres/index.js";
 import type { CollectionRow, CollectionStore, DocumentRow } from "./collection-store.js";
 import { IngestError, type ParserPool, type SplitOptions, validateSplitOptions } from "./ingest/index.js";
 import type { Ingestion } from "./ingestion.js";
 import { statusName, toChunk, toCollection, toDocument, visibilityName } from "./mappers.js";
-import {
-  descriptionOf,
-  languageOf,
-  mergeMetadata,
-  metadataOf,
-  nameOf,
-  requireId,
-} from "./validation.js";
+import { descriptionOf, languageOf, mergeMetadata, metadataOf, nameOf, requireId } from "./validation.js";
 
 /** Embeds texts with the platform's embeddings model, billed to `principal` under `endpoint`. */
 export type EmbedAs = (
@@ -87,15 +80,18 @@ export function splitOptionsOf(c: ChunkingOptions | undefined): SplitOptions {
   try {
     validateSplitOptions(o);
   } catch (err) {
-    if (err instanceof IngestError) throw invalidArgument(err.message, "chunking", err.reason);
+    if (err instanceof IngestError)
+      throw invalidArgument(err.message, `chunking.${snake(err.param ?? "")}`.replace(/\.$/, ""), err.reason);
     throw err;
   }
   return o;
 }
 
-/** A parse failure is the caller's: a clear message and its reason, nothing created. */
+const snake = (name: string) => name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+
+/** A parse failure is the caller's: a clear message and its reason (`content[2]` for a bad JSON item), nothing created. */
 function ingestErrorToConnect(err: unknown): never {
-  if (err instanceof IngestError) throw invalidArgument(err.message, "content", err.reason);
+  if (err instanceof IngestError) throw invalidArgument(err.message, `content${err.param ?? ""}`, err.reason);
   throw err;
 }
 
@@ -137,7 +133,8 @@ export function createCollectionService(deps: CollectionDeps): ServiceImpl<typeo
   }
 
   function chunkIdOf(value: bigint): number {
-    if (value < 1n || value > 2_147_483_647n) throw invalidArgument("'chunk_id' must be a positive integer.", "chunk_id");
+    if (value < 1n || value > 2_147_483_647n)
+      throw invalidArgument("'chunk_id' must be a positive integer.", "chunk_id");
     return Number(value);
   }
 
@@ -283,7 +280,10 @@ export function createCollectionService(deps: CollectionDeps): ServiceImpl<typeo
       const p = principalOf(ctx);
       const size = pageSize(req.pageSize);
       if (req.collectionId) {
-        const c = await deps.store.readableCollection(p.userId, requireId(req.collectionId, "collection_id", "collection"));
+        const c = await deps.store.readableCollection(
+          p.userId,
+          requireId(req.collectionId, "collection_id", "collection"),
+        );
         if (!c) throw notFound("collection", req.collectionId);
       }
       const rows = await deps.store.listDocuments(
@@ -355,7 +355,11 @@ export function createCollectionService(deps: CollectionDeps): ServiceImpl<typeo
           );
         return {
           content: c.content,
-          metadata: mergeMetadata(doc.metadata, metadataOf(c.metadata, `chunks[${i}].metadata`), `chunks[${i}].metadata`),
+          metadata: mergeMetadata(
+            doc.metadata,
+            metadataOf(c.metadata, `chunks[${i}].metadata`),
+            `chunks[${i}].metadata`,
+          ),
         };
       });
       const collection = await ownedCollection(p, doc.collectionId);
@@ -378,7 +382,10 @@ export function createCollectionService(deps: CollectionDeps): ServiceImpl<typeo
           createdAt: now,
         }));
         await insertChunks(client, written, collection.language);
-        await deps.backend.index(written, new Map([[collection.id, { id: collection.id, language: collection.language }]]));
+        await deps.backend.index(
+          written,
+          new Map([[collection.id, { id: collection.id, language: collection.language }]]),
+        );
       });
       if (!ok) throw notFound("document", req.documentId);
       deps.ingestion.announce(doc.id);

@@ -291,6 +291,16 @@ export function createCollectionStore(pool: pg.Pool) {
       return rows.rows.map(documentOf);
     },
 
+    /** The ids among `ids` of documents the user may read. */
+    async readableDocumentIds(userId: string, ids: readonly string[]): Promise<Set<string>> {
+      if (ids.length === 0) return new Set();
+      const rows = await pool.query(
+        `select d.id from document d join collection c on c.id = d.collection_id where d.id = any($2::uuid[]) and ${READABLE}`,
+        [userId, ids],
+      );
+      return new Set(rows.rows.map((r: Row) => r.id as string));
+    },
+
     /** Names of documents, for search results. */
     async documentNames(ids: readonly string[]): Promise<Map<string, string>> {
       if (ids.length === 0) return new Map();
@@ -353,15 +363,14 @@ export function createCollectionStore(pool: pg.Pool) {
       const client = await pool.connect();
       try {
         await client.query("begin");
-        const res = await client.query(
-          `delete from chunk where document_id = $1 and id = $2 returning collection_id`,
-          [documentId, id],
-        );
+        const res = await client.query(`delete from chunk where document_id = $1 and id = $2 returning collection_id`, [
+          documentId,
+          id,
+        ]);
         if (res.rowCount) {
-          await client.query(
-            `update document set chunk_count = chunk_count - 1, updated_at = now() where id = $1`,
-            [documentId],
-          );
+          await client.query(`update document set chunk_count = chunk_count - 1, updated_at = now() where id = $1`, [
+            documentId,
+          ]);
           await client.query(`update collection set chunk_count = chunk_count - 1 where id = $1`, [
             res.rows[0].collection_id,
           ]);

@@ -108,7 +108,10 @@ export function createIngestion(deps: IngestionDeps) {
           }));
           await insertChunks(client, chunks, job.language);
           // Elasticsearch indexes inside the transaction's lifetime: if it fails, nothing was committed.
-          await deps.backend.index(chunks, new Map([[job.collectionId, { id: job.collectionId, language: job.language }]]));
+          await deps.backend.index(
+            chunks,
+            new Map([[job.collectionId, { id: job.collectionId, language: job.language }]]),
+          );
         },
       );
       if (committed) announce(job.documentId);

@@ -1,8 +1,8 @@
 import type { JsonObject, JsonValue } from "@bufbuild/protobuf";
-import type { Metadata } from "../search/backend.js";
 import { TEXT_SEARCH_LANGUAGES } from "../platform/db/migrations/20261123050000-collections.js";
 import { invalidArgument } from "../platform/errors.js";
 import { isUuid } from "../platform/paging.js";
+import type { Metadata } from "../search/backend.js";
 
 /** Keys a document (and each of its chunks, merged) may carry at most. */
 export const MAX_METADATA_KEYS = 16;
@@ -32,8 +32,7 @@ export function metadataOf(value: JsonObject | undefined, param = "metadata"): M
         throw invalidArgument(`'${param}.${key}' is longer than ${MAX_METADATA_STRING} characters.`, `${param}.${key}`);
       out[key] = v;
     } else if (typeof v === "boolean" || (typeof v === "number" && Number.isFinite(v))) out[key] = v;
-    else
-      throw invalidArgument(`'${param}.${key}' must be a string, a number or a boolean.`, `${param}.${key}`);
+    else throw invalidArgument(`'${param}.${key}' must be a string, a number or a boolean.`, `${param}.${key}`);
   }
   return out;
 }

@@ -6,8 +6,8 @@ import {
   ComparisonOperator,
   CompoundOperator,
   type MetadataFilter as FilterMessage,
-  type SearchRequest,
   SearchMethod,
+  type SearchRequest,
   SearchResponseSchema,
   type SearchService,
 } from "../../gen/passerelle/search/v1/search_service_pb.js";
@@ -67,7 +67,8 @@ export function filterOf(f: FilterMessage, path = "filter", depth = 1): Metadata
   if (f.kind.case === "comparison") {
     const c = f.kind.value;
     const type = COMPARISON[c.operator];
-    if (!type) throw invalidArgument(`'${path}.type' must be one of eq, ne, gt, gte, lt, lte, in, nin.`, `${path}.type`);
+    if (!type)
+      throw invalidArgument(`'${path}.type' must be one of eq, ne, gt, gte, lt, lte, in, nin.`, `${path}.type`);
     if (!c.key) throw invalidArgument(`'${path}.key' is required.`, `${path}.key`);
     const value = c.value ? toJson(ValueSchema, c.value) : null;
     if (type === "in" || type === "nin") {
@@ -97,7 +98,8 @@ export function filterOf(f: FilterMessage, path = "filter", depth = 1): Metadata
 
 function ids(list: readonly string[], param: string, kind: string): string[] {
   if (list.length > MAX_IDS) throw invalidArgument(`'${param}' may name at most ${MAX_IDS} ${kind}s.`, param);
-  for (const id of list) if (!isUuid(id)) throw invalidArgument(`'${param}' holds an invalid ${kind} id '${id.slice(0, 60)}'.`, param);
+  for (const id of list)
+    if (!isUuid(id)) throw invalidArgument(`'${param}' holds an invalid ${kind} id '${id.slice(0, 60)}'.`, param);
   return [...new Set(list)];
 }
 
@@ -162,6 +164,11 @@ export function createSearchService(deps: SearchDeps): ServiceImpl<typeof Search
         const found = new Set(collections.map((c) => c.id));
         const missing = asked.find((id) => !found.has(id)) as string;
         throw notFound("collection", missing);
+      }
+      if (query.documentIds.length > 0) {
+        const readable = await deps.store.readableDocumentIds(p.userId, query.documentIds);
+        const missing = query.documentIds.find((id) => !readable.has(id));
+        if (missing) throw notFound("document", missing);
       }
       if (collections.length === 0) return create(SearchResponseSchema, { results: [] });
       let usage: Awaited<ReturnType<EmbedQuery>> | undefined;

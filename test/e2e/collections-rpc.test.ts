@@ -272,7 +272,7 @@ describe("collections over RPC", () => {
     };
     const res = await post({ model: "chat", messages: [{ role: "user", content: "mairie samedi" }], tools: [tool] });
     expect(res.status).toBe(200);
-    const body = await res.json();
+    const body = (await res.json()) as { search_results: unknown[] };
     validateOpenAI("CreateChatCompletionResponse", body);
     expect(body.search_results).toHaveLength(1);
     expect(body.search_results[0]).toMatchObject({
@@ -316,8 +316,13 @@ describe("collections over RPC", () => {
   });
 
   it("records the embeddings of ingestion and search under their own endpoints", async () => {
-    const usage = await governance.listMyUsage({ pageSize: 100 });
-    const endpoints = new Set(usage.usageRecords.map((r) => r.endpoint));
+    // Usage records are written off the request path (journal, then batches): wait for them.
+    let endpoints = new Set<string>();
+    for (let i = 0; i < 100 && !(endpoints.has("documents") && endpoints.has("search")); i++) {
+      const usage = await governance.listMyUsage({ pageSize: 100 });
+      endpoints = new Set(usage.usageRecords.map((r) => r.endpoint));
+      if (!(endpoints.has("documents") && endpoints.has("search"))) await new Promise((r) => setTimeout(r, 50));
+    }
     expect(endpoints).toContain("documents");
     expect(endpoints).toContain("search");
   });

@@ -1,9 +1,9 @@
 import { describe, expect, it, vi } from "vitest";
+import { connectionError, errorResponse, mockCluster } from "../../../test/support/es-mock-cluster.js";
 import type { ChunkRecord, SearchScope } from "../backend.js";
 import { createElasticsearchBackend } from "./elasticsearch-backend.js";
 import { SearchBackendError } from "./errors.js";
 import { encodeNumber } from "./mapping.js";
-import { connectionError, errorResponse, mockCluster } from "../../../test/support/es-mock-cluster.js";
 
 const HNSW = { type: "hnsw", m: 16, ef_construction: 100 };
 const text = (analyzer: string) => ({ type: "text", analyzer });

@@ -1,8 +1,13 @@
 import { describe, expect, it } from "vitest";
+import {
+  connectionError,
+  errorResponse,
+  mockCluster,
+  type RecordedRequest,
+} from "../../../test/support/es-mock-cluster.js";
 import type { SearchQuery } from "../backend.js";
 import { createElasticsearchBackend } from "./elasticsearch-backend.js";
 import { encodeNumber } from "./mapping.js";
-import { connectionError, errorResponse, mockCluster, type RecordedRequest } from "../../../test/support/es-mock-cluster.js";
 
 const SOURCE = ["collection_id", "document_id", "chunk_id", "language", "content_*", "metadata", "created"];
 

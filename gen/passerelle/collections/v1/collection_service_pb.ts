@@ -430,7 +430,7 @@ export const GetDocumentResponseSchema: GenMessage<GetDocumentResponse> = /*@__P
  */
 export type ListDocumentsRequest = Message<"passerelle.collections.v1.ListDocumentsRequest"> & {
   /**
-   * Only documents of this collection (one the caller may see); empty = all the caller may see.
+   * Only documents of this collection (one the caller may see, theirs or public); empty = the caller's own documents.
    *
    * @generated from field: string collection_id = 1;
    */
@@ -881,7 +881,7 @@ export const CollectionService: GenService<{
     output: typeof GetDocumentResponseSchema;
   },
   /**
-   * Lists documents the caller may see, newest first.
+   * Lists the caller's documents, or a readable collection's, newest first.
    *
    * @generated from rpc passerelle.collections.v1.CollectionService.ListDocuments
    */
