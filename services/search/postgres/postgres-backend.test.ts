@@ -188,6 +188,18 @@ describe.each(["postgresql", "embedded"] as const)("PostgreSQL search backend (%
     expect(await search({ method: "lexical", text: "students or budget" })).toHaveLength(3);
   });
 
+  it("reads a natural-language query as any of its words, chunks with every word first", async () => {
+    // "student running laboratory" are all in C1 and C2; "hamster" is nowhere: every-word matching would find none.
+    const found = await backend.search(query({ method: "lexical", text: "student running laboratory hamster" }));
+    expect(found.map(label).sort()).toEqual(["C1", "C2"]);
+    const strict = await backend.search(query({ method: "lexical", text: "student running laboratory" }));
+    // With every word present, the score carries the ½ of a strict match.
+    expect(strict.every((h) => h.score >= 0.5 && h.score < 1)).toBe(true);
+    expect(found.every((h) => h.score > 0 && h.score < 0.5)).toBe(true);
+    // Web-search syntax keeps its meaning: a quoted phrase with a missing word finds nothing.
+    expect(await search({ method: "lexical", text: '"student hamster"' })).toEqual([]);
+  });
+
   it("finds nothing lexically in a query made only of stop words", async () => {
     expect(
       await search({ method: "lexical", text: "le la de et du", collections: [{ id: ids.fr, language: "french" }] }),

@@ -20,6 +20,10 @@ export interface PostgresSearchOptions {
 /** pgvector's HNSW indexes `vector` columns of at most 2000 dimensions. */
 const HNSW_MAX_DIMENSIONS = 2000;
 
+/** A lexeme in more than this fraction of the chunks is too common to select candidates by (see commonWords). */
+const COMMON_FRACTION = 0.05;
+const COMMON_TTL_MS = 60_000;
+
 /** pgvector's ceiling for `hnsw.ef_search`. */
 const EF_SEARCH_MAX = 1000;
 
@@ -72,6 +76,45 @@ export function createPostgresSearchBackend(opts: PostgresSearchOptions): Search
     } finally {
       client.release(broken);
     }
+  }
+
+  /**
+   * Lexemes found in more than {@link COMMON_FRACTION} of the chunks, from PostgreSQL's statistics of `chunk.tsv`
+   * (`most_common_elems`, gathered by ANALYZE): natural-language lexical queries leave them out of their "any word"
+   * match (search-sql.ts). Read at most once per {@link COMMON_TTL_MS}; when the statistics are missing or stale
+   * (a fifth of the rows changed since), an ANALYZE of that column is started in the background, at most once per
+   * TTL, rather than waiting for autovacuum.
+   */
+  let common: { words: string[]; at: number; pending?: Promise<void> } = { words: [], at: 0 };
+  function commonWords(): string[] {
+    const now = Date.now();
+    if (now - common.at > COMMON_TTL_MS && !common.pending) {
+      common.pending = refreshCommonWords()
+        .catch((err) => logger?.warn({ err }, "could not read full-text statistics"))
+        .finally(() => {
+          common.pending = undefined;
+        });
+    }
+    return common.words;
+  }
+  async function refreshCommonWords(): Promise<void> {
+    const stale = await pool.query<{ stale: boolean }>(
+      `select coalesce(n_live_tup > 100 and (last_analyze is null and last_autoanalyze is null
+         or n_mod_since_analyze > n_live_tup / 5), false) as stale
+       from pg_stat_user_tables where relname = 'chunk' and schemaname = current_schema()`,
+    );
+    if (stale.rows[0]?.stale) await pool.query("analyze chunk (tsv)");
+    const res = await pool.query<{ elems: string[] | null; freqs: number[] | null }>(
+      `select most_common_elems::text::text[] as elems, most_common_elem_freqs as freqs from pg_stats
+       where schemaname = current_schema() and tablename = 'chunk' and attname = 'tsv'`,
+    );
+    const row = res.rows[0];
+    const words: string[] = [];
+    // The frequencies array ends with three summary numbers (min, max, null fraction) beyond the elements.
+    row?.elems?.forEach((w, i) => {
+      if ((row.freqs?.[i] ?? 0) > COMMON_FRACTION) words.push(w);
+    });
+    common = { words, at: Date.now() };
   }
 
   function toHits(rows: HitRow[], method: SearchQuery["method"]): SearchHit[] {
@@ -153,10 +196,10 @@ export function createPostgresSearchBackend(opts: PostgresSearchOptions): Search
       const depth = q.method === "hybrid" ? fusionDepth(q.limit, q.offset) : q.limit + q.offset;
       const statement =
         q.method === "lexical"
-          ? lexicalSql(q)
+          ? lexicalSql(q, commonWords())
           : q.method === "semantic"
             ? semanticSql(q, vector as readonly number[])
-            : hybridSql(q, vector as readonly number[]);
+            : hybridSql(q, vector as readonly number[], commonWords());
       try {
         return toHits(await run(statement, depth), q.method);
       } catch (err) {

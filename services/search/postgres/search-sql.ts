@@ -69,22 +69,57 @@ function nearestSql(columns: string, vector: string, n: number, scope: string, k
 }
 
 /**
- * The `k` best full-text matches, one arm per language of the scopes: a chunk is matched with the tsquery of its own
- * `ts_config` (the configuration its tsvector was built with), `websearch_to_tsquery` (quoted phrases, `or`, `-word`;
- * words are ANDed). A query of stop words only has no lexeme and matches nothing — stop words are not in the
- * tsvectors either, so there is nothing to fall back on; hybrid search then ranks by meaning alone. Each arm takes
- * its first {@link LEXICAL_CANDIDATES} matches from the GIN index and ranks them with `ts_rank_cd(..., 32)`: cover
- * density (how close together the query's words are), normalised by 32 to rank/(rank+1), a score in [0, 1) that
- * keeps the order; no length normalisation, as chunks are split to similar sizes.
- * Ties are broken by (document, position), so a ranking is the same in every statement that uses it.
+ * Whether a query uses web-search syntax (a quoted phrase, `or`, `-word`): then it means exactly what it says, every
+ * word required. Anything else is read as natural language, where requiring every word of a question finds nothing.
  */
-function lexicalTop(q: SearchQuery, columns: string, text: string, scope: string, k: string): string {
+export function usesSearchSyntax(text: string): boolean {
+  return /"|(^|\s)-\S|\sor\s/i.test(text);
+}
+
+/** The query's lexemes in a configuration, as an OR query; those in `common` left out unless all of them are. */
+function anyWordQuery(config: string, text: string, common: string): string {
+  const lexemes = `unnest(tsvector_to_array(to_tsvector(${config}, ${text}))) l`;
+  return `coalesce(
+      (select string_agg(quote_literal(l), ' | ')::tsquery from ${lexemes} where l <> all(${common}::text[])),
+      (select string_agg(quote_literal(l), ' | ')::tsquery from ${lexemes}))`;
+}
+
+/**
+ * The `k` best full-text matches, one arm per language of the scopes: a chunk is matched with the tsquery of its own
+ * `ts_config` (the configuration its tsvector was built with).
+ * - Web-search syntax (see {@link usesSearchSyntax}): `websearch_to_tsquery`, every word required.
+ * - Natural language: a chunk matches when it has **any** of the query's words, except words so common that they
+ *   match a large part of the corpus (`common`: PostgreSQL's own statistics of the column, see postgres-backend.ts)
+ *   — the part of BM25's IDF a GIN index can use. Ranked by cover density over all the words, halved, plus ½ for a
+ *   chunk that has every word: strict matches come first, and scores stay in [0, 1).
+ * A query of stop words only has no lexeme and matches nothing — stop words are not in the tsvectors either, so
+ * there is nothing to fall back on; hybrid search then ranks by meaning alone. Each arm takes its first
+ * {@link LEXICAL_CANDIDATES} matches from the GIN index and ranks them with `ts_rank_cd(..., 32)`: cover density
+ * (how close together the query's words are), normalised by 32 to rank/(rank+1), a score in [0, 1) that keeps the
+ * order; no length normalisation, as chunks are split to similar sizes. Ties are broken by (document, position), so
+ * a ranking is the same in every statement that uses it.
+ */
+function lexicalTop(
+  q: SearchQuery,
+  columns: string,
+  text: string,
+  common: string,
+  scope: string,
+  k: string,
+): string {
   const languages = [...new Set(q.collections.map((c) => c.language))];
+  const strictOnly = usesSearchSyntax(q.text);
   const arms = languages.map((language) => {
     const config = textSearchConfig(language);
-    const tsquery = `websearch_to_tsquery(${config}, ${text})`;
-    return `select ${columns}, ts_rank_cd(tsv, ${tsquery}, 32) as rank from (
-      select ${columns}, tsv from chunk where ts_config = ${config} and tsv @@ ${tsquery} and ${scope}
+    const strict = `websearch_to_tsquery(${config}, ${text})`;
+    if (strictOnly)
+      return `select ${columns}, ts_rank_cd(tsv, ${strict}, 32) as rank from (
+      select ${columns}, tsv from chunk where ts_config = ${config} and tsv @@ ${strict} and ${scope}
+      limit ${LEXICAL_CANDIDATES}) m`;
+    const any = `(select ${anyWordQuery(config, text, common)})`;
+    const all = `(select ${anyWordQuery(config, text, "'{}'")})`;
+    return `select ${columns}, (ts_rank_cd(tsv, ${all}, 32) + (tsv @@ ${strict})::int) / 2 as rank from (
+      select ${columns}, tsv from chunk where ts_config = ${config} and tsv @@ ${any} and ${scope}
       limit ${LEXICAL_CANDIDATES}) m`;
   });
   return `select * from (${arms.join(" union all ")}) a order by rank desc, document_id, id limit ${k}`;
@@ -105,13 +140,15 @@ export function semanticSql(q: SearchQuery, vector: readonly number[]): Statemen
   return { text, values };
 }
 
-/** Lexical search: score = the normalised cover-density rank. */
-export function lexicalSql(q: SearchQuery): Statement {
+/** Lexical search: score = the normalised cover-density rank (+1 when every word matched; see lexicalTop). */
+export function lexicalSql(q: SearchQuery, common: readonly string[] = []): Statement {
   const values: unknown[] = [];
   const bind = binder(values);
   const text = bind(q.text);
+  // Bound only when used: an unused parameter has no type PostgreSQL could infer.
+  const words = usesSearchSyntax(q.text) ? "'{}'" : bind(common);
   const scope = scopeSql(q, values);
-  const top = lexicalTop(q, HIT_COLUMNS, text, scope, bind(q.limit + q.offset));
+  const top = lexicalTop(q, HIT_COLUMNS, text, words, scope, bind(q.limit + q.offset));
   return {
     text: `select ${HIT_COLUMNS}, rank as score from (${top}) t order by rank desc, document_id, id
       limit ${bind(q.limit)} offset ${bind(q.offset)}`,
@@ -125,12 +162,14 @@ export function lexicalSql(q: SearchQuery): Statement {
  * — the arithmetic of `reciprocalRankFusion` (rrf.ts), in float8, summed in the same order, ties broken the same way
  * (semantic rank first, then lexical rank for chunks only lexical search found). Only the page's rows are read back.
  */
-export function hybridSql(q: SearchQuery, vector: readonly number[]): Statement {
+export function hybridSql(q: SearchQuery, vector: readonly number[], common: readonly string[] = []): Statement {
   const n = checkDimensions(vector.length);
   const values: unknown[] = [];
   const bind = binder(values);
   const vec = bind(vectorLiteral(vector));
   const text = bind(q.text);
+  // Bound only when used: an unused parameter has no type PostgreSQL could infer.
+  const words = usesSearchSyntax(q.text) ? "'{}'" : bind(common);
   const scope = scopeSql(q, values);
   const k = bind(fusionDepth(q.limit, q.offset));
   const rrfK = bind(q.rrfK);
@@ -139,7 +178,7 @@ export function hybridSql(q: SearchQuery, vector: readonly number[]): Statement 
       from (${nearestSql("document_id, id", vec, n, scope, k)}) s
     ), lexical as (
       select document_id, id, row_number() over (order by rank desc, document_id, id) as rank
-      from (${lexicalTop(q, "document_id, id", text, scope, k)}) l
+      from (${lexicalTop(q, "document_id, id", text, words, scope, k)}) l
     ), fused as (
       select coalesce(s.document_id, l.document_id) as document_id, coalesce(s.id, l.id) as id,
         coalesce(${bind(q.semanticWeight)}::float8 / (${rrfK}::float8 + s.rank), 0)
