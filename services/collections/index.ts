@@ -101,6 +101,7 @@ export function setupCollections(deps: {
     batch: deps.settings.embeddingsBatch,
     concurrency: deps.settings.embeddingsConcurrency,
     maxActive: deps.settings.ingestConcurrency,
+    split: (text, options, opts) => parser.split(text, options, opts),
   });
   const collectionService = createCollectionService({
     store,

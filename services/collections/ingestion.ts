@@ -3,7 +3,7 @@ import type { Logger } from "pino";
 import type { ChunkRecord, Metadata, SearchBackend } from "../search/backend.js";
 import { insertChunks } from "../search/postgres/index.js";
 import type { CollectionStore, DocumentStatus } from "./collection-store.js";
-import { IngestError, type ParsedDocument, type SplitOptions, splitText } from "./ingest/index.js";
+import { IngestError, type ParsedDocument, type SplitOptions } from "./ingest/index.js";
 
 /** Embeds texts with the platform's embeddings model on behalf of a user (an EmbeddingsService call). */
 export type EmbedTexts = (texts: string[], signal: AbortSignal) => Promise<number[][]>;
@@ -18,6 +18,8 @@ export interface IngestionDeps {
   concurrency: number;
   /** Documents ingested at once by this process; the rest wait in order. */
   maxActive: number;
+  /** Splits a text (in a worker thread: parser-pool.ts). */
+  split: (text: string, options: SplitOptions, opts: { signal: AbortSignal }) => Promise<string[]>;
 }
 
 /** One document's work: its parsed text, how to split it, and who pays for its embeddings. */
@@ -88,7 +90,7 @@ export function createIngestion(deps: IngestionDeps) {
     const log = deps.logger.child({ documentId: job.documentId });
     try {
       await setStatus(job.documentId, "parsing", 5);
-      const texts = await splitText(job.parsed.text, job.split);
+      const texts = await deps.split(job.parsed.text, job.split, { signal: stop.signal });
       await setStatus(job.documentId, "embedding", 10);
       const vectors = await embedAll(job, texts);
       const now = new Date();

@@ -5,10 +5,13 @@
  *      a minimal undici pass-through proxy (the ceiling), interleaved in one run: latency at concurrency 1,
  *      throughput at 32 (with CPU per request and a profile), streams at 1 and 64, concurrent streams held, memory.
  *   2. Accounts (accounts.ts): the foundation's `GET /v1/me` and `GetMe` against `GET /health`.
+ *   3. Search (search.ts, in a process of its own): the PostgreSQL search backend at 100 000 chunks × 384 dimensions
+ *      (10 000 when quick): ingestion throughput and latency per method; BENCH_SEARCH=0 skips it.
  * Prints a table per section and writes every figure to test/bench/results/latest.json. It asserts nothing.
  * Set BENCH_PROFILE=0 to skip the CPU profile, BENCH_LOG_LEVEL to change Passerelle's log level (default info).
  */
-import { mkdir, writeFile } from "node:fs/promises";
+import { spawnSync } from "node:child_process";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { loadAverage, QUICK } from "./common.js";
@@ -41,6 +44,18 @@ async function main(): Promise<void> {
   const accounts = await runAccountsBench();
   process.stdout.write(`\n${accounts.section.title}\n${accounts.section.note ?? ""}\n`);
   console.table(accounts.section.rows);
+  let search: unknown = null;
+  if (process.env.BENCH_SEARCH !== "0") {
+    process.stderr.write("[bench] search…\n");
+    // Its own process: it loads 100 000 chunks and must not share an event loop or a heap with the figures above.
+    const run = spawnSync(
+      process.execPath,
+      ["--import", "tsx", path.join(import.meta.dirname, "search.ts"), "--chunks", QUICK ? "10000" : "100000"],
+      { stdio: ["ignore", "inherit", "inherit"] },
+    );
+    if (run.status === 0) search = JSON.parse(await readFile(path.join(RESULTS_DIR, "search.json"), "utf8"));
+    else process.stderr.write(`[bench] search bench failed (exit ${run.status})\n`);
+  }
   const seconds = (performance.now() - started) / 1000;
   process.stdout.write(`\nbench done in ${seconds.toFixed(0)} s, load average now ${loadAverage().join(" ")}\n`);
 
@@ -56,6 +71,7 @@ async function main(): Promise<void> {
         durationS: seconds,
         inference: { ...inference, headline: head },
         accounts: { section: accounts.section, figures: accounts.figures },
+        search,
       },
       null,
       2,

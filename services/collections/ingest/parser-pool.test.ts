@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import { makePdf, utf8 } from "../../../test/fixtures/documents.js";
 import { IngestError } from "./errors.js";
 import { createParserPool } from "./parser-pool.js";
+import { splitText } from "./split.js";
 
 describe("parser pool", () => {
   it("parses in worker threads, not in the caller's", async () => {
@@ -65,4 +66,17 @@ describe("parser pool", () => {
       await pool.close();
     }
   });
+
+  it("splits in a worker exactly as splitText does, and stops a runaway separator at the timeout", async () => {
+    const text = "# Un\n\nPremier paragraphe assez long.\n\n## Deux\n\nSecond paragraphe, lui aussi.";
+    const pool = createParserPool({ maxThreads: 1, timeoutMs: 2_000 });
+    try {
+      expect(await pool.split(text, { chunkSize: 40 })).toEqual(await splitText(text, { chunkSize: 40 }));
+      // A separator that backtracks exponentially on this input: the worker is stopped, the event loop never was.
+      const evil = pool.split(`${"a".repeat(40)}!`, { separators: ["(a+)+$"], isSeparatorRegex: true, chunkSize: 5 });
+      await expect(evil).rejects.toMatchObject({ reason: "PARSE_TIMEOUT" });
+    } finally {
+      await pool.close();
+    }
+  }, 20_000);
 });

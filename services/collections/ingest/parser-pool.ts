@@ -4,12 +4,15 @@ import { extname } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { Piscina } from "piscina";
 import { IngestError } from "./errors.js";
-import type { ParseReply } from "./parse-worker.js";
+import type { ParseReply, SplitReply } from "./parse-worker.js";
+import type { SplitOptions } from "./split.js";
 import type { ParsedUpload, UploadInput } from "./types.js";
 
 /** Parses uploads in worker threads; one per process, closed at shutdown. */
 export interface ParserPool {
   parse(input: UploadInput, opts?: { signal?: AbortSignal }): Promise<ParsedUpload>;
+  /** splitText (split.ts) in a worker, under the same timeout. */
+  split(text: string, options: SplitOptions, opts?: { signal?: AbortSignal }): Promise<string[]>;
   /** For tests and metrics: tasks piscina completed, and the ids of the threads that returned a parse. */
   stats(): { completed: number; threadIds: number[] };
   /** Waits for the parses under way, then stops the workers. */
@@ -39,7 +42,7 @@ export function createParserPool(opts: ParserPoolOptions = {}): ParserPool {
   const maxThreads = opts.maxThreads ?? Math.max(1, Math.min(4, Math.floor(availableParallelism() / 2)));
   const timeoutMs = opts.timeoutMs ?? 120_000;
   const servedBy = new Set<number>();
-  const pool = new Piscina<UploadInput, ParseReply>({
+  const pool = new Piscina({
     filename,
     minThreads: 0,
     maxThreads,
@@ -73,6 +76,25 @@ export function createParserPool(opts: ParserPoolOptions = {}): ParserPool {
       const { ok: _ok, threadId, ...parsed } = reply;
       servedBy.add(threadId);
       return parsed;
+    },
+    async split(text, options, { signal } = {}) {
+      const timeout = AbortSignal.timeout(timeoutMs);
+      let reply: SplitReply;
+      try {
+        reply = await pool.run(
+          { text, options },
+          { name: "splitTask", signal: signal ? AbortSignal.any([signal, timeout]) : timeout },
+        );
+      } catch (e) {
+        if (timeout.aborted && !signal?.aborted) {
+          throw new IngestError("PARSE_TIMEOUT", `Splitting took longer than ${timeoutMs / 1000} s and was stopped.`, {
+            cause: e,
+          });
+        }
+        throw e;
+      }
+      if (!reply.ok) throw new IngestError(reply.reason, reply.message, { param: reply.param });
+      return reply.chunks;
     },
     stats: () => ({ completed: pool.completed, threadIds: [...servedBy] }),
     close: () => pool.close(),

@@ -99,14 +99,7 @@ function anyWordQuery(config: string, text: string, common: string): string {
  * order; no length normalisation, as chunks are split to similar sizes. Ties are broken by (document, position), so
  * a ranking is the same in every statement that uses it.
  */
-function lexicalTop(
-  q: SearchQuery,
-  columns: string,
-  text: string,
-  common: string,
-  scope: string,
-  k: string,
-): string {
+function lexicalTop(q: SearchQuery, columns: string, text: string, common: string, scope: string, k: string): string {
   const languages = [...new Set(q.collections.map((c) => c.language))];
   const strictOnly = usesSearchSyntax(q.text);
   const arms = languages.map((language) => {

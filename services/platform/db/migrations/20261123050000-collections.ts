@@ -6,7 +6,7 @@ import { Migration } from "@mikro-orm/migrations";
  *
  * - `chunk.embedding` has no fixed dimension: the embeddings model is a setting, so the HNSW index is an expression
  *   index per dimension (`(embedding::vector(N)) vector_cosine_ops where vector_dims(embedding) = N`), created at
- *   start once the model's vector size is known (search/postgres-backend.ts).
+ *   start once the model's vector size is known (services/search/postgres/postgres-backend.ts).
  * - Full text: one configuration per supported language, `passerelle_<language>`, which is that language's stemmer
  *   behind `unaccent`, so "eléve" finds "élève" and "eleve". `tsv` is computed on insert with the collection's
  *   configuration (a stored generated column cannot read the collection's language).
