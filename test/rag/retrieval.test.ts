@@ -10,8 +10,8 @@ import { SearchMethod, SearchService } from "../../gen/passerelle/search/v1/sear
 import { startTestPlatform, type TestPlatform } from "../support/platform.js";
 import { type Simulator, startSimulator } from "../upstream/simulator.js";
 import { type Evaluation, evaluate } from "./metrics.js";
-import { SOTU_QUERIES } from "./sotu-queries.js";
 import { loadSotu } from "./sotu.js";
+import { SOTU_QUERIES } from "./sotu-queries.js";
 
 /**
  * Retrieval quality on a corpus nobody here wrote: the 233 State of the Union addresses, ingested through the
@@ -95,7 +95,12 @@ describe("retrieval quality on the State of the Union corpus", () => {
     ] as const) {
       const runs = [];
       for (const q of SOTU_QUERIES) {
-        const res = await search.search({ query: q.query, collectionIds: [collection?.id as string], method, limit: 50 });
+        const res = await search.search({
+          query: q.query,
+          collectionIds: [collection?.id as string],
+          method,
+          limit: 50,
+        });
         runs.push({
           queryId: q.id,
           ranked: res.results.map((r) => docToSpeech.get(r.chunk?.documentId ?? "") ?? "?"),
