@@ -198,7 +198,7 @@ for attempt in 1 2 3 4 5; do
   # passed as pg_createcluster -o, which mangles listen_addresses (bare 127.0.0.1 is a syntax error, and a quoted
   # value gets quoted twice), and rather than a conf.d file, which pg_dropcluster would leave behind.
   printf '%s\n' "" "# passerelle test/ci.sh" "listen_addresses = '127.0.0.1'" "max_connections = 200" "fsync = off" \
-    "synchronous_commit = off" "full_page_writes = off" "shared_buffers = 128MB" |
+    "synchronous_commit = off" "full_page_writes = off" "shared_buffers = 512MB" |
     as_root tee -a "/etc/postgresql/$PG_VERSION/$name/postgresql.conf" >/dev/null
   if start_err="$(as_root pg_ctlcluster "$PG_VERSION" "$name" start 2>&1)"; then
     PG_PORT="$port"
