@@ -1,14 +1,9 @@
-import type { HandlerContext } from "@connectrpc/connect";
-import { kPrincipal, type Principal } from "../platform/context.js";
-import { invalidArgument, permissionDenied, unauthenticated } from "../platform/errors.js";
+import type { Principal } from "../platform/context.js";
+import { invalidArgument, permissionDenied } from "../platform/errors.js";
 import { isUuid } from "../platform/paging.js";
 import { MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH } from "./secrets.js";
 
-export function principalOf(ctx: HandlerContext): Principal {
-  const p = ctx.values.get(kPrincipal);
-  if (!p) throw unauthenticated("Missing API key.", "MISSING_API_KEY");
-  return p;
-}
+export { principalOf } from "../platform/context.js";
 
 export function requireAdmin(p: Principal): void {
   if (!p.permissions.has("admin")) throw permissionDenied("This operation needs the 'admin' permission.");

@@ -1,5 +1,5 @@
 import { create } from "@bufbuild/protobuf";
-import { Code, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import { Code, type ServiceImpl } from "@connectrpc/connect";
 import {
   type CollectionService,
   CreateChunksResponseSchema,
@@ -17,24 +17,26 @@ import {
   UpdateCollectionResponseSchema,
   WatchDocumentResponseSchema,
 } from "../../gen/passerelle/collections/v1/collection_service_pb.js";
-import { type ChunkingOptions, Visibility } from "../../gen/passerelle/collections/v1/resources_pb.js";
-import { kPrincipal, type Principal } from "../platform/context.js";
-import {
-  failedPrecondition,
-  invalidArgument,
-  notFound,
-  permissionDenied,
-  rpcError,
-  unauthenticated,
-} from "../platform/errors.js";
+import { Visibility } from "../../gen/passerelle/collections/v1/resources_pb.js";
+import { type Principal, principalOf } from "../platform/context.js";
+import { failedPrecondition, invalidArgument, notFound, permissionDenied, rpcError } from "../platform/errors.js";
 import { decodePageToken, pageSize, paginate } from "../platform/paging.js";
 import type { ChunkRecord, SearchBackend } from "../search/backend.js";
 import { insertChunks } from "../search/postgres/index.js";
 import type { CollectionRow, CollectionStore, DocumentRow } from "./collection-store.js";
-import { IngestError, type ParserPool, type SplitOptions, validateSplitOptions } from "./ingest/index.js";
+import type { ParserPool } from "./ingest/index.js";
 import type { Ingestion } from "./ingestion.js";
 import { statusName, toChunk, toCollection, toDocument, visibilityName } from "./mappers.js";
-import { descriptionOf, languageOf, mergeMetadata, metadataOf, nameOf, requireId } from "./validation.js";
+import {
+  descriptionOf,
+  ingestErrorToConnect,
+  languageOf,
+  mergeMetadata,
+  metadataOf,
+  nameOf,
+  requireId,
+  splitOptionsOf,
+} from "./validation.js";
 
 /** Embeds texts with the platform's embeddings model, billed to `principal` under `endpoint`. */
 export type EmbedAs = (
@@ -59,41 +61,6 @@ export interface CollectionDeps {
 
 const MAX_CHUNKS_PER_CALL = 64;
 const MAX_CHUNK_CHARS = 65_536;
-
-function principalOf(ctx: HandlerContext): Principal {
-  const p = ctx.values.get(kPrincipal);
-  if (!p) throw unauthenticated("Missing API key.", "MISSING_API_KEY");
-  return p;
-}
-
-/** LangChain's options from the RPC's; invalid ones are the caller's error. */
-export function splitOptionsOf(c: ChunkingOptions | undefined): SplitOptions {
-  const o: SplitOptions = {
-    chunkSize: c?.chunkSize || undefined,
-    chunkOverlap: c?.chunkOverlap || undefined,
-    chunkMinSize: c?.chunkMinSize || undefined,
-    separators: c?.separators.length ? c.separators : undefined,
-    isSeparatorRegex: c?.isSeparatorRegex || undefined,
-    preset: (c?.preset || undefined) as SplitOptions["preset"],
-    disableChunking: c?.disableChunking || undefined,
-  };
-  try {
-    validateSplitOptions(o);
-  } catch (err) {
-    if (err instanceof IngestError)
-      throw invalidArgument(err.message, `chunking.${snake(err.param ?? "")}`.replace(/\.$/, ""), err.reason);
-    throw err;
-  }
-  return o;
-}
-
-const snake = (name: string) => name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
-
-/** A parse failure is the caller's: a clear message and its reason (`content[2]` for a bad JSON item), nothing created. */
-function ingestErrorToConnect(err: unknown): never {
-  if (err instanceof IngestError) throw invalidArgument(err.message, `content${err.param ?? ""}`, err.reason);
-  throw err;
-}
 
 /** CollectionService: collections, documents and chunks, private to their owner unless public (read-only). */
 export function createCollectionService(deps: CollectionDeps): ServiceImpl<typeof CollectionService> {

@@ -1,4 +1,4 @@
-import { createClient, createContextValues, type Transport } from "@connectrpc/connect";
+import { type Client, createClient, createContextValues, type Transport } from "@connectrpc/connect";
 import type pg from "pg";
 import type { Logger } from "pino";
 import { EmbeddingsService } from "../../gen/passerelle/embeddings/v1/embeddings_service_pb.js";
@@ -30,7 +30,7 @@ export function setupCollections(deps: {
   const store = createCollectionStore(deps.pool);
   const parser = createParserPool({ maxThreads: deps.settings.parserThreads });
   const logger = deps.logger.child({ domain: "collections" });
-  let transport: Transport | undefined;
+  let clients: { embeddings: Client<typeof EmbeddingsService>; search: Client<typeof SearchService> } | undefined;
   const model = deps.settings.embeddingsModel;
   const prepared = new Map<number, Promise<void>>();
   let sweep: NodeJS.Timeout | undefined;
@@ -57,8 +57,8 @@ export function setupCollections(deps: {
   }
 
   async function embedMany(principal: Principal, endpoint: string, texts: string[], signal: AbortSignal) {
-    if (!transport || !model) throw new Error("collections: embeddings are not connected");
-    const res = await createClient(EmbeddingsService, transport).createEmbeddings(
+    if (!clients || !model) throw new Error("collections: embeddings are not connected");
+    const res = await clients.embeddings.createEmbeddings(
       { model, input: { case: "texts", value: { texts } } },
       { signal, contextValues: onBehalfOf(principal, endpoint) },
     );
@@ -86,8 +86,8 @@ export function setupCollections(deps: {
 
   /** The chat `search` tool: a SearchService call as the chat's caller. */
   const retrieve: Retrieve = async (principal, request, signal) => {
-    if (!transport) throw new Error("collections: search is not connected");
-    const res = await createClient(SearchService, transport).search(request, {
+    if (!clients) throw new Error("collections: search is not connected");
+    const res = await clients.search.search(request, {
       signal,
       contextValues: onBehalfOf(principal, "search"),
     });
@@ -123,7 +123,7 @@ export function setupCollections(deps: {
     searchService,
     /** Gives the transport to this process's services, once they are bound. */
     connect(t: Transport) {
-      transport = t;
+      clients = { embeddings: createClient(EmbeddingsService, t), search: createClient(SearchService, t) };
     },
     /**
      * Fails documents a stopped process left mid-ingestion (their files were never kept). Only those untouched for

@@ -1,8 +1,10 @@
 import type { JsonObject, JsonValue } from "@bufbuild/protobuf";
+import type { ChunkingOptions } from "../../gen/passerelle/collections/v1/resources_pb.js";
 import { TEXT_SEARCH_LANGUAGES } from "../platform/db/migrations/20261123050000-collections.js";
 import { invalidArgument } from "../platform/errors.js";
 import { isUuid } from "../platform/paging.js";
 import type { Metadata } from "../search/backend.js";
+import { IngestError, type SplitOptions, validateSplitOptions } from "./ingest/index.js";
 
 /** Keys a document (and each of its chunks, merged) may carry at most. */
 export const MAX_METADATA_KEYS = 16;
@@ -75,4 +77,33 @@ export function languageOf(value: string): string {
       "language",
     );
   return lang;
+}
+
+/** LangChain's options from the RPC's; invalid ones are the caller's error. */
+export function splitOptionsOf(c: ChunkingOptions | undefined): SplitOptions {
+  const o: SplitOptions = {
+    chunkSize: c?.chunkSize || undefined,
+    chunkOverlap: c?.chunkOverlap || undefined,
+    chunkMinSize: c?.chunkMinSize || undefined,
+    separators: c?.separators.length ? c.separators : undefined,
+    isSeparatorRegex: c?.isSeparatorRegex || undefined,
+    preset: (c?.preset || undefined) as SplitOptions["preset"],
+    disableChunking: c?.disableChunking || undefined,
+  };
+  try {
+    validateSplitOptions(o);
+  } catch (err) {
+    if (err instanceof IngestError)
+      throw invalidArgument(err.message, `chunking.${snake(err.param ?? "")}`.replace(/\.$/, ""), err.reason);
+    throw err;
+  }
+  return o;
+}
+
+const snake = (name: string) => name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+
+/** A parse failure is the caller's: a clear message and its reason (`content[2]` for a bad JSON item), nothing created. */
+export function ingestErrorToConnect(err: unknown): never {
+  if (err instanceof IngestError) throw invalidArgument(err.message, `content${err.param ?? ""}`, err.reason);
+  throw err;
 }

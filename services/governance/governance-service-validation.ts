@@ -1,8 +1,8 @@
 import { type Timestamp, timestampDate } from "@bufbuild/protobuf/wkt";
 import type { HandlerContext } from "@connectrpc/connect";
 import type { OwnerKind as OwnerKindMsg } from "../../gen/passerelle/governance/v1/resources_pb.js";
-import { kPrincipal, type Principal } from "../platform/context.js";
-import { invalidArgument, notFound, permissionDenied, unauthenticated } from "../platform/errors.js";
+import { type Principal, principalOf } from "../platform/context.js";
+import { invalidArgument, notFound, permissionDenied } from "../platform/errors.js";
 import { isUuid } from "../platform/paging.js";
 import type { Owner } from "./entities.js";
 import { ownerKindFromMsg } from "./governance-service-mappers.js";
@@ -11,11 +11,7 @@ import type { UsageFilter, UsageScope } from "./usage-store.js";
 
 /** Request checks of the GovernanceService: each failure names the request field at fault. */
 
-export function principalOf(ctx: HandlerContext): Principal {
-  const p = ctx.values.get(kPrincipal);
-  if (!p) throw unauthenticated("Missing API key.", "MISSING_API_KEY");
-  return p;
-}
+export { principalOf };
 
 /** The caller, who must hold the `admin` permission. */
 export function adminOf(ctx: HandlerContext): Principal {

@@ -1,6 +1,6 @@
 import type { HandlerContext } from "@connectrpc/connect";
-import { kPrincipal, type Principal } from "../platform/context.js";
-import { invalidArgument, permissionDenied, unauthenticated } from "../platform/errors.js";
+import { type Principal, principalOf } from "../platform/context.js";
+import { invalidArgument, permissionDenied } from "../platform/errors.js";
 import { isUuid } from "../platform/paging.js";
 
 /**
@@ -169,11 +169,7 @@ export function field<T>(param: string, check: () => T): T {
   }
 }
 
-export function principalOf(ctx: HandlerContext): Principal {
-  const p = ctx.values.get(kPrincipal);
-  if (!p) throw unauthenticated("Missing API key.", "MISSING_API_KEY");
-  return p;
-}
+export { principalOf };
 
 /** Administrators manage the registry; the `admin` permission is also what lets a role use every model. */
 export function isAdmin(p: Principal): boolean {

@@ -1,5 +1,6 @@
-import { createContextKey } from "@connectrpc/connect";
+import { createContextKey, type HandlerContext } from "@connectrpc/connect";
 import type { Logger } from "pino";
+import { unauthenticated } from "./errors.js";
 
 /** An API key's own rate limits (null = none of that kind, 0 = refused); the governance limiter's `Limits` shape. */
 export interface KeyLimits {
@@ -39,3 +40,10 @@ export const kLogger = createContextKey<Logger | undefined>(undefined, { descrip
  * (`search`, `documents`); absent = the RPC's own (`embeddings`, …). Only code in this process can set it.
  */
 export const kUsageEndpoint = createContextKey<string | undefined>(undefined, { description: "usage endpoint" });
+
+/** The caller of an authenticated RPC; Unauthenticated when absent (a handler reached without the auth interceptor). */
+export function principalOf(ctx: HandlerContext): Principal {
+  const p = ctx.values.get(kPrincipal);
+  if (!p) throw unauthenticated("Missing API key.", "MISSING_API_KEY");
+  return p;
+}

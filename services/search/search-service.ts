@@ -1,6 +1,6 @@
 import { create, type JsonValue, toJson } from "@bufbuild/protobuf";
 import { timestampFromDate, ValueSchema } from "@bufbuild/protobuf/wkt";
-import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import type { ServiceImpl } from "@connectrpc/connect";
 import { ChunkSchema } from "../../gen/passerelle/collections/v1/resources_pb.js";
 import {
   ComparisonOperator,
@@ -12,8 +12,8 @@ import {
   type SearchService,
 } from "../../gen/passerelle/search/v1/search_service_pb.js";
 import type { CollectionStore } from "../collections/collection-store.js";
-import { kPrincipal, type Principal } from "../platform/context.js";
-import { failedPrecondition, invalidArgument, notFound, unauthenticated, unavailable } from "../platform/errors.js";
+import { type Principal, principalOf } from "../platform/context.js";
+import { failedPrecondition, invalidArgument, notFound, unavailable } from "../platform/errors.js";
 import { isUuid } from "../platform/paging.js";
 import type { MetadataFilter, MetadataValue, SearchBackend, SearchMethodName, SearchQuery } from "./backend.js";
 
@@ -139,12 +139,6 @@ export function queryOf(req: SearchRequest): Omit<SearchQuery, "collections" | "
     semanticWeight: weight(req.semanticWeight, "semantic_weight"),
     lexicalWeight: weight(req.lexicalWeight, "lexical_weight"),
   };
-}
-
-function principalOf(ctx: HandlerContext): Principal {
-  const p = ctx.values.get(kPrincipal);
-  if (!p) throw unauthenticated("Missing API key.", "MISSING_API_KEY");
-  return p;
 }
 
 /** SearchService: retrieval over the collections the caller may read (theirs and the public ones). */

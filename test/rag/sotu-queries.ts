@@ -1,3 +1,4 @@
+// Over 400 lines on purpose: data, not code — 64 queries, each with the notes and probe that justify its judgment.
 /**
  * Judged queries over the State of the Union corpus (test/rag/sotu.ts), for recall@10 / MRR per search method.
  *
