@@ -48,6 +48,8 @@ export interface Outcome {
   servedBy?: ServedBy;
   /** Time to first token of a stream. */
   ttftMs?: number;
+  /** Seconds of audio transcribed (audio endpoints). */
+  audioSeconds?: number;
 }
 
 /** What the response shows of a settled request. */
