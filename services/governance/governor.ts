@@ -298,7 +298,7 @@ function journal(
     kgco2Max: carbon.kgCO2eq.max,
     latencyMs: Math.max(0, Math.round(ended - started)),
     ttftMs: outcome.ttftMs === undefined ? null : Math.round(outcome.ttftMs),
-    audioSeconds: null,
+    audioSeconds: outcome.audioSeconds ?? null,
   };
   try {
     deps.buffer.record(record);
