@@ -9,32 +9,31 @@ import { parseUpload } from "./parse.js";
 import { type SplitOptions, splitText } from "./split.js";
 import type { ParsedUpload, UploadInput } from "./types.js";
 
-export type ParseReply =
-  | ({ ok: true; threadId: number } & ParsedUpload)
-  | { ok: false; reason: IngestErrorReason; message: string; param?: string };
+/** An IngestError as it crosses the worker boundary. */
+export type FailedReply = { ok: false; reason: IngestErrorReason; message: string; param?: string };
 
-export default async function parseTask(task: UploadInput): Promise<ParseReply> {
+/** Runs `work`; an IngestError becomes a FailedReply, anything else is thrown. */
+async function replying<T extends { ok: true }>(work: () => Promise<T>): Promise<T | FailedReply> {
   try {
-    return { ok: true, threadId, ...(await parseUpload(task)) };
+    return await work();
   } catch (e) {
     if (!(e instanceof IngestError)) throw e;
     return { ok: false, reason: e.reason, message: e.message, ...(e.param !== undefined && { param: e.param }) };
   }
 }
 
-export type SplitReply =
-  | { ok: true; chunks: string[] }
-  | { ok: false; reason: IngestErrorReason; message: string; param?: string };
+export type ParseReply = ({ ok: true; threadId: number } & ParsedUpload) | FailedReply;
+
+export default function parseTask(task: UploadInput): Promise<ParseReply> {
+  return replying(async () => ({ ok: true as const, threadId, ...(await parseUpload(task)) }));
+}
+
+export type SplitReply = { ok: true; chunks: string[] } | FailedReply;
 
 /**
  * Splitting, also here: LangChain's splitter is synchronous string work (seconds on a book), and a caller's regular
  * expression separator may backtrack badly; in a worker, the pool's timeout can stop it.
  */
-export async function splitTask(task: { text: string; options: SplitOptions }): Promise<SplitReply> {
-  try {
-    return { ok: true, chunks: await splitText(task.text, task.options) };
-  } catch (e) {
-    if (!(e instanceof IngestError)) throw e;
-    return { ok: false, reason: e.reason, message: e.message, ...(e.param !== undefined && { param: e.param }) };
-  }
+export function splitTask(task: { text: string; options: SplitOptions }): Promise<SplitReply> {
+  return replying(async () => ({ ok: true as const, chunks: await splitText(task.text, task.options) }));
 }

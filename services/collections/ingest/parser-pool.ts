@@ -4,7 +4,7 @@ import { extname } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { Piscina } from "piscina";
 import { IngestError } from "./errors.js";
-import type { ParseReply, SplitReply } from "./parse-worker.js";
+import type { FailedReply, ParseReply, SplitReply } from "./parse-worker.js";
 import type { SplitOptions } from "./split.js";
 import type { ParsedUpload, UploadInput } from "./types.js";
 
@@ -50,50 +50,46 @@ export function createParserPool(opts: ParserPoolOptions = {}): ParserPool {
     ...(ext === ".ts" && { execArgv: tsxExecArgv() }),
   });
 
+  /**
+   * Runs one task under the timeout (the caller's signal also cancels it). A timeout becomes PARSE_TIMEOUT; a task
+   * that failed in the worker (`ok: false`) becomes the IngestError it described.
+   */
+  async function run<R extends { ok: true } | FailedReply>(
+    what: "Parsing" | "Splitting",
+    task: unknown,
+    options: { name?: string; transferList?: ArrayBuffer[]; signal?: AbortSignal },
+  ): Promise<Exclude<R, FailedReply>> {
+    const timeout = AbortSignal.timeout(timeoutMs);
+    const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
+    let reply: R;
+    try {
+      reply = await pool.run(task, { ...options, signal });
+    } catch (e) {
+      if (timeout.aborted && !options.signal?.aborted) {
+        throw new IngestError("PARSE_TIMEOUT", `${what} took longer than ${timeoutMs / 1000} s and was stopped.`, {
+          cause: e,
+        });
+      }
+      throw e;
+    }
+    if (!reply.ok) throw new IngestError(reply.reason, reply.message, { param: reply.param });
+    return reply as Exclude<R, FailedReply>;
+  }
+
   return {
     async parse(input, { signal } = {}) {
       // One copy, then a transfer (no second copy by structured clone); the caller's bytes stay usable.
       const bytes = input.bytes.slice();
-      const timeout = AbortSignal.timeout(timeoutMs);
       const task: UploadInput = { bytes };
       if (input.fileName !== undefined) task.fileName = input.fileName;
       if (input.declaredMime !== undefined) task.declaredMime = input.declaredMime;
-      let reply: ParseReply;
-      try {
-        reply = await pool.run(task, {
-          transferList: [bytes.buffer],
-          signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
-        });
-      } catch (e) {
-        if (timeout.aborted && !signal?.aborted) {
-          throw new IngestError("PARSE_TIMEOUT", `Parsing took longer than ${timeoutMs / 1000} s and was stopped.`, {
-            cause: e,
-          });
-        }
-        throw e;
-      }
-      if (!reply.ok) throw new IngestError(reply.reason, reply.message, { param: reply.param });
+      const reply = await run<ParseReply>("Parsing", task, { transferList: [bytes.buffer], signal });
       const { ok: _ok, threadId, ...parsed } = reply;
       servedBy.add(threadId);
       return parsed;
     },
     async split(text, options, { signal } = {}) {
-      const timeout = AbortSignal.timeout(timeoutMs);
-      let reply: SplitReply;
-      try {
-        reply = await pool.run(
-          { text, options },
-          { name: "splitTask", signal: signal ? AbortSignal.any([signal, timeout]) : timeout },
-        );
-      } catch (e) {
-        if (timeout.aborted && !signal?.aborted) {
-          throw new IngestError("PARSE_TIMEOUT", `Splitting took longer than ${timeoutMs / 1000} s and was stopped.`, {
-            cause: e,
-          });
-        }
-        throw e;
-      }
-      if (!reply.ok) throw new IngestError(reply.reason, reply.message, { param: reply.param });
+      const reply = await run<SplitReply>("Splitting", { text, options }, { name: "splitTask", signal });
       return reply.chunks;
     },
     stats: () => ({ completed: pool.completed, threadIds: [...servedBy] }),
