@@ -10,6 +10,7 @@ import { fromConnectError, type HttpError, openAIError, restParam } from "./open
 import { adminModelRoutes } from "./routes/admin-models.js";
 import { adminRoleRoutes } from "./routes/admin-roles.js";
 import { adminUserRoutes } from "./routes/admin-users.js";
+import { audioRoutes } from "./routes/audio.js";
 import { budgetRoutes } from "./routes/budgets.js";
 import { chatRoutes } from "./routes/chat.js";
 import { collectionRoutes } from "./routes/collections.js";
@@ -18,7 +19,9 @@ import { embeddingsRoutes } from "./routes/embeddings.js";
 import { keyRoutes } from "./routes/keys.js";
 import { meRoutes } from "./routes/me.js";
 import { modelRoutes } from "./routes/models.js";
+import { ocrRoutes } from "./routes/ocr.js";
 import { providerStateRoutes } from "./routes/provider-states.js";
+import { rerankRoutes } from "./routes/rerank.js";
 import { searchRoutes } from "./routes/search.js";
 import { usageRoutes } from "./routes/usage.js";
 import { createClients } from "./rpc.js";
@@ -164,12 +167,15 @@ export async function bridgePlugin(app: FastifyInstance, opts: BridgeOptions): P
   adminModelRoutes(app, clients);
   chatRoutes(app, clients);
   embeddingsRoutes(app, clients);
+  rerankRoutes(app, clients);
   providerStateRoutes(app, clients);
   usageRoutes(app, clients);
   budgetRoutes(app, clients);
   collectionRoutes(app, clients);
   await documentRoutes(app, clients, { maxFileBytes: opts.maxFileBytes ?? maxFileBytesFromEnv() });
   searchRoutes(app, clients);
+  ocrRoutes(app, clients, { maxFileBytes: opts.maxFileBytes ?? maxFileBytesFromEnv() });
+  await audioRoutes(app, clients, { maxFileBytes: opts.maxFileBytes ?? maxFileBytesFromEnv() });
 }
 
 /** Every error a route can raise, in OpenAI's shape. */

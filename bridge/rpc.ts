@@ -3,22 +3,28 @@ import type { CallOptions, Client, Transport } from "@connectrpc/connect";
 import { createClient } from "@connectrpc/connect";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { AccountService } from "../gen/passerelle/accounts/v1/account_service_pb.js";
+import { AudioService } from "../gen/passerelle/audio/v1/audio_service_pb.js";
 import { CollectionService } from "../gen/passerelle/collections/v1/collection_service_pb.js";
 import { EmbeddingsService } from "../gen/passerelle/embeddings/v1/embeddings_service_pb.js";
 import { GovernanceService } from "../gen/passerelle/governance/v1/governance_service_pb.js";
 import { InferenceService } from "../gen/passerelle/inference/v1/inference_service_pb.js";
 import { ModelService } from "../gen/passerelle/models/v1/model_service_pb.js";
+import { OcrService } from "../gen/passerelle/ocr/v1/ocr_service_pb.js";
+import { RerankService } from "../gen/passerelle/rerank/v1/rerank_service_pb.js";
 import { SearchService } from "../gen/passerelle/search/v1/search_service_pb.js";
 import { rateLimitHeadersOf } from "./openai/errors.js";
 
 /** The RPC clients the REST routes translate to; built once over one Transport. */
 export interface Clients {
   accounts: Client<typeof AccountService>;
+  audio: Client<typeof AudioService>;
   collections: Client<typeof CollectionService>;
   embeddings: Client<typeof EmbeddingsService>;
   governance: Client<typeof GovernanceService>;
   inference: Client<typeof InferenceService>;
   models: Client<typeof ModelService>;
+  ocr: Client<typeof OcrService>;
+  rerank: Client<typeof RerankService>;
   search: Client<typeof SearchService>;
   /** Server streams read straight from the transport (see `serverStream`). */
   streams: {
@@ -78,11 +84,14 @@ function once<T>(value: T): AsyncIterable<T> {
 export function createClients(transport: Transport): Clients {
   return {
     accounts: createClient(AccountService, transport),
+    audio: createClient(AudioService, transport),
     collections: createClient(CollectionService, transport),
     embeddings: createClient(EmbeddingsService, transport),
     governance: createClient(GovernanceService, transport),
     inference: createClient(InferenceService, transport),
     models: createClient(ModelService, transport),
+    ocr: createClient(OcrService, transport),
+    rerank: createClient(RerankService, transport),
     search: createClient(SearchService, transport),
     streams: { chat: serverStream(transport, InferenceService.method.streamChatCompletion) },
   };

@@ -53,6 +53,24 @@ export interface CoreConfig {
     /** Upstream calls of one request run at once at most (PASSERELLE_EMBEDDINGS_CONCURRENCY). */
     readonly concurrency: number;
   };
+  /** Text recognition (services/ocr). */
+  readonly ocr: {
+    /** Pages one request may transcribe at most (PASSERELLE_OCR_MAX_PAGES, default 100); more → 400. */
+    readonly maxPages: number;
+    /** Pages of one request transcribed at once (PASSERELLE_OCR_CONCURRENCY, default 4). */
+    readonly concurrency: number;
+    /** Resolution PDF pages are rendered at (PASSERELLE_OCR_DPI, default 150). */
+    readonly dpi: number;
+    /** Worker threads rendering PDF pages off the event loop (PASSERELLE_OCR_RENDER_THREADS, default 2). */
+    readonly renderThreads: number;
+    /** Prompt tokens reserved per page image before the upstream counts them (PASSERELLE_OCR_IMAGE_TOKENS). */
+    readonly imageTokensPerPage: number;
+    /**
+     * URL prefixes (`https://host/path/`) the gateway may fetch documents from (PASSERELLE_OCR_URL_ALLOWLIST,
+     * comma-separated); empty = http(s) URLs are refused and only `data:` URLs and bytes are read.
+     */
+    readonly urlAllowlist: readonly string[];
+  };
   /** Collections, ingestion and search (services/collections, services/search). */
   readonly rag: {
     /**
@@ -181,6 +199,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
       maxBatch: int("PASSERELLE_EMBEDDINGS_MAX_BATCH", 64, 1, 100_000),
       concurrency: int("PASSERELLE_EMBEDDINGS_CONCURRENCY", 4, 1, 256),
     },
+    ocr: {
+      maxPages: int("PASSERELLE_OCR_MAX_PAGES", 100, 1, 10_000),
+      concurrency: int("PASSERELLE_OCR_CONCURRENCY", 4, 1, 256),
+      dpi: int("PASSERELLE_OCR_DPI", 150, 36, 600),
+      renderThreads: int("PASSERELLE_OCR_RENDER_THREADS", 2, 1, 64),
+      imageTokensPerPage: int("PASSERELLE_OCR_IMAGE_TOKENS", 2048, 0, 1_000_000),
+      urlAllowlist: (str("PASSERELLE_OCR_URL_ALLOWLIST") ?? "")
+        .split(",")
+        .map((s) => s.trim())
+        .filter(Boolean),
+    },
     rag: {
       embeddingsModel: str("PASSERELLE_RAG_EMBEDDINGS_MODEL"),
       maxFileBytes: int("PASSERELLE_RAG_MAX_FILE_BYTES", 20 * 1024 * 1024, 1, 1024 * 1024 * 1024),
@@ -218,6 +247,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   const template = config.rag.promptTemplate;
   if (template !== undefined && !(template.includes("{prompt}") && template.includes("{chunks}"))) {
     throw new ConfigError("PASSERELLE_RAG_PROMPT_TEMPLATE must contain {prompt} and {chunks}");
+  }
+  for (const prefix of config.ocr.urlAllowlist) {
+    if (!/^https?:\/\/[^/?#]+/i.test(prefix) || !URL.canParse(prefix)) {
+      throw new ConfigError(`PASSERELLE_OCR_URL_ALLOWLIST entries must be http(s) URL prefixes, got "${prefix}"`);
+    }
   }
   if (config.workers > 1 && !(config.databaseUrl && config.redisUrl)) {
     throw new ConfigError(

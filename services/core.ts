@@ -3,11 +3,14 @@ import "./platform/db/orm-context.js";
 import type { ConnectRouter, ConnectRouterOptions } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import { AccountService } from "../gen/passerelle/accounts/v1/account_service_pb.js";
+import { AudioService } from "../gen/passerelle/audio/v1/audio_service_pb.js";
 import { CollectionService } from "../gen/passerelle/collections/v1/collection_service_pb.js";
 import { EmbeddingsService } from "../gen/passerelle/embeddings/v1/embeddings_service_pb.js";
 import { GovernanceService } from "../gen/passerelle/governance/v1/governance_service_pb.js";
 import { InferenceService } from "../gen/passerelle/inference/v1/inference_service_pb.js";
 import { ModelService } from "../gen/passerelle/models/v1/model_service_pb.js";
+import { OcrService } from "../gen/passerelle/ocr/v1/ocr_service_pb.js";
+import { RerankService } from "../gen/passerelle/rerank/v1/rerank_service_pb.js";
 import { SearchService } from "../gen/passerelle/search/v1/search_service_pb.js";
 import {
   accountEntities,
@@ -17,6 +20,7 @@ import {
   createAccountStore,
   createAuthenticator,
 } from "./accounts/index.js";
+import { setupAudio } from "./audio/index.js";
 import { setupCollections } from "./collections/index.js";
 import type { CoreConfig } from "./config.js";
 import { setupEmbeddings } from "./embeddings/index.js";
@@ -26,12 +30,14 @@ import { type Governance, governanceEntities, setupGovernance } from "./governan
 import { createLimitsView } from "./governance/limiter/index.js";
 import { setupInference } from "./inference/index.js";
 import { createModelStore, loadModelsFile, type ModelRegistry, modelEntities, setupModels } from "./models/index.js";
+import { setupOcr } from "./ocr/index.js";
 import type { Principal } from "./platform/context.js";
 import { type Database, openDatabase } from "./platform/db/database.js";
 import { bindService, createInProcessTransport, type ServiceBinding } from "./platform/in-process-transport.js";
 import { createAuthInterceptor, createRequestContextInterceptor } from "./platform/interceptors.js";
 import { createKv, type KvStore } from "./platform/kv/index.js";
 import { createMetrics, type Metrics } from "./platform/metrics.js";
+import { setupRerank } from "./rerank/index.js";
 import { createSearchBackend } from "./search/index.js";
 
 /** The services and what they stand on, independent of how they are served. */
@@ -156,6 +162,20 @@ export async function createCore(config: CoreConfig, logger: Logger): Promise<Co
   });
   metrics.setProviderSnapshot(() => inference.router.snapshot());
   const embeddings = setupEmbeddings({ shared: inference, upstream: config.inference, settings: config.embeddings });
+  const rerank = setupRerank({ shared: inference, upstream: config.inference });
+  const audio = setupAudio({
+    shared: inference,
+    upstream: config.inference,
+    maxFileBytes: config.rag.maxFileBytes,
+    defaultMaxTokens: config.governance.defaultMaxTokens,
+  });
+  const ocr = setupOcr({
+    shared: inference,
+    upstream: config.inference,
+    settings: config.ocr,
+    maxFileBytes: config.rag.maxFileBytes,
+    defaultMaxTokens: config.governance.defaultMaxTokens,
+  });
   const routerOptions: ConnectRouterOptions = {
     interceptors: [
       createRequestContextInterceptor(logger),
@@ -165,8 +185,9 @@ export async function createCore(config: CoreConfig, logger: Logger): Promise<Co
         expiredUserMethods: EXPIRED_USER_METHODS,
       }),
     ],
-    // A document upload (CreateDocument) carries the whole file: room for the largest one plus its fields.
-    readMaxBytes: Math.max(config.bodyLimitBytes, config.rag.maxFileBytes + 1024 * 1024),
+    // A document upload (CreateDocument) or an OCR request carries the whole file: room for the largest one plus
+    // its fields, base64-encoded (Connect JSON bytes, or an OCR data: URL from a remote bridge).
+    readMaxBytes: Math.max(config.bodyLimitBytes, Math.ceil(config.rag.maxFileBytes / 3) * 4 + 1024 * 1024),
     // JSON requests are read strictly, as the REST bodies are: Connect ignores unknown fields by default, which
     // also drops unknown enum names (a role created without the permission asked for); and bad UTF-8 would be
     // stored as U+FFFD. Both are InvalidArgument instead. (The binary format already rejects bad UTF-8.)
@@ -179,6 +200,9 @@ export async function createCore(config: CoreConfig, logger: Logger): Promise<Co
     bindService(ModelService, models.service),
     bindService(InferenceService, inference.service),
     bindService(EmbeddingsService, embeddings.service),
+    bindService(RerankService, rerank.service),
+    bindService(AudioService, audio.service),
+    bindService(OcrService, ocr.service),
     bindService(
       GovernanceService,
       createGovernanceService({
@@ -222,6 +246,7 @@ export async function createCore(config: CoreConfig, logger: Logger): Promise<Co
       await models.close();
       // Running ingestions finish (or fail) while the embeddings path is still up.
       await collections.close();
+      await ocr.close();
       await inference.close();
       // After the listeners drained (server.ts): every finished request is journaled; flush before the database goes.
       await governance.close();

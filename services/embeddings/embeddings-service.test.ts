@@ -108,6 +108,7 @@ function fakeUpstream(opts: { fail?: (call: Call, n: number) => UpstreamError | 
       }
     },
     getJson: () => Promise.reject(new Error("unused")),
+    postForm: () => Promise.reject(new Error("unused")),
     postStream: () => {
       throw new Error("unused");
     },

@@ -18,6 +18,7 @@ import {
   upstreamTarget,
   withFailover,
 } from "../inference/index.js";
+import { runBounded } from "../platform/bounded.js";
 import { kPrincipal, kRequestId, kUsageEndpoint } from "../platform/context.js";
 import { invalidArgument, unauthenticated } from "../platform/errors.js";
 import {
@@ -54,40 +55,6 @@ const EMBEDDINGS_TYPE = "text-embeddings-inference";
 function split(inputs: EmbeddingInputs, size: number): EmbeddingInputs[] {
   const out: EmbeddingInputs[] = [];
   for (let i = 0; i < inputs.length; i += size) out.push(inputs.slice(i, i + size) as EmbeddingInputs);
-  return out;
-}
-
-/**
- * Runs `task(0…count-1)` at most `limit` at a time. The first failure aborts the others (their upstream requests
- * are cancelled) and is thrown once every task has settled, so that no lease outlives the call.
- */
-async function runBounded<T>(
-  count: number,
-  limit: number,
-  parent: AbortSignal,
-  task: (i: number, signal: AbortSignal) => Promise<T>,
-): Promise<T[]> {
-  if (count === 1) return [await task(0, parent)];
-  const stop = new AbortController();
-  const signal = AbortSignal.any([parent, stop.signal]);
-  const out = new Array<T>(count);
-  let next = 0;
-  let failure: { err: unknown } | undefined;
-  const worker = async () => {
-    while (!failure && next < count) {
-      const i = next++;
-      try {
-        out[i] = await task(i, signal);
-      } catch (err) {
-        if (!failure) {
-          failure = { err };
-          stop.abort();
-        }
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, count) }, worker));
-  if (failure) throw failure.err;
   return out;
 }
 
@@ -159,14 +126,23 @@ export function createEmbeddingsService(deps: EmbeddingsDeps): ServiceImpl<typeo
       const batches = split(inputs, Math.max(1, deps.maxBatch));
       let provider: ProviderRoute | undefined;
       let results: { vectors: number[][]; usage: BatchUsage }[];
+      // Batches embedded before another one failed were spent upstream: a failed request is billed for them.
+      let spent = 0;
       try {
-        results = await runBounded(batches.length, Math.max(1, deps.concurrency), ctx.signal, (i, signal) =>
-          embedBatch(model, req, batches[i] as EmbeddingInputs, signal, (p) => {
-            provider ??= p;
-          }),
+        results = await runBounded(
+          batches.length,
+          Math.max(1, deps.concurrency),
+          ctx.signal,
+          (i, signal) =>
+            embedBatch(model, req, batches[i] as EmbeddingInputs, signal, (p) => {
+              provider ??= p;
+            }),
+          (r) => {
+            spent += r.usage.promptTokens;
+          },
         );
       } catch (err) {
-        admission.finish({ ...statusOf(err), promptTokens: 0, completionTokens: 0, servedBy: servedBy(provider) });
+        admission.finish({ ...statusOf(err), promptTokens: spent, completionTokens: 0, servedBy: servedBy(provider) });
         throw err;
       }
       const data: { index: number; embedding: number[] }[] = [];

@@ -29,6 +29,7 @@ function chatModel(m: ResolvedModel): ChatModel {
       providers: m.providers.map(
         (p): ProviderRoute => ({
           id: p.id,
+          type: p.type,
           baseUrl: p.url,
           apiKey: p.key ?? undefined,
           upstreamModel: p.upstreamModel,

@@ -3,6 +3,8 @@ import { unavailable } from "../platform/errors.js";
 /** One upstream that serves a model, as the router sees it. */
 export interface ProviderRoute {
   id: string;
+  /** The provider's API dialect (`vllm`, `tei`, `openai`): rerank speaks TEI's own to TEI. */
+  type?: string;
   baseUrl: string;
   apiKey?: string;
   upstreamModel: string;

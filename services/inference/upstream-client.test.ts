@@ -1,6 +1,7 @@
 import { once } from "node:events";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
+import { FormData } from "undici";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { createUpstreamClient, UpstreamError, type UpstreamTarget } from "./upstream-client.js";
 
@@ -89,6 +90,36 @@ describe("upstream client", () => {
       expect(f.failure).toMatchObject({ kind: "http", status, message: `status ${status}`, retryAfterSeconds: 7 });
       expect(f.retryable).toBe(true);
     }
+  });
+
+  it("posts a multipart form (undici sets its content type) with the provider key, and maps failures as postJson", async () => {
+    stub.set(async (req, res) => {
+      const chunks: Buffer[] = [];
+      for await (const c of req) chunks.push(c as Buffer);
+      const type = req.headers["content-type"] ?? "";
+      const form = await new Response(Buffer.concat(chunks), { headers: { "content-type": type } }).formData();
+      const file = form.get("file") as File;
+      res.end(JSON.stringify({ type, model: form.get("model"), name: file.name, size: file.size }));
+    });
+    const form = new FormData();
+    form.append("model", "whisper");
+    form.append("file", new Blob([new Uint8Array(1000)]), "a.wav");
+    const res = await client.postForm(target, "/v1/audio/transcriptions", form);
+    expect(res.body).toEqual({
+      type: expect.stringMatching(/^multipart\/form-data; boundary=/),
+      model: "whisper",
+      name: "a.wav",
+      size: 1000,
+    });
+    expect(stub.state.lastAuth).toBe("Bearer sk-upstream");
+
+    stub.set((_req, res) => {
+      res.writeHead(503, { "retry-after": "3" });
+      res.end(JSON.stringify({ error: { message: "loading" } }));
+    });
+    const f = (await client.postForm(target, "/x", new FormData()).catch((err: unknown) => err)) as UpstreamError;
+    expect(f.failure).toMatchObject({ kind: "http", status: 503, message: "loading", retryAfterSeconds: 3 });
+    expect(f.retryable).toBe(true);
   });
 
   it("reports an unreachable upstream as a retryable connect failure", async () => {

@@ -1,4 +1,4 @@
-import { Pool, errors as undiciErrors } from "undici";
+import { type FormData, Pool, errors as undiciErrors } from "undici";
 import { openSseStream, ProtocolEnd } from "./sse-stream.js";
 
 /** Where and how to reach one provider's OpenAI-compatible HTTP API. */
@@ -59,6 +59,11 @@ export interface JsonResponse {
 export interface UpstreamClient {
   /** POST a JSON body, read a JSON answer. Non-2xx answers throw an `http` failure carrying the upstream message. */
   postJson(target: UpstreamTarget, path: string, body: unknown, signal?: AbortSignal): Promise<JsonResponse>;
+  /**
+   * POST a multipart/form-data body (file uploads: audio transcription), read a JSON answer; as `postJson` otherwise
+   * (timeouts, failures). The form must be undici's own `FormData` (Node's global one is another copy of undici).
+   */
+  postForm(target: UpstreamTarget, path: string, form: FormData, signal?: AbortSignal): Promise<JsonResponse>;
   /** GET a JSON document (registry probes, health). */
   getJson(target: UpstreamTarget, path: string, signal?: AbortSignal): Promise<JsonResponse>;
   /**
@@ -94,11 +99,10 @@ export function createUpstreamClient(opts: { connectionsPerOrigin?: number } = {
     return p;
   }
 
-  function headers(target: UpstreamTarget, json: boolean): Record<string, string> {
-    const h: Record<string, string> = {
-      accept: json ? "application/json" : "text/event-stream",
-      "content-type": "application/json",
-    };
+  function headers(target: UpstreamTarget, json: boolean, form = false): Record<string, string> {
+    const h: Record<string, string> = { accept: json ? "application/json" : "text/event-stream" };
+    // A form's content type (with its boundary) is set by undici from the body.
+    if (!form) h["content-type"] = "application/json";
     if (target.apiKey) h.authorization = `Bearer ${target.apiKey}`;
     return h;
   }
@@ -181,14 +185,15 @@ export function createUpstreamClient(opts: { connectionsPerOrigin?: number } = {
     path: string,
     body: unknown,
     signal?: AbortSignal,
+    form?: FormData,
   ): Promise<JsonResponse> {
     const d = deadline(target.timeouts.totalMs, signal);
     try {
       const res = await pool(target).request({
         method,
         path: pathOf(target, path),
-        headers: headers(target, true),
-        body: method === "POST" ? JSON.stringify(body) : undefined,
+        headers: headers(target, true, form !== undefined),
+        body: form ?? (method === "POST" ? JSON.stringify(body) : undefined),
         signal: d.signal,
         headersTimeout: target.timeouts.headersMs,
         bodyTimeout: target.timeouts.idleMs,
@@ -211,6 +216,7 @@ export function createUpstreamClient(opts: { connectionsPerOrigin?: number } = {
 
   return {
     postJson: (target, path, body, signal) => json(target, "POST", path, body, signal),
+    postForm: (target, path, form, signal) => json(target, "POST", path, undefined, signal, form),
     getJson: (target, path, signal) => json(target, "GET", path, undefined, signal),
 
     postStream(target, path, body, signal) {

@@ -2,6 +2,8 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ErrorInfoSchema } from "../../gen/passerelle/errors/v1/error_info_pb.js";
 import { deadUrl, type FakeUpstream, startFakeUpstream } from "../../test/support/fake-upstreams.js";
+import { startSimulator } from "../../test/upstream/simulator.js";
+import { DEFAULT_MODELS } from "../../test/upstream/types.js";
 import { createHttpProbe, type ProbeTarget } from "./probe.js";
 
 async function refusal(p: Promise<unknown>, reason: string): Promise<string> {
@@ -90,6 +92,23 @@ describe("HTTP probe of an upstream", () => {
     expect(await refusal(probe(t("BAAI/bge-large")), "PROVIDER_MODEL_NOT_SERVED")).toContain(
       "serves 'BAAI/bge-m3', not 'BAAI/bge-large'",
     );
+  });
+
+  it("accepts the simulator's reranker on TEI and vLLM as text-classification, refuses a TEI embedder", async () => {
+    const rerank = { id: "sim-rerank", maxModelLen: 512, kind: "rerank" as const };
+    const sim = await startSimulator({ models: [...DEFAULT_MODELS, rerank] });
+    const embedder = await startSimulator();
+    try {
+      const t = (type: "tei" | "vllm", url: string, upstreamModel: string) =>
+        target({ type, url, upstreamModel, modelType: "text-classification" });
+      expect(await probe(t("tei", sim.url, "sim-rerank"))).toEqual({ maxContextLength: 512, vectorSize: null });
+      expect(await probe(t("vllm", sim.url, "sim-rerank"))).toEqual({ maxContextLength: 512, vectorSize: null });
+      expect(await refusal(probe(t("tei", embedder.url, "sim-embed")), "PROVIDER_MODEL_NOT_SERVED")).toContain(
+        "runs a model of type 'embedding', not a reranker",
+      );
+    } finally {
+      await Promise.all([sim.close(), embedder.close()]);
+    }
   });
 
   it("reports an unreachable upstream, a slow one and a failing one", async () => {

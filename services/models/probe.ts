@@ -97,6 +97,14 @@ export function createHttpProbe(opts: { timeoutMs?: number } = {}): Probe {
         "PROVIDER_MODEL_NOT_SERVED",
       );
     }
+    // TEI answers /rerank only for a cross-encoder: refuse one that says it runs something else (an embedder).
+    const kind = isObject(info.model_type) ? Object.keys(info.model_type) : [];
+    if (target.modelType === "text-classification" && kind.length > 0 && !kind.includes("reranker")) {
+      throw refused(
+        `The upstream at ${target.url} runs a model of type '${kind.join("/")}', not a reranker.`,
+        "PROVIDER_MODEL_NOT_SERVED",
+      );
+    }
     return positiveInt(info.max_input_length);
   }
 

@@ -3,6 +3,7 @@ import { type RequestContext, sleep, waitForever, writeChunk } from "./context.j
 import { type ChoicePlan, planChoices, planText } from "./generation.js";
 import { sendJson, vllmErrorBody } from "./http.js";
 import { randomId } from "./text.js";
+import { visionPlans } from "./vision.js";
 
 /**
  * `POST /v1/chat/completions` as vLLM answers it. Streams: headers at once (vLLM returns its StreamingResponse
@@ -13,7 +14,8 @@ import { randomId } from "./text.js";
 export async function handleChat(ctx: RequestContext, body: unknown): Promise<void> {
   const req = parseChatRequest(body, ctx.opts);
   ctx.setModel(req.model.id);
-  const plans = planChoices(req.generation);
+  // Data-URL images in the last user message: an answer read from them (vision.ts); otherwise generated text.
+  const plans = visionPlans(body, req.generation) ?? planChoices(req.generation);
   const completionTokens = plans.reduce((s, c) => s + c.completionTokens, 0);
   const base = {
     id: `chatcmpl-${randomId()}`,

@@ -99,17 +99,22 @@ export async function writeChunk(res: ServerResponse, text: string, cancel: Canc
 
 /** vLLM's `_check_model`: 404 with `param: "model"` for a model it does not serve; none given means
  * the first that serves this API. */
-export function findModel(opts: SimulatorOptions, model: unknown, kind: "chat" | "embeddings"): SimulatedModel {
+export function findModel(
+  opts: SimulatorOptions,
+  model: unknown,
+  kind: "chat" | "embeddings" | "transcription",
+): SimulatedModel {
   if (model !== undefined && model !== null && typeof model !== "string") {
     throw new SimulatorHttpError(400, "model: Input should be a valid string", "model", "Bad Request");
   }
-  const serves = (m: SimulatedModel) => m.kind === kind || m.kind === "both";
+  const serves = (m: SimulatedModel) => m.kind === kind || (m.kind === "both" && kind !== "transcription");
   const found = typeof model === "string" ? opts.models.find((m) => m.id === model) : opts.models.find(serves);
   if (!found) {
     throw new SimulatorHttpError(404, `The model \`${String(model)}\` does not exist.`, "model", "NotFoundError");
   }
   if (!serves(found)) {
-    const api = kind === "chat" ? "Chat Completions API" : "Embeddings API";
+    const apis = { chat: "Chat Completions API", embeddings: "Embeddings API", transcription: "Transcriptions API" };
+    const api = apis[kind];
     throw new SimulatorHttpError(400, `The model does not support ${api}`, null, "BadRequestError");
   }
   return found;

@@ -1,11 +1,13 @@
 import { EventEmitter } from "node:events";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { handleTranscription, readFormBody } from "./audio.js";
 import { handleChat } from "./chat.js";
 import { Cancellation, type RequestContext } from "./context.js";
 import { handleEmbeddings } from "./embeddings.js";
 import { readJsonBody, SimulatorHttpError, sendJson, vllmErrorBody } from "./http.js";
 import { emptyModelMetrics, type ModelMetrics, renderMetrics } from "./metrics.js";
+import { handleTeiRerank, handleVllmRerank, teiInfo } from "./rerank.js";
 import { randomId } from "./text.js";
 import {
   defaultOptions,
@@ -55,6 +57,11 @@ const ROUTES: Record<string, "GET" | "POST"> = {
   "/v1/models": "GET",
   "/v1/chat/completions": "POST",
   "/v1/embeddings": "POST",
+  // Rerank: vLLM's Cohere-shaped route, and TEI's own route and model info.
+  "/v2/rerank": "POST",
+  "/rerank": "POST",
+  "/info": "GET",
+  "/v1/audio/transcriptions": "POST",
 };
 
 /** vLLM's `--api-key` check: `Authorization: Bearer <key>` (scheme case-insensitive). */
@@ -145,6 +152,7 @@ export async function startSimulator(initial: Partial<SimulatorOptions> = {}): P
     requestId: string,
     o: SimulatorOptions,
     handler: (ctx: RequestContext, body: unknown) => Promise<void>,
+    readBody: (req: IncomingMessage) => Promise<unknown> = readJsonBody,
   ): Promise<void> {
     const cancel = new Cancellation();
     active.add(cancel);
@@ -183,7 +191,7 @@ export async function startSimulator(initial: Partial<SimulatorOptions> = {}): P
       },
     };
     try {
-      const body = await readJsonBody(req);
+      const body = await readBody(req);
       stats.lastRequest[path] = body;
       stats.lastHeaders[path] = req.headers;
       const named = (body as { model?: unknown } | null)?.model;
@@ -279,6 +287,16 @@ export async function startSimulator(initial: Partial<SimulatorOptions> = {}): P
         return sendJson(res, 200, models(o));
       case "/v1/chat/completions":
         return generation(req, res, path, requestId, o, handleChat);
+      case "/v2/rerank":
+        return generation(req, res, path, requestId, o, handleVllmRerank);
+      case "/rerank":
+        return generation(req, res, path, requestId, o, handleTeiRerank);
+      case "/info": {
+        const info = teiInfo(o);
+        return info ? sendJson(res, 200, info) : sendJson(res, 404, { detail: "Not Found" });
+      }
+      case "/v1/audio/transcriptions":
+        return generation(req, res, path, requestId, o, handleTranscription, readFormBody);
       default:
         return generation(req, res, path, requestId, o, handleEmbeddings);
     }

@@ -1,7 +1,11 @@
 import type { IncomingHttpHeaders } from "node:http";
 
-/** What a simulated model serves: vLLM runs one model per server, the simulator may serve several. */
-export type ModelKind = "chat" | "embeddings" | "both";
+/**
+ * What a simulated model serves: vLLM runs one model per server, the simulator may serve several. `both` is chat and
+ * embeddings; `transcription` a Whisper-like speech-to-text model (`/v1/audio/transcriptions`); `rerank` a
+ * cross-encoder (vLLM's `/v2/rerank`, TEI's `/rerank` and `/info`).
+ */
+export type ModelKind = "chat" | "embeddings" | "both" | "transcription" | "rerank";
 
 export interface SimulatedModel {
   /** The served model name (what `model` must be in requests, and what `/v1/models` lists). */
@@ -13,6 +17,8 @@ export interface SimulatedModel {
   dimensions?: number;
   /** `root` in `/v1/models` (the model path vLLM loaded); the id when absent. */
   root?: string;
+  /** Transcription models: false refuses `verbose_json` as vLLM does for models without segment timestamps. */
+  segmentTimestamps?: boolean;
 }
 
 /**

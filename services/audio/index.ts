@@ -1,0 +1,32 @@
+import type { CoreConfig } from "../config.js";
+import type { Governor } from "../governance/index.js";
+import type { ModelResolver, ProviderRouter, UpstreamClient } from "../inference/index.js";
+import { createAudioService } from "./audio-service.js";
+
+export { type AudioDeps, createAudioService } from "./audio-service.js";
+
+/**
+ * The audio domain over the inference domain's upstream pools, provider router and model resolver (shared, so that
+ * a provider serving several domains has one connection pool, one concurrency limit and one health state).
+ */
+export function setupAudio(deps: {
+  shared: { models: ModelResolver; upstream: UpstreamClient; router: ProviderRouter; governor: Governor };
+  upstream: CoreConfig["inference"];
+  /** The platform's upload limit (rag.maxFileBytes). */
+  maxFileBytes: number;
+  /** Completion tokens reserved when the transcript's length is not known yet (governance.defaultMaxTokens). */
+  defaultMaxTokens: number;
+}) {
+  const service = createAudioService({
+    models: deps.shared.models,
+    upstream: deps.shared.upstream,
+    router: deps.shared.router,
+    governor: deps.shared.governor,
+    maxAttempts: deps.upstream.maxAttempts,
+    connectTimeoutMs: deps.upstream.connectTimeoutMs,
+    idleTimeoutMs: deps.upstream.idleTimeoutMs,
+    maxFileBytes: deps.maxFileBytes,
+    defaultMaxTokens: deps.defaultMaxTokens,
+  });
+  return { service };
+}

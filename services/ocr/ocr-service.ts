@@ -1,0 +1,260 @@
+import { randomUUID } from "node:crypto";
+import { create, type JsonObject } from "@bufbuild/protobuf";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import {
+  type OcrService,
+  type ProcessDocumentRequest,
+  ProcessDocumentResponseSchema,
+} from "../../gen/passerelle/ocr/v1/ocr_service_pb.js";
+import { type Governor, statusOf } from "../governance/index.js";
+import {
+  type ChatModel,
+  type ModelResolver,
+  type ProviderRoute,
+  type ProviderRouter,
+  servedBy,
+  toConnectError,
+  type UpstreamClient,
+  UpstreamError,
+  upstreamTarget,
+  withFailover,
+} from "../inference/index.js";
+import { runBounded } from "../platform/bounded.js";
+import { kPrincipal, kRequestId, kUsageEndpoint } from "../platform/context.js";
+import { invalidArgument, unauthenticated } from "../platform/errors.js";
+import { countTokens } from "../platform/tokenizer.js";
+import { detectKind } from "./detect.js";
+import { type LoadedDocument, loadUrl } from "./document-source.js";
+import { ocrError } from "./errors.js";
+import { imageHeaderSize } from "./image-header.js";
+import { type RenderPool, shareBytes } from "./render-pool.js";
+import { DEFAULT_OCR_PROMPT, maxTokensPerPage, type PageAnswer, pageChatBody, pageFromJson } from "./upstream-json.js";
+
+export interface OcrDeps {
+  /** Model resolution, upstream pools and provider router: the inference domain's, shared. */
+  models: ModelResolver;
+  upstream: UpstreamClient;
+  router: ProviderRouter;
+  /** Limits, budgets and the usage ledger. */
+  governor: Governor;
+  /** PDF rendering and image decoding off the event loop. */
+  render: RenderPool;
+  maxAttempts: number;
+  connectTimeoutMs: number;
+  idleTimeoutMs: number;
+  /** Largest decoded document (the platform's upload limit). */
+  maxFileBytes: number;
+  /** Pages per request at most. */
+  maxPages: number;
+  /** Pages of one request in flight at once. */
+  concurrency: number;
+  /** Prompt tokens reserved per page image (the upstream's count is billed). */
+  imageTokensPerPage: number;
+  /** Completion tokens reserved per page when the client sets no max_tokens. */
+  defaultMaxTokens: number;
+  /** URL prefixes the gateway may fetch documents from. */
+  urlAllowlist: readonly string[];
+  fetch?: typeof fetch;
+}
+
+const OCR_TYPE = "image-text-to-text";
+
+/** A page to transcribe: its index in the document, and how to get its image. */
+interface PageJob {
+  index: number;
+  image(signal: AbortSignal): Promise<{ url: string; width: number; height: number; dpi: number }>;
+}
+
+interface PageResult extends PageAnswer {
+  index: number;
+  width: number;
+  height: number;
+  dpi: number;
+}
+
+/** The selected pages, sorted and without duplicates; all of them when none is named. */
+function selectPages(requested: readonly number[], pageCount: number, maxPages: number): number[] {
+  const pages = requested.length ? [...new Set(requested)].sort((a, b) => a - b) : [...Array(pageCount).keys()];
+  const outside = pages.find((p) => p >= pageCount);
+  if (outside !== undefined) {
+    throw ocrError(
+      "PAGE_OUT_OF_RANGE",
+      `Page ${outside} does not exist: the document has ${pageCount} page${pageCount === 1 ? "" : "s"} (numbered from 0).`,
+      "pages",
+    );
+  }
+  if (pages.length > maxPages) {
+    throw ocrError(
+      "TOO_MANY_PAGES",
+      `This request would transcribe ${pages.length} pages; at most ${maxPages} are accepted per request ` +
+        "(select fewer with 'pages').",
+      "pages",
+    );
+  }
+  return pages;
+}
+
+/** OcrService: documents to Markdown through an `image-text-to-text` model, one chat completion per page. */
+export function createOcrService(deps: OcrDeps): ServiceImpl<typeof OcrService> {
+  // The answer comes whole: the first-token bound is the provider's total timeout.
+  const target = (p: ProviderRoute) => upstreamTarget(p, { ...deps, firstTokenTimeoutMs: Number.MAX_SAFE_INTEGER });
+
+  async function load(req: ProcessDocumentRequest, signal: AbortSignal): Promise<LoadedDocument & { param: string }> {
+    const opts = { maxBytes: deps.maxFileBytes, allowlist: deps.urlAllowlist, fetch: deps.fetch };
+    const d = req.document;
+    switch (d.case) {
+      case "documentUrl":
+        return { ...(await loadUrl(d.value, opts, "document_url", signal)), param: "document_url" };
+      case "imageUrl":
+        return { ...(await loadUrl(d.value, opts, "image_url", signal)), param: "image_url" };
+      case "content": {
+        const size = d.value.data.length;
+        if (size > deps.maxFileBytes) {
+          throw ocrError(
+            "FILE_TOO_LARGE",
+            `The document is ${size} bytes; the largest accepted is ${deps.maxFileBytes} bytes.`,
+            "content",
+          );
+        }
+        if (size === 0) throw ocrError("EMPTY_DOCUMENT", "The document is empty.", "content");
+        return { bytes: d.value.data, declaredMime: d.value.mimeType, param: "content" };
+      }
+      default:
+        throw invalidArgument("'document' is required: a document_url, an image_url or the content.", "document");
+    }
+  }
+
+  /** The pages to transcribe, each knowing how to produce its image (PDF pages are rendered when their turn comes). */
+  async function plan(req: ProcessDocumentRequest, doc: LoadedDocument & { param: string }, signal: AbortSignal) {
+    const kind = await detectKind(doc.bytes, doc.declaredMime, doc.param);
+    if (kind.kind === "image") {
+      const size = imageHeaderSize(doc.bytes, kind.mime);
+      if (!size)
+        throw ocrError("CORRUPT_DOCUMENT", `The ${kind.mime} image is damaged: its header cannot be read.`, doc.param);
+      selectPages(req.pages, 1, deps.maxPages);
+      const url = `data:${kind.mime};base64,${Buffer.from(doc.bytes).toString("base64")}`;
+      return [{ index: 0, image: async () => ({ url, ...size, dpi: 0 }) }] satisfies PageJob[];
+    }
+    const pageCount = await deps.render.pageCount(doc.bytes, signal, doc.param);
+    if (pageCount === 0) throw ocrError("EMPTY_DOCUMENT", "The PDF has no pages.", doc.param);
+    const shared = shareBytes(doc.bytes);
+    return selectPages(req.pages, pageCount, deps.maxPages).map(
+      (index): PageJob => ({
+        index,
+        async image(s) {
+          const page = await deps.render.render(shared, index, s, doc.param);
+          const url = `data:image/png;base64,${Buffer.from(page.png).toString("base64")}`;
+          return { url, width: page.width, height: page.height, dpi: page.dpi };
+        },
+      }),
+    );
+  }
+
+  /** One page's chat completion, with failover as for chat (nothing reaches the client before the whole answer). */
+  async function transcribe(
+    model: ChatModel,
+    req: ProcessDocumentRequest,
+    prompt: string,
+    job: PageJob,
+    signal: AbortSignal,
+    onProvider: (p: ProviderRoute) => void,
+  ): Promise<PageResult> {
+    const image = await job.image(signal);
+    const estimate = { prompt, imageTokens: deps.imageTokensPerPage };
+    try {
+      const answer = await withFailover(deps.router, model.providers, deps.maxAttempts, signal, async (lease) => {
+        onProvider(lease.provider);
+        const body = pageChatBody({
+          upstreamModel: lease.provider.upstreamModel,
+          prompt,
+          imageUrl: image.url,
+          user: req.user,
+          extra: req.extra as JsonObject | undefined,
+        });
+        const res = await deps.upstream.postJson(target(lease.provider), "/v1/chat/completions", body, signal);
+        return pageFromJson(res.body, estimate);
+      });
+      return { ...answer, index: job.index, width: image.width, height: image.height, dpi: image.dpi };
+    } catch (err) {
+      throw err instanceof UpstreamError ? toConnectError(err) : err;
+    }
+  }
+
+  async function processDocument(req: ProcessDocumentRequest, ctx: HandlerContext) {
+    const principal = ctx.values.get(kPrincipal);
+    if (!principal) throw unauthenticated("Missing API key.", "MISSING_API_KEY");
+    if (!req.model) throw invalidArgument("'model' is required.", "model");
+    if (req.prompt !== undefined && req.prompt.trim() === "") {
+      throw invalidArgument("'prompt' must not be empty when set.", "prompt");
+    }
+    const { model, limits } = await deps.models.resolve(req.model, principal);
+    if (model.type !== OCR_TYPE) {
+      throw invalidArgument(
+        `The model '${req.model}' cannot read documents (type ${model.type}; OCR needs an ${OCR_TYPE} model).`,
+        "model",
+        "WRONG_MODEL_TYPE",
+      );
+    }
+    const doc = await load(req, ctx.signal);
+    const jobs = await plan(req, doc, ctx.signal);
+    const prompt = req.prompt ?? DEFAULT_OCR_PROMPT;
+    // The instruction is counted only when limits or prices use the estimate (the tokenizer loads on first use).
+    const priced = model.costPromptPerMillion > 0 || model.costCompletionPerMillion > 0;
+    const perPagePrompt = deps.imageTokensPerPage + (limits || priced ? countTokens(prompt) : 0);
+    // One admission for the whole document: every page's worst case is reserved before the first page is sent.
+    const admission = await deps.governor.admit({
+      principal,
+      requestId: ctx.values.get(kRequestId),
+      endpoint: ctx.values.get(kUsageEndpoint) ?? "ocr",
+      model,
+      limits,
+      promptTokens: perPagePrompt * jobs.length,
+      maxCompletionTokens: maxTokensPerPage(req.extra as JsonObject | undefined, deps.defaultMaxTokens) * jobs.length,
+    });
+    for (const [k, v] of Object.entries(admission.headers)) ctx.responseHeader.set(k, v);
+    let provider: ProviderRoute | undefined;
+    let promptTokens = 0;
+    let completionTokens = 0;
+    const tally = (r: PageResult) => {
+      promptTokens += r.promptTokens;
+      completionTokens += r.completionTokens;
+    };
+    let pages: PageResult[];
+    try {
+      pages = await runBounded(
+        jobs.length,
+        deps.concurrency,
+        ctx.signal,
+        (i, signal) =>
+          transcribe(model, req, prompt, jobs[i] as PageJob, signal, (p) => {
+            provider ??= p;
+          }),
+        tally,
+      );
+    } catch (err) {
+      // The pages that were transcribed before the failure were spent upstream: they are billed.
+      admission.finish({ ...statusOf(err), promptTokens, completionTokens, servedBy: servedBy(provider) });
+      throw err;
+    }
+    const settled = admission.finish({ status: 200, promptTokens, completionTokens, servedBy: servedBy(provider) });
+    return create(ProcessDocumentResponseSchema, {
+      id: `ocr-${randomUUID().replaceAll("-", "")}`,
+      model: req.model,
+      pages: pages.map((p) => ({
+        index: p.index,
+        markdown: p.markdown,
+        dimensions: { dpi: p.dpi, height: p.height, width: p.width },
+      })),
+      usageInfo: { pagesProcessed: pages.length, docSizeBytes: BigInt(doc.bytes.length) },
+      usage: {
+        promptTokens,
+        completionTokens,
+        totalTokens: promptTokens + completionTokens,
+        cost: settled.cost,
+        carbon: { kwh: settled.carbon.kWh, kgco2eq: settled.carbon.kgCO2eq },
+      },
+    });
+  }
+
+  return { processDocument };
+}

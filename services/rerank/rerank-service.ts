@@ -1,0 +1,146 @@
+import { create } from "@bufbuild/protobuf";
+import type { ServiceImpl } from "@connectrpc/connect";
+import {
+  type RerankRequest,
+  RerankResponseSchema,
+  type RerankService,
+} from "../../gen/passerelle/rerank/v1/rerank_service_pb.js";
+import { type Governor, statusOf } from "../governance/index.js";
+import {
+  type ModelResolver,
+  type ProviderRoute,
+  type ProviderRouter,
+  servedBy,
+  toConnectError,
+  type UpstreamClient,
+  UpstreamError,
+  upstreamTarget,
+  withFailover,
+} from "../inference/index.js";
+import { kPrincipal, kRequestId, kUsageEndpoint } from "../platform/context.js";
+import { invalidArgument, unauthenticated } from "../platform/errors.js";
+import {
+  countRerankTokens,
+  dialectOf,
+  ranked,
+  rerankFromJson,
+  type Scored,
+  TEI_MAX_BATCH,
+  type UpstreamRerank,
+  upstreamPath,
+  upstreamRerankBody,
+} from "./upstream-json.js";
+
+export interface RerankDeps {
+  /** Model resolution (the inference domain's port over the registry). */
+  models: ModelResolver;
+  /** The upstream pools and the provider router shared with inference: one pool and one health view per provider. */
+  upstream: UpstreamClient;
+  router: ProviderRouter;
+  /** Limits, budgets and the usage ledger. */
+  governor: Governor;
+  /** Providers tried per request at most (first try included). */
+  maxAttempts: number;
+  connectTimeoutMs: number;
+  /** Longest silence while reading an upstream answer. */
+  idleTimeoutMs: number;
+}
+
+const RERANK_TYPE = "text-classification";
+
+/** RerankService: Cohere-style reranking over the registry's `text-classification` models (TEI and vLLM). */
+export function createRerankService(deps: RerankDeps): ServiceImpl<typeof RerankService> {
+  // Rerank answers come whole: the first-token bound is the provider's total timeout.
+  const target = (p: ProviderRoute) => upstreamTarget(p, { ...deps, firstTokenTimeoutMs: Number.MAX_SAFE_INTEGER });
+
+  /** The whole request on one provider, in its dialect: one vLLM call, or TEI calls of at most TEI_MAX_BATCH texts. */
+  async function rerankOn(p: ProviderRoute, req: RerankRequest, signal: AbortSignal): Promise<UpstreamRerank> {
+    const dialect = dialectOf(p.type);
+    const expected = req.documents.length;
+    if (dialect === "vllm") {
+      const body = upstreamRerankBody(req, dialect, p.upstreamModel);
+      const res = await deps.upstream.postJson(target(p), upstreamPath(dialect), body, signal);
+      return rerankFromJson(res.body, dialect, expected, Math.min(req.topN ?? expected, expected));
+    }
+    const scores: Scored[] = [];
+    for (let at = 0; at < expected; at += TEI_MAX_BATCH) {
+      const slice = req.documents.slice(at, at + TEI_MAX_BATCH);
+      const body = upstreamRerankBody(req, dialect, p.upstreamModel, slice);
+      const res = await deps.upstream.postJson(target(p), upstreamPath(dialect), body, signal);
+      for (const s of rerankFromJson(res.body, dialect, slice.length, slice.length).scores) {
+        scores.push({ index: at + s.index, score: s.score });
+      }
+    }
+    return { scores, totalTokens: undefined };
+  }
+
+  return {
+    async rerank(req, ctx) {
+      const principal = ctx.values.get(kPrincipal);
+      if (!principal) throw unauthenticated("Missing API key.", "MISSING_API_KEY");
+      if (!req.model) throw invalidArgument("'model' is required.", "model");
+      if (!req.query.trim()) throw invalidArgument("'query' must not be empty.", "query");
+      if (req.documents.length === 0) throw invalidArgument("'documents' must not be empty.", "documents");
+      // Cohere's rule: at least 1; more than the documents means all of them (the reference system's behaviour).
+      if (req.topN === 0) throw invalidArgument("'top_n' must be at least 1.", "top_n");
+      const { model, limits } = await deps.models.resolve(req.model, principal);
+      if (model.type !== RERANK_TYPE) {
+        throw invalidArgument(
+          `The model '${req.model}' is not a rerank model (type ${model.type}).`,
+          "model",
+          "WRONG_MODEL_TYPE",
+        );
+      }
+      // Counted before forwarding when limits or prices depend on it (they reserve it); the upstream's count is billed.
+      const priced = model.costPromptPerMillion > 0;
+      const counted = limits || priced ? countRerankTokens(req.query, req.documents) : 0;
+      const admission = await deps.governor.admit({
+        principal,
+        requestId: ctx.values.get(kRequestId),
+        endpoint: ctx.values.get(kUsageEndpoint) ?? "rerank",
+        model,
+        limits,
+        promptTokens: counted,
+        maxCompletionTokens: 0,
+      });
+      for (const [k, v] of Object.entries(admission.headers)) ctx.responseHeader.set(k, v);
+      let provider: ProviderRoute | undefined;
+      let answer: UpstreamRerank;
+      try {
+        // Failover as for embeddings: on connect errors, 5xx and 429 another provider is tried (nothing reached the
+        // client yet), and asked in its own dialect.
+        answer = await withFailover(deps.router, model.providers, deps.maxAttempts, ctx.signal, (lease) => {
+          provider = lease.provider;
+          return rerankOn(lease.provider, req, ctx.signal);
+        });
+      } catch (err) {
+        const failure = err instanceof UpstreamError ? toConnectError(err) : err;
+        admission.finish({ ...statusOf(failure), promptTokens: 0, completionTokens: 0, servedBy: servedBy(provider) });
+        throw failure;
+      }
+      // No usage from the upstream (TEI never sends any): count, so that usage is never silently zero.
+      const promptTokens = answer.totalTokens ?? (counted || countRerankTokens(req.query, req.documents));
+      const settled = admission.finish({
+        status: 200,
+        promptTokens,
+        completionTokens: 0,
+        servedBy: servedBy(provider),
+      });
+      return create(RerankResponseSchema, {
+        id: admission.usageId,
+        model: req.model,
+        results: ranked(answer.scores, req.topN).map((r) => ({
+          index: r.index,
+          relevanceScore: r.score,
+          document: req.returnDocuments ? req.documents[r.index] : undefined,
+        })),
+        usage: {
+          promptTokens,
+          totalTokens: promptTokens,
+          cost: settled.cost,
+          carbon: { kwh: settled.carbon.kWh, kgco2eq: settled.carbon.kgCO2eq },
+        },
+      });
+    },
+  };
+}
