@@ -4,6 +4,7 @@ import { TimestampGranularity, TranscriptionFormat } from "../../gen/passerelle/
 import { AudioService } from "../../gen/passerelle/audio/v1/audio_service_pb.js";
 import { ErrorInfoSchema } from "../../gen/passerelle/errors/v1/error_info_pb.js";
 import { wavFile } from "../../test/support/audio.js";
+import { TEST_PRINCIPAL } from "../../test/support/principal.js";
 import { transcriptOf } from "../../test/upstream/audio.js";
 import { type Simulator, startSimulator } from "../../test/upstream/simulator.js";
 import { DEFAULT_MODELS } from "../../test/upstream/types.js";
@@ -11,7 +12,7 @@ import type { AdmitInput, Governor, Outcome } from "../governance/index.js";
 import { type ChatModel, createUpstreamClient, type ProviderRoute, type UpstreamClient } from "../inference/index.js";
 import { createProviderRouter } from "../inference/provider-router.js";
 import { modelNotFound } from "../models/registry.js";
-import { kPrincipal, type Principal } from "../platform/context.js";
+import { kPrincipal } from "../platform/context.js";
 import { countTokens } from "../platform/tokenizer.js";
 import { createAudioService } from "./audio-service.js";
 
@@ -20,18 +21,7 @@ import { createAudioService } from "./audio-service.js";
  * simulators (the project's vLLM stand-in) and a governor that records what it is told.
  */
 
-const principal: Principal = {
-  userId: "u",
-  email: "a@b.c",
-  name: "A",
-  roleId: "r",
-  roleName: "admin",
-  permissions: new Set(["admin"]),
-  organizationId: null,
-  userExpiresAt: null,
-  keyId: "k",
-  keyExpiresAt: null,
-};
+const principal = TEST_PRINCIPAL;
 
 const SIM_MODELS = [
   ...DEFAULT_MODELS,

@@ -6,15 +6,13 @@ import {
   type CreateTranscriptionRequest,
   CreateTranscriptionResponseSchema,
 } from "../../gen/passerelle/audio/v1/audio_service_pb.js";
-import { type Governor, statusOf } from "../governance/index.js";
+import { statusOf } from "../governance/index.js";
 import {
   type ChatModel,
-  type ModelResolver,
+  type ModelCallDeps,
   type ProviderRoute,
-  type ProviderRouter,
   servedBy,
   toConnectError,
-  type UpstreamClient,
   UpstreamError,
   upstreamTarget,
   withFailover,
@@ -33,19 +31,7 @@ import {
   upstreamTranscriptionForm,
 } from "./upstream-form.js";
 
-export interface AudioDeps {
-  /** Model resolution (the inference domain's port over the registry). */
-  models: ModelResolver;
-  /** The upstream pools and the provider router shared with inference: one pool and one health view per provider. */
-  upstream: UpstreamClient;
-  router: ProviderRouter;
-  /** Limits, budgets and the usage ledger. */
-  governor: Governor;
-  /** Providers tried per request at most (first try included). */
-  maxAttempts: number;
-  connectTimeoutMs: number;
-  /** Longest silence while reading an upstream answer. */
-  idleTimeoutMs: number;
+export interface AudioDeps extends ModelCallDeps {
   /** Largest audio file accepted, in bytes (the platform's upload limit). */
   maxFileBytes: number;
   /** Completion tokens reserved against limits and budgets before the transcript is known. */

@@ -1,6 +1,5 @@
 import type { CoreConfig } from "../config.js";
-import type { Governor } from "../governance/index.js";
-import type { ModelResolver, ProviderRouter, UpstreamClient } from "../inference/index.js";
+import { modelCallDeps, type SharedUpstreams } from "../inference/index.js";
 import { createAudioService } from "./audio-service.js";
 
 export { type AudioDeps, createAudioService } from "./audio-service.js";
@@ -10,7 +9,7 @@ export { type AudioDeps, createAudioService } from "./audio-service.js";
  * a provider serving several domains has one connection pool, one concurrency limit and one health state).
  */
 export function setupAudio(deps: {
-  shared: { models: ModelResolver; upstream: UpstreamClient; router: ProviderRouter; governor: Governor };
+  shared: SharedUpstreams;
   upstream: CoreConfig["inference"];
   /** The platform's upload limit (rag.maxFileBytes). */
   maxFileBytes: number;
@@ -18,13 +17,7 @@ export function setupAudio(deps: {
   defaultMaxTokens: number;
 }) {
   const service = createAudioService({
-    models: deps.shared.models,
-    upstream: deps.shared.upstream,
-    router: deps.shared.router,
-    governor: deps.shared.governor,
-    maxAttempts: deps.upstream.maxAttempts,
-    connectTimeoutMs: deps.upstream.connectTimeoutMs,
-    idleTimeoutMs: deps.upstream.idleTimeoutMs,
+    ...modelCallDeps(deps.shared, deps.upstream),
     maxFileBytes: deps.maxFileBytes,
     defaultMaxTokens: deps.defaultMaxTokens,
   });

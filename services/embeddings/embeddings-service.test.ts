@@ -7,11 +7,12 @@ import {
   EmbeddingsService,
 } from "../../gen/passerelle/embeddings/v1/embeddings_service_pb.js";
 import { ErrorInfoSchema } from "../../gen/passerelle/errors/v1/error_info_pb.js";
+import { TEST_PRINCIPAL } from "../../test/support/principal.js";
 import type { ChatModel, ProviderRoute, UpstreamClient } from "../inference/index.js";
 import { UpstreamError } from "../inference/index.js";
 import { createProviderRouter } from "../inference/provider-router.js";
 import { modelNotFound } from "../models/registry.js";
-import { kPrincipal, type Principal } from "../platform/context.js";
+import { kPrincipal } from "../platform/context.js";
 import { createEmbeddingsService } from "./embeddings-service.js";
 
 /**
@@ -19,18 +20,7 @@ import { createEmbeddingsService } from "./embeddings-service.js";
  * with a hand-written fake of the one external system: the upstream HTTP servers.
  */
 
-const principal: Principal = {
-  userId: "u",
-  email: "a@b.c",
-  name: "A",
-  roleId: "r",
-  roleName: "admin",
-  permissions: new Set(["admin"]),
-  organizationId: null,
-  userExpiresAt: null,
-  keyId: "k",
-  keyExpiresAt: null,
-};
+const principal = TEST_PRINCIPAL;
 
 const provider = (id: string): ProviderRoute => ({
   id,

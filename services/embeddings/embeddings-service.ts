@@ -5,15 +5,13 @@ import {
   CreateEmbeddingsResponseSchema,
   type EmbeddingsService,
 } from "../../gen/passerelle/embeddings/v1/embeddings_service_pb.js";
-import { type Governor, statusOf } from "../governance/index.js";
+import { statusOf } from "../governance/index.js";
 import {
   type ChatModel,
-  type ModelResolver,
+  type ModelCallDeps,
   type ProviderRoute,
-  type ProviderRouter,
   servedBy,
   toConnectError,
-  type UpstreamClient,
   UpstreamError,
   upstreamTarget,
   withFailover,
@@ -30,19 +28,7 @@ import {
   upstreamEmbeddingsBody,
 } from "./upstream-json.js";
 
-export interface EmbeddingsDeps {
-  /** Model resolution (the inference domain's port over the registry). */
-  models: ModelResolver;
-  /** The upstream pools and the provider router shared with inference: one pool and one health view per provider. */
-  upstream: UpstreamClient;
-  router: ProviderRouter;
-  /** Limits, budgets and the usage ledger. */
-  governor: Governor;
-  /** Providers tried per upstream call at most (first try included). */
-  maxAttempts: number;
-  connectTimeoutMs: number;
-  /** Longest silence while reading an upstream answer. */
-  idleTimeoutMs: number;
+export interface EmbeddingsDeps extends ModelCallDeps {
   /** Inputs per upstream call at most. */
   maxBatch: number;
   /** Upstream calls of one request in flight at most. */

@@ -1,6 +1,5 @@
 import type { CoreConfig } from "../config.js";
-import type { Governor } from "../governance/index.js";
-import type { ModelResolver, ProviderRouter, UpstreamClient } from "../inference/index.js";
+import { modelCallDeps, type SharedUpstreams } from "../inference/index.js";
 import { createEmbeddingsService } from "./embeddings-service.js";
 
 export { createEmbeddingsService, type EmbeddingsDeps } from "./embeddings-service.js";
@@ -10,18 +9,12 @@ export { createEmbeddingsService, type EmbeddingsDeps } from "./embeddings-servi
  * that a provider serving both has one connection pool, one concurrency limit and one health state).
  */
 export function setupEmbeddings(deps: {
-  shared: { models: ModelResolver; upstream: UpstreamClient; router: ProviderRouter; governor: Governor };
+  shared: SharedUpstreams;
   upstream: CoreConfig["inference"];
   settings: CoreConfig["embeddings"];
 }) {
   const service = createEmbeddingsService({
-    models: deps.shared.models,
-    upstream: deps.shared.upstream,
-    router: deps.shared.router,
-    governor: deps.shared.governor,
-    maxAttempts: deps.upstream.maxAttempts,
-    connectTimeoutMs: deps.upstream.connectTimeoutMs,
-    idleTimeoutMs: deps.upstream.idleTimeoutMs,
+    ...modelCallDeps(deps.shared, deps.upstream),
     maxBatch: deps.settings.maxBatch,
     concurrency: deps.settings.concurrency,
   });

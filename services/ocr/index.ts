@@ -1,6 +1,5 @@
 import type { CoreConfig } from "../config.js";
-import type { Governor } from "../governance/index.js";
-import type { ModelResolver, ProviderRouter, UpstreamClient } from "../inference/index.js";
+import { modelCallDeps, type SharedUpstreams } from "../inference/index.js";
 import { createOcrService } from "./ocr-service.js";
 import { createRenderPool } from "./render-pool.js";
 
@@ -13,7 +12,7 @@ export { DEFAULT_OCR_PROMPT } from "./upstream-json.js";
  * pool of render threads. `close` stops the threads once the requests under way are done.
  */
 export function setupOcr(deps: {
-  shared: { models: ModelResolver; upstream: UpstreamClient; router: ProviderRouter; governor: Governor };
+  shared: SharedUpstreams;
   upstream: CoreConfig["inference"];
   settings: CoreConfig["ocr"];
   /** The platform's upload limit (rag.maxFileBytes), applied to the decoded document. */
@@ -23,11 +22,8 @@ export function setupOcr(deps: {
 }) {
   const render = createRenderPool({ threads: deps.settings.renderThreads, dpi: deps.settings.dpi });
   const service = createOcrService({
-    ...deps.shared,
+    ...modelCallDeps(deps.shared, deps.upstream),
     render,
-    maxAttempts: deps.upstream.maxAttempts,
-    connectTimeoutMs: deps.upstream.connectTimeoutMs,
-    idleTimeoutMs: deps.upstream.idleTimeoutMs,
     maxFileBytes: deps.maxFileBytes,
     maxPages: deps.settings.maxPages,
     concurrency: deps.settings.concurrency,

@@ -6,15 +6,13 @@ import {
   type ProcessDocumentRequest,
   ProcessDocumentResponseSchema,
 } from "../../gen/passerelle/ocr/v1/ocr_service_pb.js";
-import { type Governor, statusOf } from "../governance/index.js";
+import { statusOf } from "../governance/index.js";
 import {
   type ChatModel,
-  type ModelResolver,
+  type ModelCallDeps,
   type ProviderRoute,
-  type ProviderRouter,
   servedBy,
   toConnectError,
-  type UpstreamClient,
   UpstreamError,
   upstreamTarget,
   withFailover,
@@ -30,18 +28,9 @@ import { imageHeaderSize } from "./image-header.js";
 import { type RenderPool, shareBytes } from "./render-pool.js";
 import { DEFAULT_OCR_PROMPT, maxTokensPerPage, type PageAnswer, pageChatBody, pageFromJson } from "./upstream-json.js";
 
-export interface OcrDeps {
-  /** Model resolution, upstream pools and provider router: the inference domain's, shared. */
-  models: ModelResolver;
-  upstream: UpstreamClient;
-  router: ProviderRouter;
-  /** Limits, budgets and the usage ledger. */
-  governor: Governor;
+export interface OcrDeps extends ModelCallDeps {
   /** PDF rendering and image decoding off the event loop. */
   render: RenderPool;
-  maxAttempts: number;
-  connectTimeoutMs: number;
-  idleTimeoutMs: number;
   /** Largest decoded document (the platform's upload limit). */
   maxFileBytes: number;
   /** Pages per request at most. */

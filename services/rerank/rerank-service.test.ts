@@ -2,12 +2,13 @@ import { Code, ConnectError, createClient, createRouterTransport, type Intercept
 import { describe, expect, it } from "vitest";
 import { ErrorInfoSchema } from "../../gen/passerelle/errors/v1/error_info_pb.js";
 import { RerankService } from "../../gen/passerelle/rerank/v1/rerank_service_pb.js";
+import { TEST_PRINCIPAL } from "../../test/support/principal.js";
 import type { AdmitInput, Outcome } from "../governance/governor.js";
 import type { ChatModel, ProviderRoute, UpstreamClient } from "../inference/index.js";
 import { UpstreamError } from "../inference/index.js";
 import { createProviderRouter } from "../inference/provider-router.js";
 import { modelNotFound } from "../models/registry.js";
-import { kPrincipal, type Principal } from "../platform/context.js";
+import { kPrincipal } from "../platform/context.js";
 import { createRerankService } from "./rerank-service.js";
 import { countRerankTokens } from "./upstream-json.js";
 
@@ -17,18 +18,7 @@ import { countRerankTokens } from "./upstream-json.js";
  * (limits and the ledger have their own tests).
  */
 
-const principal: Principal = {
-  userId: "u",
-  email: "a@b.c",
-  name: "A",
-  roleId: "r",
-  roleName: "admin",
-  permissions: new Set(["admin"]),
-  organizationId: null,
-  userExpiresAt: null,
-  keyId: "k",
-  keyExpiresAt: null,
-};
+const principal = TEST_PRINCIPAL;
 
 const provider = (id: string, type: string): ProviderRoute => ({
   id,

@@ -5,14 +5,12 @@ import {
   RerankResponseSchema,
   type RerankService,
 } from "../../gen/passerelle/rerank/v1/rerank_service_pb.js";
-import { type Governor, statusOf } from "../governance/index.js";
+import { statusOf } from "../governance/index.js";
 import {
-  type ModelResolver,
+  type ModelCallDeps,
   type ProviderRoute,
-  type ProviderRouter,
   servedBy,
   toConnectError,
-  type UpstreamClient,
   UpstreamError,
   upstreamTarget,
   withFailover,
@@ -31,20 +29,7 @@ import {
   upstreamRerankBody,
 } from "./upstream-json.js";
 
-export interface RerankDeps {
-  /** Model resolution (the inference domain's port over the registry). */
-  models: ModelResolver;
-  /** The upstream pools and the provider router shared with inference: one pool and one health view per provider. */
-  upstream: UpstreamClient;
-  router: ProviderRouter;
-  /** Limits, budgets and the usage ledger. */
-  governor: Governor;
-  /** Providers tried per request at most (first try included). */
-  maxAttempts: number;
-  connectTimeoutMs: number;
-  /** Longest silence while reading an upstream answer. */
-  idleTimeoutMs: number;
-}
+export type RerankDeps = ModelCallDeps;
 
 const RERANK_TYPE = "text-classification";
 
