@@ -1,4 +1,4 @@
-import { parseBuffer } from "music-metadata";
+import type { parseBuffer as ParseBuffer } from "music-metadata";
 import { invalidArgument } from "../platform/errors.js";
 
 /** What the gateway reads of an audio file before forwarding it. */
@@ -9,6 +9,8 @@ export interface AudioInfo {
   duration: number;
 }
 
+let parseBuffer: typeof ParseBuffer | undefined;
+
 /**
  * Reads the file's format and duration with music-metadata. The content decides, not the name or the declared type:
  * a text file called `a.wav` is not audio. Headers are enough for most formats; a stream without a length in its
@@ -17,6 +19,8 @@ export interface AudioInfo {
  */
 export async function readAudio(file: Uint8Array): Promise<AudioInfo> {
   if (file.length === 0) throw invalidArgument("The audio file is empty.", "file", "EMPTY_FILE");
+  // Loaded on first use (≈ 12 MB): a deployment without speech models never carries it.
+  parseBuffer ??= (await import("music-metadata")).parseBuffer;
   let container: string | undefined;
   let duration: number | undefined;
   try {
