@@ -8,17 +8,19 @@ import {
 } from "../../gen/passerelle/audio/v1/audio_service_pb.js";
 import { statusOf } from "../governance/index.js";
 import {
+  admitCall,
   type ChatModel,
   type ModelCallDeps,
   type ProviderRoute,
+  resolveOfType,
   servedBy,
   toConnectError,
   UpstreamError,
   upstreamTarget,
   withFailover,
 } from "../inference/index.js";
-import { kPrincipal, kRequestId, kUsageEndpoint } from "../platform/context.js";
-import { invalidArgument, rpcError, unauthenticated } from "../platform/errors.js";
+import { principalOf } from "../platform/context.js";
+import { invalidArgument, rpcError } from "../platform/errors.js";
 import { countTokens } from "../platform/tokenizer.js";
 import { readAudio } from "./audio-file.js";
 import { toSrt, toVtt } from "./subtitles.js";
@@ -129,30 +131,26 @@ export function createAudioService(deps: AudioDeps): ServiceImpl<typeof AudioSer
 
   return {
     async createTranscription(req, ctx) {
-      const principal = ctx.values.get(kPrincipal);
-      if (!principal) throw unauthenticated("Missing API key.", "MISSING_API_KEY");
+      const principal = principalOf(ctx);
       validate(req, deps.maxFileBytes);
-      const { model, limits } = await deps.models.resolve(req.model, principal);
-      if (model.type !== ASR_TYPE) {
-        throw invalidArgument(
-          `The model '${req.model}' is not a speech recognition model (type ${model.type}).`,
-          "model",
-          "WRONG_MODEL_TYPE",
-        );
-      }
+      const { model, limits } = await resolveOfType(
+        deps.models,
+        principal,
+        req.model,
+        ASR_TYPE,
+        "a speech recognition model",
+      );
       // Read before anything is reserved or forwarded: a file that is not audio costs nothing and reaches no one.
       const { duration } = await readAudio(req.file);
       const promptTokens = req.prompt ? countTokens(req.prompt) : 0;
-      const admission = await deps.governor.admit({
+      const admission = await admitCall(deps.governor, ctx, {
         principal,
-        requestId: ctx.values.get(kRequestId),
-        endpoint: ctx.values.get(kUsageEndpoint) ?? "audio.transcriptions",
+        endpoint: "audio.transcriptions",
         model,
         limits,
         promptTokens,
         maxCompletionTokens: deps.defaultMaxTokens,
       });
-      for (const [k, v] of Object.entries(admission.headers)) ctx.responseHeader.set(k, v);
       let provider: ProviderRoute | undefined;
       let up: UpstreamTranscript;
       try {

@@ -7,9 +7,11 @@ import {
 } from "../../gen/passerelle/embeddings/v1/embeddings_service_pb.js";
 import { statusOf } from "../governance/index.js";
 import {
+  admitCall,
   type ChatModel,
   type ModelCallDeps,
   type ProviderRoute,
+  resolveOfType,
   servedBy,
   toConnectError,
   UpstreamError,
@@ -17,8 +19,8 @@ import {
   withFailover,
 } from "../inference/index.js";
 import { runBounded } from "../platform/bounded.js";
-import { kPrincipal, kRequestId, kUsageEndpoint } from "../platform/context.js";
-import { invalidArgument, unauthenticated } from "../platform/errors.js";
+import { principalOf } from "../platform/context.js";
+import { invalidArgument } from "../platform/errors.js";
 import {
   type BatchUsage,
   batchFromJson,
@@ -78,8 +80,7 @@ export function createEmbeddingsService(deps: EmbeddingsDeps): ServiceImpl<typeo
 
   return {
     async createEmbeddings(req, ctx) {
-      const principal = ctx.values.get(kPrincipal);
-      if (!principal) throw unauthenticated("Missing API key.", "MISSING_API_KEY");
+      const principal = principalOf(ctx);
       if (!req.model) throw invalidArgument("'model' is required.", "model");
       const inputs = inputsOf(req);
       if (inputs.length === 0) throw invalidArgument("'input' must not be empty.", "input");
@@ -88,27 +89,24 @@ export function createEmbeddingsService(deps: EmbeddingsDeps): ServiceImpl<typeo
         if (empty >= 0) throw invalidArgument(`'input[${empty}]' must not be an empty token list.`, "input");
       }
       if (req.dimensions === 0) throw invalidArgument("'dimensions' must be at least 1.", "dimensions");
-      const { model, limits } = await deps.models.resolve(req.model, principal);
-      if (model.type !== EMBEDDINGS_TYPE) {
-        throw invalidArgument(
-          `The model '${req.model}' is not an embeddings model (type ${model.type}).`,
-          "model",
-          "WRONG_MODEL_TYPE",
-        );
-      }
+      const { model, limits } = await resolveOfType(
+        deps.models,
+        principal,
+        req.model,
+        EMBEDDINGS_TYPE,
+        "an embeddings model",
+      );
       // Counted before forwarding when limits or prices depend on it (they reserve it); the upstream's count is billed.
       const priced = model.costPromptPerMillion > 0;
       const counted = limits || priced ? countInputTokens(inputs) : 0;
-      const admission = await deps.governor.admit({
+      const admission = await admitCall(deps.governor, ctx, {
         principal,
-        requestId: ctx.values.get(kRequestId),
-        endpoint: ctx.values.get(kUsageEndpoint) ?? "embeddings",
+        endpoint: "embeddings",
         model,
         limits,
         promptTokens: counted,
         maxCompletionTokens: 0,
       });
-      for (const [k, v] of Object.entries(admission.headers)) ctx.responseHeader.set(k, v);
       const batches = split(inputs, Math.max(1, deps.maxBatch));
       let provider: ProviderRoute | undefined;
       let results: { vectors: number[][]; usage: BatchUsage }[];

@@ -9,7 +9,13 @@ import { createUpstreamClient } from "./upstream-client.js";
 
 export { upstreamTarget, withFailover } from "./failover.js";
 export { type ChatModel, createInferenceService, type ModelResolver, toConnectError } from "./inference-service.js";
-export { type ModelCallDeps, modelCallDeps, type SharedUpstreams } from "./model-call.js";
+export {
+  admitCall,
+  type ModelCallDeps,
+  modelCallDeps,
+  resolveOfType,
+  type SharedUpstreams,
+} from "./model-call.js";
 export { type Lease, type ProviderRoute, type ProviderRouter, servedBy } from "./provider-router.js";
 export { checkTemplate, DEFAULT_SEARCH_TEMPLATE, type Retrieve } from "./search-tool.js";
 export { createUpstreamClient, type UpstreamClient, UpstreamError, type UpstreamTarget } from "./upstream-client.js";

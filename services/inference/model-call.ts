@@ -1,4 +1,7 @@
-import type { Governor } from "../governance/index.js";
+import type { HandlerContext } from "@connectrpc/connect";
+import type { Admission, AdmitInput, Governor } from "../governance/index.js";
+import { kRequestId, kUsageEndpoint, type Principal } from "../platform/context.js";
+import { invalidArgument } from "../platform/errors.js";
 import type { ModelResolver } from "./inference-service.js";
 import type { ProviderRouter } from "./provider-router.js";
 import type { UpstreamClient } from "./upstream-client.js";
@@ -33,4 +36,44 @@ export function modelCallDeps(
   const { models, upstream: client, router, governor } = shared;
   const { maxAttempts, connectTimeoutMs, idleTimeoutMs } = upstream;
   return { models, upstream: client, router, governor, maxAttempts, connectTimeoutMs, idleTimeoutMs };
+}
+
+/**
+ * The model `name` as `principal` may use it (NotFound when unknown or not granted), which must be of `type`:
+ * otherwise InvalidArgument WRONG_MODEL_TYPE, saying what was wanted (`wanted`, e.g. "a rerank model").
+ */
+export async function resolveOfType(
+  models: ModelResolver,
+  principal: Principal,
+  name: string,
+  type: string,
+  wanted: string,
+): ReturnType<ModelResolver["resolve"]> {
+  const resolved = await models.resolve(name, principal);
+  if (resolved.model.type !== type) {
+    throw invalidArgument(
+      `The model '${name}' is not ${wanted} (type ${resolved.model.type}).`,
+      "model",
+      "WRONG_MODEL_TYPE",
+    );
+  }
+  return resolved;
+}
+
+/**
+ * Admits one call before anything is forwarded, under the request's id and `endpoint` (or the usage endpoint an
+ * in-process caller set, e.g. `documents`), and puts the rate-limit headers on the answer.
+ */
+export async function admitCall(
+  governor: Governor,
+  ctx: HandlerContext,
+  input: Omit<AdmitInput, "requestId">,
+): Promise<Admission> {
+  const admission = await governor.admit({
+    ...input,
+    requestId: ctx.values.get(kRequestId),
+    endpoint: ctx.values.get(kUsageEndpoint) ?? input.endpoint,
+  });
+  for (const [k, v] of Object.entries(admission.headers)) ctx.responseHeader.set(k, v);
+  return admission;
 }

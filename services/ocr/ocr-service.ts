@@ -8,9 +8,11 @@ import {
 } from "../../gen/passerelle/ocr/v1/ocr_service_pb.js";
 import { statusOf } from "../governance/index.js";
 import {
+  admitCall,
   type ChatModel,
   type ModelCallDeps,
   type ProviderRoute,
+  resolveOfType,
   servedBy,
   toConnectError,
   UpstreamError,
@@ -18,8 +20,8 @@ import {
   withFailover,
 } from "../inference/index.js";
 import { runBounded } from "../platform/bounded.js";
-import { kPrincipal, kRequestId, kUsageEndpoint } from "../platform/context.js";
-import { invalidArgument, unauthenticated } from "../platform/errors.js";
+import { principalOf } from "../platform/context.js";
+import { invalidArgument } from "../platform/errors.js";
 import { countTokens } from "../platform/tokenizer.js";
 import { detectKind } from "./detect.js";
 import { type LoadedDocument, loadUrl } from "./document-source.js";
@@ -170,20 +172,18 @@ export function createOcrService(deps: OcrDeps): ServiceImpl<typeof OcrService> 
   }
 
   async function processDocument(req: ProcessDocumentRequest, ctx: HandlerContext) {
-    const principal = ctx.values.get(kPrincipal);
-    if (!principal) throw unauthenticated("Missing API key.", "MISSING_API_KEY");
+    const principal = principalOf(ctx);
     if (!req.model) throw invalidArgument("'model' is required.", "model");
     if (req.prompt !== undefined && req.prompt.trim() === "") {
       throw invalidArgument("'prompt' must not be empty when set.", "prompt");
     }
-    const { model, limits } = await deps.models.resolve(req.model, principal);
-    if (model.type !== OCR_TYPE) {
-      throw invalidArgument(
-        `The model '${req.model}' cannot read documents (type ${model.type}; OCR needs an ${OCR_TYPE} model).`,
-        "model",
-        "WRONG_MODEL_TYPE",
-      );
-    }
+    const { model, limits } = await resolveOfType(
+      deps.models,
+      principal,
+      req.model,
+      OCR_TYPE,
+      `a model that can read documents (OCR needs an ${OCR_TYPE} model)`,
+    );
     const doc = await load(req, ctx.signal);
     const jobs = await plan(req, doc, ctx.signal);
     const prompt = req.prompt ?? DEFAULT_OCR_PROMPT;
@@ -191,16 +191,14 @@ export function createOcrService(deps: OcrDeps): ServiceImpl<typeof OcrService> 
     const priced = model.costPromptPerMillion > 0 || model.costCompletionPerMillion > 0;
     const perPagePrompt = deps.imageTokensPerPage + (limits || priced ? countTokens(prompt) : 0);
     // One admission for the whole document: every page's worst case is reserved before the first page is sent.
-    const admission = await deps.governor.admit({
+    const admission = await admitCall(deps.governor, ctx, {
       principal,
-      requestId: ctx.values.get(kRequestId),
-      endpoint: ctx.values.get(kUsageEndpoint) ?? "ocr",
+      endpoint: "ocr",
       model,
       limits,
       promptTokens: perPagePrompt * jobs.length,
       maxCompletionTokens: maxTokensPerPage(req.extra as JsonObject | undefined, deps.defaultMaxTokens) * jobs.length,
     });
-    for (const [k, v] of Object.entries(admission.headers)) ctx.responseHeader.set(k, v);
     let provider: ProviderRoute | undefined;
     let promptTokens = 0;
     let completionTokens = 0;

@@ -7,16 +7,18 @@ import {
 } from "../../gen/passerelle/rerank/v1/rerank_service_pb.js";
 import { statusOf } from "../governance/index.js";
 import {
+  admitCall,
   type ModelCallDeps,
   type ProviderRoute,
+  resolveOfType,
   servedBy,
   toConnectError,
   UpstreamError,
   upstreamTarget,
   withFailover,
 } from "../inference/index.js";
-import { kPrincipal, kRequestId, kUsageEndpoint } from "../platform/context.js";
-import { invalidArgument, unauthenticated } from "../platform/errors.js";
+import { principalOf } from "../platform/context.js";
+import { invalidArgument } from "../platform/errors.js";
 import {
   countRerankTokens,
   dialectOf,
@@ -61,34 +63,24 @@ export function createRerankService(deps: RerankDeps): ServiceImpl<typeof Rerank
 
   return {
     async rerank(req, ctx) {
-      const principal = ctx.values.get(kPrincipal);
-      if (!principal) throw unauthenticated("Missing API key.", "MISSING_API_KEY");
+      const principal = principalOf(ctx);
       if (!req.model) throw invalidArgument("'model' is required.", "model");
       if (!req.query.trim()) throw invalidArgument("'query' must not be empty.", "query");
       if (req.documents.length === 0) throw invalidArgument("'documents' must not be empty.", "documents");
       // Cohere's rule: at least 1; more than the documents means all of them (the reference system's behaviour).
       if (req.topN === 0) throw invalidArgument("'top_n' must be at least 1.", "top_n");
-      const { model, limits } = await deps.models.resolve(req.model, principal);
-      if (model.type !== RERANK_TYPE) {
-        throw invalidArgument(
-          `The model '${req.model}' is not a rerank model (type ${model.type}).`,
-          "model",
-          "WRONG_MODEL_TYPE",
-        );
-      }
+      const { model, limits } = await resolveOfType(deps.models, principal, req.model, RERANK_TYPE, "a rerank model");
       // Counted before forwarding when limits or prices depend on it (they reserve it); the upstream's count is billed.
       const priced = model.costPromptPerMillion > 0;
       const counted = limits || priced ? countRerankTokens(req.query, req.documents) : 0;
-      const admission = await deps.governor.admit({
+      const admission = await admitCall(deps.governor, ctx, {
         principal,
-        requestId: ctx.values.get(kRequestId),
-        endpoint: ctx.values.get(kUsageEndpoint) ?? "rerank",
+        endpoint: "rerank",
         model,
         limits,
         promptTokens: counted,
         maxCompletionTokens: 0,
       });
-      for (const [k, v] of Object.entries(admission.headers)) ctx.responseHeader.set(k, v);
       let provider: ProviderRoute | undefined;
       let answer: UpstreamRerank;
       try {
