@@ -4,12 +4,9 @@ import {
   type ChatCompletion,
   type ChatCompletionChunk,
   type ChatCompletionParams,
-  ChatCompletionParamsSchema,
   type ChatMessage,
-  ChatMessageSchema,
   type ChoiceLogprobs,
   type ContentPart,
-  ContentPartSchema,
   ResponseFormatSchema,
   Role,
   StreamOptionsSchema,
@@ -118,13 +115,17 @@ function message(v: unknown, i: number): ChatMessage {
   if (role === undefined) {
     throw new InvalidRequest(`'${p}.role' must be one of ${Object.keys(ROLES).join(", ")}.`, `${p}.role`);
   }
-  const m = create(ChatMessageSchema, {
+  // Literals of the generated types rather than create(): this runs for every message of every request.
+  const m: ChatMessage = {
+    $typeName: "passerelle.inference.v1.ChatMessage",
     role,
+    content: { case: undefined },
     name: optStr(v.name, `${p}.name`),
+    toolCalls: [],
     toolCallId: optStr(v.tool_call_id, `${p}.tool_call_id`),
     refusal: optStr(v.refusal, `${p}.refusal`),
     extra: rest(v, MESSAGE_KEYS),
-  });
+  };
   const c = v.content;
   if (typeof c === "string") m.content = { case: "text", value: c };
   else if (Array.isArray(c))
@@ -144,17 +145,20 @@ function message(v: unknown, i: number): ChatMessage {
   return m;
 }
 
+const PART = "passerelle.inference.v1.ContentPart";
+
 function contentPart(v: unknown, p: string): ContentPart {
   if (!isObject(v)) throw new InvalidRequest(`'${p}' must be an object.`, p);
   const type = str(v.type, `${p}.type`);
   const keys = Object.keys(v);
   if (type === "text" && keys.every((k) => k === "type" || k === "text")) {
-    return create(ContentPartSchema, { part: { case: "text", value: str(v.text, `${p}.text`) } });
+    return { $typeName: PART, part: { case: "text", value: str(v.text, `${p}.text`) } };
   }
   if (type === "image_url" && keys.every((k) => k === "type" || k === "image_url") && isObject(v.image_url)) {
     const iu = v.image_url;
     if (Object.keys(iu).every((k) => k === "url" || k === "detail")) {
-      return create(ContentPartSchema, {
+      return {
+        $typeName: PART,
         part: {
           case: "imageUrl",
           value: {
@@ -163,11 +167,11 @@ function contentPart(v: unknown, p: string): ContentPart {
             detail: optStr(iu.detail, `${p}.image_url.detail`),
           },
         },
-      });
+      };
     }
   }
   // Any other part, or a known one with extra fields: forwarded exactly as sent.
-  return create(ContentPartSchema, { part: { case: "other", value: v as JsonObject } });
+  return { $typeName: PART, part: { case: "other", value: v as JsonObject } };
 }
 
 function toolCall(v: unknown, p: string): ToolCall {
@@ -192,9 +196,13 @@ export function chatParamsFromJson(body: unknown): { params: ChatCompletionParam
     throw new InvalidRequest("'messages' must be a non-empty array.", "messages");
   }
   const stream = bool(body.stream, "stream") ?? false;
-  const params = create(ChatCompletionParamsSchema, {
+  const params: ChatCompletionParams = {
+    $typeName: "passerelle.inference.v1.ChatCompletionParams",
     model,
     messages: body.messages.map(message),
+    stop: [],
+    logitBias: {},
+    tools: [],
     temperature: num(body.temperature, "temperature"),
     topP: num(body.top_p, "top_p"),
     n: uint(body.n, "n"),
@@ -207,7 +215,7 @@ export function chatParamsFromJson(body: unknown): { params: ChatCompletionParam
     user: optStr(body.user, "user"),
     parallelToolCalls: bool(body.parallel_tool_calls, "parallel_tool_calls"),
     extra: rest(body, PARAM_KEYS),
-  });
+  };
   if (body.seed != null) {
     const seed = num(body.seed, "seed");
     if (seed === undefined || !Number.isSafeInteger(seed))

@@ -1,9 +1,9 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Logger } from "pino";
-import { v7 as uuidv7 } from "uuid";
 import { ErrorInfoSchema } from "../../gen/passerelle/errors/v1/error_info_pb.js";
 import type { Principal } from "../platform/context.js";
 import { rpcError } from "../platform/errors.js";
+import { uuidv7 } from "../platform/ids.js";
 import type { BudgetStore } from "./budget-store.js";
 import { estimateCarbon } from "./carbon.js";
 import type { Owner, UsageRecord } from "./entities.js";

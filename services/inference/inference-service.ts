@@ -9,7 +9,6 @@ import {
   type Usage,
 } from "../../gen/passerelle/inference/v1/chat_pb.js";
 import {
-  CreateChatCompletionResponseSchema,
   type InferenceService,
   ListProviderStatesResponseSchema,
   StreamChatCompletionResponseSchema,
@@ -222,7 +221,7 @@ export function createInferenceService(deps: InferenceDeps): ServiceImpl<typeof 
         });
         withImpact(completion.usage, settled);
         if (searchResults) completion.searchResults = searchResults;
-        return create(CreateChatCompletionResponseSchema, { completion });
+        return { $typeName: "passerelle.inference.v1.CreateChatCompletionResponse", completion };
       } catch (err) {
         admission.finish({ ...statusOf(err), promptTokens: 0, completionTokens: 0, servedBy: servedBy(provider) });
         throw err;
@@ -276,7 +275,8 @@ export function createInferenceService(deps: InferenceDeps): ServiceImpl<typeof 
             held = chunk;
           } else {
             if (!wantsUsage) chunk.usage = undefined;
-            yield create(StreamChatCompletionResponseSchema, { chunk });
+            // A literal, not create(): once per token (see chunkFromJson).
+            yield { $typeName: "passerelle.inference.v1.StreamChatCompletionResponse", chunk };
           }
           next = await events.next();
         }

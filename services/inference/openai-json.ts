@@ -1,24 +1,20 @@
 import { create, type JsonObject, type JsonValue } from "@bufbuild/protobuf";
 import {
   type ChatChoice,
-  ChatChoiceSchema,
   type ChatChunkChoice,
-  ChatChunkChoiceSchema,
   type ChatCompletion,
   type ChatCompletionChunk,
-  ChatCompletionChunkSchema,
   type ChatCompletionParams,
-  ChatCompletionSchema,
+  type ChatDelta,
   type ChatMessage,
-  ChatMessageSchema,
   type ChoiceLogprobs,
   ChoiceLogprobsSchema,
   type ContentPart,
   Role,
   type TokenLogprob,
   TokenLogprobSchema,
+  type ToolCallDelta,
   type Usage,
-  UsageSchema,
 } from "../../gen/passerelle/inference/v1/chat_pb.js";
 
 /**
@@ -154,15 +150,18 @@ function restOf(o: Record<string, JsonValue>, known: ReadonlySet<string>): JsonO
   return out;
 }
 
+const USAGE_KEYS = new Set(["prompt_tokens", "completion_tokens", "total_tokens"]);
+
 export function usageFromJson(v: unknown): Usage | undefined {
   if (!isObject(v)) return undefined;
-  const details = restOf(v, new Set(["prompt_tokens", "completion_tokens", "total_tokens"]));
-  return create(UsageSchema, {
+  const details = restOf(v, USAGE_KEYS);
+  return {
+    $typeName: "passerelle.inference.v1.Usage",
     promptTokens: n(v.prompt_tokens),
     completionTokens: n(v.completion_tokens),
     totalTokens: n(v.total_tokens) || n(v.prompt_tokens) + n(v.completion_tokens),
     details,
-  });
+  };
 }
 
 function tokenFromJson(v: unknown): TokenLogprob {
@@ -202,101 +201,117 @@ const MESSAGE_KEYS = new Set(["role", "content", "tool_calls", "refusal", "name"
 
 function messageFromJson(v: unknown): ChatMessage {
   const o = isObject(v) ? v : {};
-  const m = create(ChatMessageSchema, {
+  return {
+    $typeName: "passerelle.inference.v1.ChatMessage",
     role: ROLES.get(s(o.role) ?? "assistant") ?? Role.ASSISTANT,
+    content: typeof o.content === "string" ? { case: "text", value: o.content } : { case: undefined },
+    toolCalls: Array.isArray(o.tool_calls)
+      ? o.tool_calls.map((tc) => {
+          const t = isObject(tc) ? tc : {};
+          const f = isObject(t.function) ? t.function : {};
+          return {
+            $typeName: "passerelle.inference.v1.ToolCall" as const,
+            id: s(t.id) ?? "",
+            type: s(t.type) ?? "function",
+            function: {
+              $typeName: "passerelle.inference.v1.FunctionCall" as const,
+              name: s(f.name) ?? "",
+              arguments: s(f.arguments) ?? "",
+            },
+          };
+        })
+      : [],
     refusal: s(o.refusal),
     extra: restOf(o, MESSAGE_KEYS),
-  });
-  if (typeof o.content === "string") m.content = { case: "text", value: o.content };
-  if (Array.isArray(o.tool_calls)) {
-    m.toolCalls = o.tool_calls.map((tc) => {
-      const t = isObject(tc) ? tc : {};
-      const f = isObject(t.function) ? t.function : {};
-      return {
-        $typeName: "passerelle.inference.v1.ToolCall" as const,
-        id: s(t.id) ?? "",
-        type: s(t.type) ?? "function",
-        function: {
-          $typeName: "passerelle.inference.v1.FunctionCall" as const,
-          name: s(f.name) ?? "",
-          arguments: s(f.arguments) ?? "",
-        },
-      };
-    });
-  }
-  return m;
+  };
 }
 
 const CHOICE_KEYS = new Set(["index", "message", "finish_reason", "logprobs"]);
 const COMPLETION_KEYS = new Set(["id", "object", "created", "model", "choices", "usage", "system_fingerprint"]);
 
-/** An upstream `chat.completion`, renamed to the public model. */
+/** An upstream `chat.completion`, renamed to the public model (a literal, as `chunkFromJson` explains). */
 export function completionFromJson(v: unknown, publicModel: string): ChatCompletion {
   const o = isObject(v) ? v : {};
-  return create(ChatCompletionSchema, {
+  return {
+    $typeName: "passerelle.inference.v1.ChatCompletion",
     id: s(o.id) ?? "",
     created: BigInt(Math.trunc(n(o.created))),
     model: publicModel,
     choices: Array.isArray(o.choices)
       ? o.choices.map((c): ChatChoice => {
           const ch = isObject(c) ? c : {};
-          return create(ChatChoiceSchema, {
+          return {
+            $typeName: "passerelle.inference.v1.ChatChoice",
             index: n(ch.index),
             message: messageFromJson(ch.message),
             finishReason: s(ch.finish_reason) ?? "stop",
             logprobs: logprobsFromJson(ch.logprobs),
             extra: restOf(ch, CHOICE_KEYS),
-          });
+          };
         })
       : [],
     usage: usageFromJson(o.usage),
     systemFingerprint: s(o.system_fingerprint),
     extra: restOf(o, COMPLETION_KEYS),
-  });
+    searchResults: [],
+  };
 }
 
 const DELTA_KEYS = new Set(["role", "content", "tool_calls", "refusal"]);
 
-/** An upstream `chat.completion.chunk`, renamed to the public model. */
+const CHUNK_CHOICE_KEYS = new Set(["index", "delta", "finish_reason", "logprobs", "stop_reason"]);
+
+function deltaFromJson(d: Record<string, JsonValue>): ChatDelta {
+  return {
+    $typeName: "passerelle.inference.v1.ChatDelta",
+    role: typeof d.role === "string" ? ROLES.get(d.role) : undefined,
+    content: typeof d.content === "string" ? d.content : undefined,
+    refusal: typeof d.refusal === "string" ? d.refusal : undefined,
+    toolCalls: Array.isArray(d.tool_calls)
+      ? d.tool_calls.map((tc): ToolCallDelta => {
+          const t = isObject(tc) ? tc : {};
+          const f = isObject(t.function) ? t.function : {};
+          return {
+            $typeName: "passerelle.inference.v1.ToolCallDelta",
+            index: n(t.index),
+            id: s(t.id),
+            type: s(t.type),
+            functionName: s(f.name),
+            functionArguments: s(f.arguments),
+          };
+        })
+      : [],
+    extra: restOf(d, DELTA_KEYS),
+  };
+}
+
+/**
+ * An upstream `chat.completion.chunk`, renamed to the public model. Built as a literal of the generated type (every
+ * field, so the compiler checks it against the schema) rather than through `create()`: this runs once per streamed
+ * token, and `create()`'s reflection cost more than the rest of the conversion.
+ */
 export function chunkFromJson(v: unknown, publicModel: string): ChatCompletionChunk {
   const o = isObject(v) ? v : {};
-  return create(ChatCompletionChunkSchema, {
+  return {
+    $typeName: "passerelle.inference.v1.ChatCompletionChunk",
     id: s(o.id) ?? "",
     created: BigInt(Math.trunc(n(o.created))),
     model: publicModel,
     choices: Array.isArray(o.choices)
       ? o.choices.map((c): ChatChunkChoice => {
           const ch = isObject(c) ? c : {};
-          const d = isObject(ch.delta) ? ch.delta : {};
-          return create(ChatChunkChoiceSchema, {
+          return {
+            $typeName: "passerelle.inference.v1.ChatChunkChoice",
             index: n(ch.index),
-            delta: {
-              role: typeof d.role === "string" ? ROLES.get(d.role) : undefined,
-              content: typeof d.content === "string" ? d.content : undefined,
-              refusal: typeof d.refusal === "string" ? d.refusal : undefined,
-              toolCalls: Array.isArray(d.tool_calls)
-                ? d.tool_calls.map((tc) => {
-                    const t = isObject(tc) ? tc : {};
-                    const f = isObject(t.function) ? t.function : {};
-                    return {
-                      $typeName: "passerelle.inference.v1.ToolCallDelta" as const,
-                      index: n(t.index),
-                      id: s(t.id),
-                      type: s(t.type),
-                      functionName: s(f.name),
-                      functionArguments: s(f.arguments),
-                    };
-                  })
-                : [],
-              extra: restOf(d, DELTA_KEYS),
-            },
+            delta: deltaFromJson(isObject(ch.delta) ? ch.delta : {}),
             finishReason: s(ch.finish_reason),
             logprobs: logprobsFromJson(ch.logprobs),
-            extra: restOf(ch, new Set(["index", "delta", "finish_reason", "logprobs", "stop_reason"])),
-          });
+            extra: restOf(ch, CHUNK_CHOICE_KEYS),
+          };
         })
       : [],
     usage: usageFromJson(o.usage),
     systemFingerprint: s(o.system_fingerprint),
-  });
+    searchResults: [],
+  };
 }

@@ -88,6 +88,25 @@ async function start(config: unknown): Promise<{ info: unknown; handlers: Record
             session = undefined;
             await fs.writeFile((p as { file: string }).file, JSON.stringify(profile));
           },
+          // Allocation sampling (V8's sampling heap profiler), for the bench's memory investigations.
+          "heap-sample-start": async () => {
+            const { Session } = await import("node:inspector/promises");
+            session = new Session();
+            session.connect();
+            await session.post("HeapProfiler.enable");
+            await session.post("HeapProfiler.startSampling", {
+              samplingInterval: 4096,
+              includeObjectsCollectedByMajorGC: true,
+              includeObjectsCollectedByMinorGC: true,
+            });
+          },
+          "heap-sample-stop": async (p) => {
+            if (!session) throw new Error("no heap sampling running");
+            const { profile } = await session.post("HeapProfiler.stopSampling");
+            session.disconnect();
+            session = undefined;
+            await fs.writeFile((p as { file: string }).file, JSON.stringify(profile));
+          },
           close: async () => {
             await t.close();
             await fs.rm(dir, { recursive: true, force: true });

@@ -1,5 +1,5 @@
 import { p } from "@mikro-orm/core";
-import { v7 as uuidv7 } from "uuid";
+import { uuidv7 } from "../ids.js";
 
 /** Column builders every domain's entities share. */
 
