@@ -63,6 +63,8 @@ export interface UsageBuffer {
 const SEGMENT = /^usage-(\d{12})\.jsonl$/;
 const LOCK = "journal.lock";
 const REJECTED = "rejected.jsonl";
+/** Sealed segments whose records the flusher keeps in memory (see `sealed`). */
+const IN_MEMORY = 2;
 const INT4 = 2_147_483_647;
 const INT8 = 9_223_372_036_854_775_807n;
 
@@ -152,7 +154,12 @@ export async function createUsageBuffer(opts: UsageBufferOptions): Promise<Usage
   await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
   const lockFile = await lock(dir);
 
-  const sealed: { file: string; count: number; ready: Promise<void> }[] = [];
+  /**
+   * Sealed segments, oldest first. `records`: the segment's records, still in memory when it was written by this
+   * process and the flusher keeps up (at most IN_MEMORY segments), so that a flush does not read back and decode
+   * what it just wrote; otherwise (a replay, or PostgreSQL down) the flusher reads the file.
+   */
+  const sealed: { file: string; count: number; ready: Promise<void>; records?: UsageRecord[] }[] = [];
   let seq = 0;
   for (const name of (await fsp.readdir(dir)).sort()) {
     const m = SEGMENT.exec(name);
@@ -163,7 +170,7 @@ export async function createUsageBuffer(opts: UsageBufferOptions): Promise<Usage
   }
   const nextFile = () => `usage-${String(++seq).padStart(12, "0")}.jsonl`;
 
-  let active: { file: string; fd: number; count: number; dirty: boolean } | undefined;
+  let active: { file: string; fd: number; count: number; dirty: boolean; records: UsageRecord[] } | undefined;
   let draining: Promise<boolean> | undefined;
   let retryAt = 0;
   let attempt = 0;
@@ -182,7 +189,10 @@ export async function createUsageBuffer(opts: UsageBufferOptions): Promise<Usage
         fs.close(seg.fd, () => resolve());
       }),
     );
-    sealed.push({ file: seg.file, count: seg.count, ready });
+    // Memory stays bounded while the database is away: older segments drop their copy and are read back later.
+    for (let i = 0; i < sealed.length - (IN_MEMORY - 1); i++)
+      (sealed[i] as (typeof sealed)[number]).records = undefined;
+    sealed.push({ file: seg.file, count: seg.count, ready, records: seg.records });
   }
 
   async function setAside(line: string, err: unknown): Promise<void> {
@@ -231,7 +241,7 @@ export async function createUsageBuffer(opts: UsageBufferOptions): Promise<Usage
         while (sealed.length > 0) {
           const seg = sealed[0] as (typeof sealed)[number];
           await seg.ready;
-          const records = await read(seg.file);
+          const records = seg.records ?? (await read(seg.file));
           for (let i = 0; i < records.length; i += batchSize) await deliver(records.slice(i, i + batchSize));
           await fsp.rm(path.join(dir, seg.file), { force: true });
           sealed.shift();
@@ -286,7 +296,7 @@ export async function createUsageBuffer(opts: UsageBufferOptions): Promise<Usage
       }
       if (!active) {
         const file = nextFile();
-        active = { file, fd: fs.openSync(path.join(dir, file), "a"), count: 0, dirty: false };
+        active = { file, fd: fs.openSync(path.join(dir, file), "a"), count: 0, dirty: false, records: [] };
       }
       try {
         writeAll(active.fd, line);
@@ -296,6 +306,7 @@ export async function createUsageBuffer(opts: UsageBufferOptions): Promise<Usage
         throw err;
       }
       active.count++;
+      active.records.push(rec);
       active.dirty = true;
       if (active.count >= batchSize) {
         seal();
