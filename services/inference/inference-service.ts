@@ -259,7 +259,7 @@ export function createInferenceService(deps: InferenceDeps): ServiceImpl<typeof 
       let outcome: "ok" | "failure" | "neutral" = "neutral";
       let usage: Usage | undefined;
       let held: ChatCompletionChunk | undefined;
-      let generated = "";
+      const generated: string[] = [];
       let last: ChatCompletionChunk | undefined;
       let ended: { status: number; errorCode?: string } | undefined;
       try {
@@ -267,8 +267,12 @@ export function createInferenceService(deps: InferenceDeps): ServiceImpl<typeof 
           const chunk = chunkFromJson(JSON.parse(next.value), params.model);
           last = chunk;
           if (chunk.usage) usage = chunk.usage;
+          // What was generated, for counting when the upstream sends no usage: kept as pieces, joined only then.
           for (const c of chunk.choices) {
-            generated += (c.delta?.content ?? "") + c.delta?.toolCalls.map((t) => t.functionArguments ?? "").join("");
+            const d = c.delta;
+            if (!d) continue;
+            if (d.content) generated.push(d.content);
+            for (const t of d.toolCalls) if (t.functionArguments) generated.push(t.functionArguments);
           }
           if (chunk.choices.length === 0 && chunk.usage !== undefined) {
             // The usage chunk: held until the stream ends, to carry the cost and carbon of the whole request.
@@ -282,7 +286,7 @@ export function createInferenceService(deps: InferenceDeps): ServiceImpl<typeof 
         }
         outcome = "ok";
         // The upstream sent no usage although asked: count.
-        usage ??= usageOf(countPromptTokens(params), countTextTokens(generated));
+        usage ??= usageOf(countPromptTokens(params), countTextTokens(generated.join("")));
         ended = { status: 200 };
         const settled = admission.finish({
           status: 200,
@@ -331,7 +335,7 @@ export function createInferenceService(deps: InferenceDeps): ServiceImpl<typeof 
             status: ended?.status ?? 499,
             errorCode: ended?.errorCode ?? "Canceled",
             promptTokens: usage?.promptTokens ?? (promptTokens || countPromptTokens(params)),
-            completionTokens: usage?.completionTokens ?? countTextTokens(generated),
+            completionTokens: usage?.completionTokens ?? countTextTokens(generated.join("")),
             servedBy: servedBy(provider),
             ttftMs,
           });

@@ -4,33 +4,34 @@ import type { Dispatcher } from "undici";
 /** Where a stream is when it fails: decides the timeout phase reported. */
 export type StreamPhase = "headers" | "first_token" | "idle";
 
+/** Why the stream aborted its own request (a timer of ours), if it did. */
+export type StreamAbortReason = "total" | "first_token" | undefined;
+
 export interface SseStreamOptions {
-  /** Issues the upstream request (with the stream's abort signal). */
-  request(): Promise<Dispatcher.ResponseData>;
-  /** Aborts the upstream request (frees the model server's slot). */
-  abort(): void;
-  /** Fires when the first event is late. */
+  /** Issues the upstream request, driven by `handler` (undici's `dispatch`). */
+  dispatch(handler: Dispatcher.DispatchHandler): void;
+  /** The caller's cancellation: aborts the upstream request (frees the model server's slot). */
+  signal?: AbortSignal;
+  /** The whole exchange. */
+  totalMs: number;
+  /** Until the first event after the headers. */
   firstTokenMs: number;
-  /** Aborts with the first-token reason. */
-  onFirstTokenTimeout(): void;
-  /** Turns whatever went wrong into the client's error (the error of a non-2xx answer included). */
-  fail(err: unknown, phase: StreamPhase): Error;
+  /** Turns whatever went wrong into the client's error (`own`: which of our timers aborted, if one did). */
+  fail(err: unknown, phase: StreamPhase, own: StreamAbortReason): Error;
   /** A non-2xx answer, read whole. */
   httpFailure(status: number, text: string, retryAfter?: string | string[]): Error;
   /** An `{"error":…}` event inside a 200 stream (the parsed body), or undefined when `data` is not one. */
   errorEvent(data: string): Error | undefined;
-  /** Runs once when the stream is over, whichever way (timers, listeners). */
-  cleanup(): void;
 }
 
 /** Events held before the upstream socket is paused (back-pressure towards the model server). */
 const HIGH_WATER = 64;
 
 /**
- * The data of each Server-Sent Event of an upstream answer, as an async iterator driven by the socket's `data`
- * events: one promise per event on the hot path (Node's Readable async iterator and a generator cost several).
- * Comments (`: ping`) are skipped, `[DONE]` ends the iteration; an error event, a timeout or an abort rejects the
- * pending read after the events before it were delivered. `return()` before the end aborts the upstream request.
+ * The data of each Server-Sent Event of an upstream answer, as an async iterator fed straight by undici's dispatch
+ * handler: no Readable body stream, no AbortController, one promise per event on the hot path. Comments (`: ping`)
+ * are skipped, `[DONE]` ends the iteration; an error event, a timeout or an abort rejects the pending read after the
+ * events before it were delivered. `return()` before the end aborts the upstream request.
  */
 export function openSseStream(o: SseStreamOptions): AsyncIterableIterator<string> {
   const queue: string[] = [];
@@ -40,15 +41,43 @@ export function openSseStream(o: SseStreamOptions): AsyncIterableIterator<string
   let sawDone = false;
   let bodyEnded = false;
   let over = false;
-  let body: Dispatcher.ResponseData["body"] | undefined;
-  let firstTimer: NodeJS.Timeout | undefined;
+  let controller: Dispatcher.DispatchController | undefined;
+  /** Set once the request is to be aborted (before a connection was assigned, it aborts when one is). */
+  let aborting = false;
+  let own: StreamAbortReason;
+  let reported = false;
+  let status = 0;
+  let retryAfter: string | string[] | undefined;
+  let errorBody: Buffer[] | undefined;
 
-  const finish = () => {
+  const totalTimer = setTimeout(() => abortWith("total"), o.totalMs);
+  let firstTimer: NodeJS.Timeout | undefined;
+  const onAbort = () => abortWith(undefined, o.signal?.reason);
+
+  function finish(): void {
     if (over) return;
     over = true;
+    clearTimeout(totalTimer);
     clearTimeout(firstTimer);
-    o.cleanup();
-  };
+    o.signal?.removeEventListener("abort", onAbort);
+  }
+
+  /** Aborts the upstream request; `reason`: one of our timers, else the caller's cancellation. */
+  function abortWith(reason: StreamAbortReason, cause?: unknown): void {
+    if (aborting) return;
+    aborting = true;
+    own = reason;
+    const err = reason ? new Error(`upstream ${reason} timeout`) : (cause ?? new Error("aborted"));
+    controller?.abort(err as Error);
+    // Not connected yet, or already answered: report now (undici will not call back before a connection).
+    if (!controller || bodyEnded) fail(err);
+  }
+
+  function fail(err: unknown): void {
+    if (reported) return;
+    if (!error) error = o.fail(err, phase, own);
+    settle();
+  }
 
   const parser = createParser({
     onEvent(ev: EventSourceMessage) {
@@ -79,67 +108,74 @@ export function openSseStream(o: SseStreamOptions): AsyncIterableIterator<string
         clearTimeout(firstTimer);
       }
       w.resolve({ done: false, value: queue.shift() as string });
-      if (body?.isPaused() && queue.length < HIGH_WATER / 2) body.resume();
+      if (controller?.paused && queue.length < HIGH_WATER / 2) controller.resume();
     } else if (error) {
       waiter = undefined;
       const e = error;
       if (!over) {
         finish();
-        if (!sawDone && !bodyEnded) o.abort();
+        if (!sawDone && !bodyEnded && !aborting) {
+          aborting = true;
+          controller?.abort(e);
+        }
       }
       queue.length = 0;
       error = undefined;
       sawDone = true; // reported once; later reads end
+      reported = true;
       w.reject(e);
     } else if (sawDone || bodyEnded) {
       waiter = undefined;
       // After [DONE] the body is read to its end by itself (keep-alive); timers stop now.
       finish();
       if (sawDone) w.resolve({ done: true, value: undefined });
-      else w.reject(o.fail(new ProtocolEnd(), phase));
+      else w.reject(o.fail(new ProtocolEnd(), phase, own));
     }
   }
 
-  const failWith = (err: unknown) => {
-    if (!error) error = o.fail(err, phase);
-    settle();
-  };
-
-  o.request().then(
-    async (res) => {
-      if (res.statusCode < 200 || res.statusCode >= 300) {
-        let text = "";
-        try {
-          text = await res.body.text();
-        } catch {
-          // the status says enough
+  if (o.signal?.aborted) onAbort();
+  else {
+    o.signal?.addEventListener("abort", onAbort, { once: true });
+    o.dispatch({
+      onRequestStart(c) {
+        controller = c;
+        if (aborting) c.abort(new Error("aborted"));
+      },
+      onResponseStart(_c, statusCode, headers) {
+        status = statusCode;
+        if (statusCode < 200 || statusCode >= 300) {
+          retryAfter = headers["retry-after"];
+          errorBody = [];
+          return;
         }
-        error = o.httpFailure(res.statusCode, text, res.headers["retry-after"]);
-        settle();
-        return;
-      }
-      if (over) {
-        res.body.destroy();
-        return;
-      }
-      body = res.body;
-      phase = "first_token";
-      firstTimer = setTimeout(() => {
-        if (phase === "first_token") o.onFirstTokenTimeout();
-      }, o.firstTokenMs);
-      body.on("data", (chunk: Buffer) => {
+        if (over) return;
+        phase = "first_token";
+        firstTimer = setTimeout(() => {
+          if (phase === "first_token") abortWith("first_token");
+        }, o.firstTokenMs);
+      },
+      onResponseData(c, chunk) {
+        if (errorBody) {
+          errorBody.push(chunk);
+          return;
+        }
         parser.feed(decoder.decode(chunk, { stream: true }));
-        if (queue.length >= HIGH_WATER) body?.pause();
+        if (queue.length >= HIGH_WATER && !c.paused) c.pause();
         settle();
-      });
-      body.on("end", () => {
+      },
+      onResponseEnd() {
         bodyEnded = true;
+        if (errorBody && !error && !reported) {
+          error = o.httpFailure(status, Buffer.concat(errorBody).toString(), retryAfter);
+        }
         settle();
-      });
-      body.on("error", failWith);
-    },
-    (err: unknown) => failWith(err),
-  );
+      },
+      onResponseError(_c, err) {
+        bodyEnded = true;
+        fail(err);
+      },
+    });
+  }
 
   const it: AsyncIterableIterator<string> = {
     next() {
@@ -154,7 +190,10 @@ export function openSseStream(o: SseStreamOptions): AsyncIterableIterator<string
       if (!over) {
         finish();
         // Leaving early (consumer stopped, client gone) must free the upstream slot now.
-        if (!sawDone && !bodyEnded) o.abort();
+        if (!sawDone && !bodyEnded && !aborting) {
+          aborting = true;
+          controller?.abort(new Error("aborted"));
+        }
       }
       return { done: true, value: undefined };
     },

@@ -296,27 +296,24 @@ export function createUpstreamClient(opts: { connectionsPerOrigin?: number } = {
     getJson: (target, path, signal) => json(target, "GET", path, undefined, signal),
 
     postStream(target, path, body, signal) {
-      const d = deadline(target.timeouts.totalMs, signal);
       return openSseStream({
-        request: () =>
-          pool(target).request({
-            method: "POST",
-            path: pathOf(target, path),
-            headers: headers(target, false),
-            body: JSON.stringify(body),
-            signal: d.signal,
-            headersTimeout: target.timeouts.headersMs,
-            bodyTimeout: target.timeouts.idleMs,
-          }),
-        abort: () => {
-          if (!d.own.signal.aborted) d.own.abort();
-        },
+        dispatch: (handler) =>
+          pool(target).dispatch(
+            {
+              method: "POST",
+              path: pathOf(target, path),
+              headers: headers(target, false),
+              body: JSON.stringify(body),
+              headersTimeout: target.timeouts.headersMs,
+              bodyTimeout: target.timeouts.idleMs,
+            },
+            handler,
+          ),
+        signal,
+        totalMs: target.timeouts.totalMs,
         firstTokenMs: target.timeouts.firstTokenMs,
-        onFirstTokenTimeout: () => d.own.abort(FIRST_TOKEN_REASON),
-        fail(err, phase) {
-          const reason = d.signal.reason;
-          if (reason === TIMEOUT_REASON) return translate(TIMEOUT_REASON, "total");
-          if (reason === FIRST_TOKEN_REASON) return translate(TIMEOUT_REASON, "first_token");
+        fail(err, phase, own) {
+          if (own) return translate(TIMEOUT_REASON, own);
           if (err instanceof ProtocolEnd) return new UpstreamError({ kind: "protocol", message: err.message });
           return translate(err, phase);
         },
@@ -330,7 +327,6 @@ export function createUpstreamClient(opts: { connectionsPerOrigin?: number } = {
             body: parsed,
           });
         },
-        cleanup: () => d.clear(),
       });
     },
 
@@ -340,8 +336,6 @@ export function createUpstreamClient(opts: { connectionsPerOrigin?: number } = {
     },
   };
 }
-
-const FIRST_TOKEN_REASON = Symbol("upstream-first-token-timeout");
 
 function safeJson(text: string): unknown {
   try {
