@@ -22,20 +22,20 @@ export function createSseWriter(res: ServerResponse, headers: Record<string, str
   const socket = (res as { chunkedEncoding?: boolean }).chunkedEncoding === true ? res.socket : null;
   const target: NodeJS.EventEmitter = socket ?? res;
 
-  async function write(text: string): Promise<void> {
-    if (res.destroyed || res.writableEnded) return;
+  /** Writes one event; returns a promise only when the socket's buffer is full (the caller then waits for it). */
+  function write(text: string): Promise<void> | undefined {
+    if (res.destroyed || res.writableEnded) return undefined;
     const ok = socket ? socket.write(`${Buffer.byteLength(text).toString(16)}\r\n${text}\r\n`) : res.write(text);
-    if (!ok) {
-      await new Promise<void>((resolve) => {
-        const done = () => {
-          target.off("drain", done);
-          target.off("close", done);
-          resolve();
-        };
-        target.on("drain", done);
-        target.on("close", done);
-      });
-    }
+    if (ok) return undefined;
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        target.off("drain", done);
+        target.off("close", done);
+        resolve();
+      };
+      target.on("drain", done);
+      target.on("close", done);
+    });
   }
 
   return {

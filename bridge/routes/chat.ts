@@ -46,7 +46,10 @@ export function chatRoutes(app: FastifyInstance, clients: Clients): void {
       const sse = createSseWriter(reply.raw, { ...set, "x-request-id": req.requestId });
       try {
         while (!next.done) {
-          if (next.value.chunk) await sse.event(chatChunkJson(next.value.chunk));
+          if (next.value.chunk) {
+            const full = sse.event(chatChunkJson(next.value.chunk));
+            if (full) await full; // back-pressure only: no extra hop per event otherwise
+          }
           next = await it.next();
         }
         await sse.done();
