@@ -126,6 +126,7 @@ function setup(upstream: UpstreamClient, settings: { maxBatch?: number; concurre
     router,
     // Admits everything: limits, budgets and the ledger have their own tests (services/governance, test/e2e).
     governor: {
+      needsPromptTokens: () => true,
       admit: async () => ({
         usageId: "u",
         headers: {},

@@ -120,6 +120,20 @@ describe("budget store on PostgreSQL", () => {
     expect(await reservations(id)).toBe(0);
   });
 
+  it("says an owner may have a budget until it knows otherwise, and follows admin writes", async () => {
+    const u = user();
+    const o = org();
+    expect(budgets.mayHaveBudget([u])).toBe(true); // never looked up: unknown
+    expect((await budgets.reserve(uuidv7(), [u, o], 10n)).admitted).toBe(true); // the lookup finds none
+    expect(budgets.mayHaveBudget([u])).toBe(false);
+    expect(budgets.mayHaveBudget([u, o])).toBe(false);
+    await budgets.setBudget(o, 1_000n);
+    expect(budgets.mayHaveBudget([u, o])).toBe(true);
+    expect(budgets.mayHaveBudget([u])).toBe(false);
+    await budgets.deleteBudget(o);
+    expect(budgets.mayHaveBudget([u, o])).toBe(false);
+  });
+
   it("admits exactly what fits among 200 concurrent reservations", async () => {
     const u = user();
     const cost = 1_234_567n;

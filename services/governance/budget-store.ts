@@ -206,6 +206,14 @@ export function createBudgetStore(orm: MikroORM, opts: BudgetStoreOptions = {}) 
 
   return {
     /**
+     * False only when this process knows that none of `owners` has a budget (no query): a priced request of theirs
+     * then reserves nothing, and its worst-case cost need not be computed.
+     */
+    mayHaveBudget(owners: readonly Owner[]): boolean {
+      return owners.some((o) => hasBudget.get(ownerKey(o)) !== false);
+    },
+
+    /**
      * Reserves `amountNanos` (the worst-case cost) on every owner's budget for the request `usageId`, atomically:
      * all or none. Refused when any budget's remaining amount is below it. Owners without a budget are unlimited
      * and cost no query once this process knows it. A zero amount is admitted without touching the database.

@@ -85,6 +85,12 @@ export interface Governor {
    * the rate-limit headers in the error's metadata; Unavailable (503) when a store is down and the policy says so.
    */
   admit(input: AdmitInput): Promise<Admission>;
+  /**
+   * Whether `admit` will use the prompt's token count: a token limit (the role's or the key's) applies, or the
+   * model is priced and the caller may have a budget. When false, callers skip counting (the tokenizer's cost grows
+   * with the prompt) and admit with 0 prompt tokens; usage is still billed from the upstream's counts.
+   */
+  needsPromptTokens(principal: Principal, model: GovernedModel, limits: Limits | null): boolean;
 }
 
 const ZERO_CARBON: Settled["carbon"] = { kWh: { min: 0, max: 0 }, kgCO2eq: { min: 0, max: 0 } };
@@ -130,7 +136,18 @@ export function createGovernor(deps: GovernorDeps): Governor {
     return err;
   }
 
+  const tokenLimited = (l: { tokensPerMinute: number | null; tokensPerDay: number | null } | null | undefined) =>
+    l != null && (l.tokensPerMinute != null || l.tokensPerDay != null);
+
   return {
+    needsPromptTokens(principal, model, limits) {
+      if (tokenLimited(limits) || tokenLimited(principal.keyLimits)) return true;
+      if (model.costPromptPerMillion <= 0 && model.costCompletionPerMillion <= 0) return false;
+      const owners: Owner[] = [{ kind: "user", id: principal.userId }];
+      if (principal.organizationId) owners.push({ kind: "organization", id: principal.organizationId });
+      return deps.budgets.mayHaveBudget(owners);
+    },
+
     async admit(input) {
       const started = now();
       const { principal, model } = input;

@@ -155,9 +155,8 @@ export function createInferenceService(deps: InferenceDeps): ServiceImpl<typeof 
       ctx.signal,
       deps.searchTemplate ?? DEFAULT_SEARCH_TEMPLATE,
     );
-    // The prompt is counted here only when something depends on it before the answer (limits, prices).
-    const priced = model.costPromptPerMillion > 0 || model.costCompletionPerMillion > 0;
-    const promptTokens = limits || priced ? countPromptTokens(params) : 0;
+    // The prompt is counted here only when something depends on it before the answer (token limits, a budget).
+    const promptTokens = deps.governor.needsPromptTokens(principal, model, limits) ? countPromptTokens(params) : 0;
     const perChoice = params.maxCompletionTokens ?? params.maxTokens ?? deps.defaultMaxTokens;
     const admission = await deps.governor.admit({
       principal,

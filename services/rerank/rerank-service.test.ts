@@ -109,6 +109,7 @@ function setup(upstream: UpstreamClient, limited = false) {
       probe: async () => true,
     }),
     governor: {
+      needsPromptTokens: () => true,
       admit: async (input) => {
         admitted.push(input);
         return {

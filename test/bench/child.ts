@@ -97,7 +97,7 @@ async function start(config: unknown): Promise<{ info: unknown; handlers: Record
             await session.post("HeapProfiler.startSampling", {
               samplingInterval: 4096,
               includeObjectsCollectedByMajorGC: true,
-              includeObjectsCollectedByMinorGC: true,
+              includeObjectsCollectedByMinorGC: process.env.BENCH_HEAP_MINOR !== "0",
             });
           },
           "heap-sample-stop": async (p) => {
