@@ -69,44 +69,49 @@ async function start(config: unknown): Promise<{ info: unknown; handlers: Record
       );
       const t = await startTestPlatform({ redis: c.redis === true, env: { PASSERELLE_MODELS_FILE: file } });
       let session: Session | undefined;
+      /** One inspector phase: `begin` posts what starts it; `stop` ends it and writes what it returns to `file`. */
+      const phase = (what: string, begin: (s: Session) => Promise<unknown>, stop: string): Record<string, Handler> => ({
+        [`${what}-start`]: async () => {
+          const { Session } = await import("node:inspector/promises");
+          session = new Session();
+          session.connect();
+          await begin(session);
+        },
+        [`${what}-stop`]: async (p) => {
+          if (!session) throw new Error(`no ${what} running`);
+          const { profile } = (await session.post(stop as never)) as unknown as { profile: unknown };
+          session.disconnect();
+          session = undefined;
+          await fs.writeFile((p as { file: string }).file, JSON.stringify(profile));
+        },
+      });
       return {
         info: { httpUrl: t.httpUrl, adminKey: t.adminKey } satisfies PasserelleInfo,
         handlers: {
           // The same V8 sampling profiler as `node --cpu-prof`, but started and stopped around one phase only.
-          "profile-start": async () => {
-            const { Session } = await import("node:inspector/promises");
-            session = new Session();
-            session.connect();
-            await session.post("Profiler.enable");
-            await session.post("Profiler.setSamplingInterval", { interval: 200 });
-            await session.post("Profiler.start");
-          },
-          "profile-stop": async (p) => {
-            if (!session) throw new Error("no profile running");
-            const { profile } = await session.post("Profiler.stop");
-            session.disconnect();
-            session = undefined;
-            await fs.writeFile((p as { file: string }).file, JSON.stringify(profile));
-          },
-          // Allocation sampling (V8's sampling heap profiler), for the bench's memory investigations.
-          "heap-sample-start": async () => {
-            const { Session } = await import("node:inspector/promises");
-            session = new Session();
-            session.connect();
-            await session.post("HeapProfiler.enable");
-            await session.post("HeapProfiler.startSampling", {
-              samplingInterval: 4096,
-              includeObjectsCollectedByMajorGC: true,
-              includeObjectsCollectedByMinorGC: process.env.BENCH_HEAP_MINOR !== "0",
-            });
-          },
-          "heap-sample-stop": async (p) => {
-            if (!session) throw new Error("no heap sampling running");
-            const { profile } = await session.post("HeapProfiler.stopSampling");
-            session.disconnect();
-            session = undefined;
-            await fs.writeFile((p as { file: string }).file, JSON.stringify(profile));
-          },
+          ...phase(
+            "profile",
+            async (s) => {
+              await s.post("Profiler.enable");
+              await s.post("Profiler.setSamplingInterval", { interval: 200 });
+              await s.post("Profiler.start");
+            },
+            "Profiler.stop",
+          ),
+          // Allocation sampling (V8's sampling heap profiler) for memory investigations; BENCH_HEAP_MINOR=0 keeps
+          // only what outlived the young generation.
+          ...phase(
+            "heap-sample",
+            async (s) => {
+              await s.post("HeapProfiler.enable");
+              await s.post("HeapProfiler.startSampling", {
+                samplingInterval: 4096,
+                includeObjectsCollectedByMajorGC: true,
+                includeObjectsCollectedByMinorGC: process.env.BENCH_HEAP_MINOR !== "0",
+              });
+            },
+            "HeapProfiler.stopSampling",
+          ),
           close: async () => {
             await t.close();
             await fs.rm(dir, { recursive: true, force: true });
