@@ -1,6 +1,7 @@
 import { create, fromBinary, type JsonValue, toBinary } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
-import { chatChunkJson, chatCompletionJson, chatParamsFromJson, InvalidRequest } from "../bridge/openai/chat.js";
+import { chatParamsFromJson, InvalidRequest } from "../bridge/openai/chat.js";
+import { chatChunkJson, chatCompletionJson } from "../bridge/openai/chat-response.js";
 import { ChatCompletionParamsSchema } from "../gen/passerelle/inference/v1/chat_pb.js";
 import { chunkFromJson, completionFromJson, upstreamChatBody } from "../services/inference/openai-json.js";
 import { validateOpenAI } from "./support/openai-schema.js";

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from "fastify";
-import { chatChunkJson, chatCompletionJson, chatParamsFromJson } from "../openai/chat.js";
+import { chatParamsFromJson } from "../openai/chat.js";
+import { chatChunkJson, chatCompletionJson } from "../openai/chat-response.js";
 import { fromConnectError, rateLimitHeadersOf } from "../openai/errors.js";
 import { createSseWriter } from "../openai/sse.js";
 import { type Clients, callOptions } from "../rpc.js";
