@@ -98,11 +98,12 @@ export async function bridgePlugin(app: FastifyInstance, opts: BridgeOptions): P
   for (const s of collectionSchemas) app.addSchema(s);
 
   app.decorateRequest("requestId", "");
-  app.addHook("onRequest", async (req, reply) => {
+  // Callback style, not async: no promise per request on the hot path. Answering early means not calling `done`.
+  app.addHook("onRequest", (req, reply, done) => {
     const incoming = req.headers["x-request-id"];
     req.requestId = typeof incoming === "string" && REQUEST_ID.test(incoming) ? incoming : req.id;
     reply.header("x-request-id", req.requestId);
-    if (!req.routeOptions.url || req.routeOptions.config.public) return;
+    if (!req.routeOptions.url || req.routeOptions.config.public) return done();
     const auth = req.headers.authorization;
     if (!auth || !BEARER.test(auth)) {
       const missing = !auth;
@@ -115,8 +116,10 @@ export async function bridgePlugin(app: FastifyInstance, opts: BridgeOptions): P
         null,
         missing ? "missing_api_key" : "invalid_authorization_header",
       );
-      return reply.code(401).send(e.body);
+      reply.code(401).send(e.body);
+      return;
     }
+    done();
   });
 
   app.setErrorHandler((err: FastifyError, req: FastifyRequest, reply: FastifyReply) => {

@@ -140,8 +140,9 @@ export async function startPlatform(
 
 function registerHealth(app: FastifyInstance, core: Core): void {
   // Every response carries the request id (the bridge and the RPC interceptor set it on theirs too).
-  app.addHook("onRequest", async (req, reply) => {
+  app.addHook("onRequest", (req, reply, done) => {
     reply.header("x-request-id", req.id);
+    done();
   });
   app.get("/health", { schema: { hide: true } }, async () => ({ status: "ok" }));
   app.get("/health/ready", { schema: { hide: true } }, async (_req, reply) => {
