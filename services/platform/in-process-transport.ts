@@ -42,7 +42,8 @@ const NEVER = new AbortController().signal;
  * (`bridge/main.ts`).
  *
  * What the network would add and this does not: size limits on messages (the caller built them itself) and a copy
- * of each message — callers must not mutate a message after handing it over, nor the ones they receive.
+ * of each message and of the request headers — callers must not mutate a message or a Headers after handing it
+ * over, nor the ones they receive.
  */
 export function createInProcessTransport(
   bindings: readonly ServiceBinding[],
@@ -106,7 +107,8 @@ export function createInProcessTransport(
       requestMethod: "POST",
       url: `in-process:///${method.parent.typeName}/${method.name}`,
       signal,
-      header: new Headers(header),
+      // A caller's Headers is handed over as is (as messages are); anything else is copied into one.
+      header: header instanceof Headers ? header : new Headers(header),
       contextValues: values ?? createContextValues(),
     };
   }
