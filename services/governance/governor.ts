@@ -93,6 +93,13 @@ export interface Governor {
   needsPromptTokens(principal: Principal, model: GovernedModel, limits: Limits | null): boolean;
 }
 
+/** Whose budgets a call of `principal` spends: the user's, and the organization's when it has one. */
+function budgetOwners(principal: Principal): Owner[] {
+  const owners: Owner[] = [{ kind: "user", id: principal.userId }];
+  if (principal.organizationId) owners.push({ kind: "organization", id: principal.organizationId });
+  return owners;
+}
+
 const ZERO_CARBON: Settled["carbon"] = { kWh: { min: 0, max: 0 }, kgCO2eq: { min: 0, max: 0 } };
 
 export function createGovernor(deps: GovernorDeps): Governor {
@@ -143,9 +150,7 @@ export function createGovernor(deps: GovernorDeps): Governor {
     needsPromptTokens(principal, model, limits) {
       if (tokenLimited(limits) || tokenLimited(principal.keyLimits)) return true;
       if (model.costPromptPerMillion <= 0 && model.costCompletionPerMillion <= 0) return false;
-      const owners: Owner[] = [{ kind: "user", id: principal.userId }];
-      if (principal.organizationId) owners.push({ kind: "organization", id: principal.organizationId });
-      return deps.budgets.mayHaveBudget(owners);
+      return deps.budgets.mayHaveBudget(budgetOwners(principal));
     },
 
     async admit(input) {
@@ -153,8 +158,7 @@ export function createGovernor(deps: GovernorDeps): Governor {
       const { principal, model } = input;
       const estimate = input.promptTokens + input.maxCompletionTokens;
       const usageId = uuidv7();
-      const owners: Owner[] = [{ kind: "user", id: principal.userId }];
-      if (principal.organizationId) owners.push({ kind: "organization", id: principal.organizationId });
+      const owners = budgetOwners(principal);
       const prices = model;
       const worst = costNanos(
         { promptTokens: input.promptTokens, completionTokens: input.maxCompletionTokens },

@@ -170,14 +170,15 @@ export async function createUsageBuffer(opts: UsageBufferOptions): Promise<Usage
   }
   const nextFile = () => `usage-${String(++seq).padStart(12, "0")}.jsonl`;
 
-  let active: { file: string; fd: number; count: number; dirty: boolean; records: UsageRecord[] } | undefined;
+  /** The segment being written; `records`: what it holds, in order (its count). */
+  let active: { file: string; fd: number; dirty: boolean; records: UsageRecord[] } | undefined;
   let draining: Promise<boolean> | undefined;
   let retryAt = 0;
   let attempt = 0;
   let closed = false;
   const counters = { flushed: 0, flushFailures: 0, rejected: 0 };
 
-  const depth = () => sealed.reduce((n, s) => n + s.count, active?.count ?? 0);
+  const depth = () => sealed.reduce((n, s) => n + s.count, active?.records.length ?? 0);
 
   function seal(): void {
     const seg = active;
@@ -192,7 +193,7 @@ export async function createUsageBuffer(opts: UsageBufferOptions): Promise<Usage
     // Memory stays bounded while the database is away: older segments drop their copy and are read back later.
     for (let i = 0; i < sealed.length - (IN_MEMORY - 1); i++)
       (sealed[i] as (typeof sealed)[number]).records = undefined;
-    sealed.push({ file: seg.file, count: seg.count, ready, records: seg.records });
+    sealed.push({ file: seg.file, count: seg.records.length, ready, records: seg.records });
   }
 
   async function setAside(line: string, err: unknown): Promise<void> {
@@ -296,7 +297,7 @@ export async function createUsageBuffer(opts: UsageBufferOptions): Promise<Usage
       }
       if (!active) {
         const file = nextFile();
-        active = { file, fd: fs.openSync(path.join(dir, file), "a"), count: 0, dirty: false, records: [] };
+        active = { file, fd: fs.openSync(path.join(dir, file), "a"), dirty: false, records: [] };
       }
       try {
         writeAll(active.fd, line);
@@ -305,10 +306,9 @@ export async function createUsageBuffer(opts: UsageBufferOptions): Promise<Usage
         seal();
         throw err;
       }
-      active.count++;
       active.records.push(rec);
       active.dirty = true;
-      if (active.count >= batchSize) {
+      if (active.records.length >= batchSize) {
         seal();
         if (!draining && Date.now() >= retryAt) void drain();
       }

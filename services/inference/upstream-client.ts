@@ -84,8 +84,20 @@ const TIMEOUT_REASON = Symbol("upstream-timeout");
 export function createUpstreamClient(opts: { connectionsPerOrigin?: number } = {}): UpstreamClient {
   const pools = new Map<string, Pool>();
 
+  /** Each base URL parsed once: its origin (the pool's key) and its path prefix without a trailing slash. */
+  const parsed = new Map<string, { origin: string; base: string }>();
+  function urlOf(target: UpstreamTarget) {
+    let u = parsed.get(target.baseUrl);
+    if (!u) {
+      const url = new URL(target.baseUrl);
+      u = { origin: url.origin, base: url.pathname.replace(/\/$/, "") };
+      parsed.set(target.baseUrl, u);
+    }
+    return u;
+  }
+
   function pool(target: UpstreamTarget): Pool {
-    const origin = new URL(target.baseUrl).origin;
+    const origin = urlOf(target).origin;
     let p = pools.get(origin);
     if (!p) {
       p = new Pool(origin, {
@@ -108,8 +120,7 @@ export function createUpstreamClient(opts: { connectionsPerOrigin?: number } = {
   }
 
   function pathOf(target: UpstreamTarget, path: string): string {
-    const base = new URL(target.baseUrl).pathname.replace(/\/$/, "");
-    return `${base}${path}`;
+    return `${urlOf(target).base}${path}`;
   }
 
   /**
@@ -179,6 +190,16 @@ export function createUpstreamClient(opts: { connectionsPerOrigin?: number } = {
     });
   }
 
+  /** A whole JSON answer: its body parsed, or the upstream's failure (non-2xx, or not JSON) thrown. */
+  function answerOf(status: number, text: string, retryAfter?: string | string[]): JsonResponse {
+    if (status < 200 || status >= 300) throw httpFailureOf(status, text, retryAfter);
+    try {
+      return { status, body: text ? JSON.parse(text) : null };
+    } catch (err) {
+      throw new UpstreamError({ kind: "protocol", message: "upstream sent invalid JSON" }, { cause: err });
+    }
+  }
+
   /**
    * GET or POST with a JSON body, read a JSON answer: undici's `dispatch` with a handler of our own rather than
    * `request()`, which wraps every answer in a Readable body stream and an AbortSignal-driven handler (both measured
@@ -243,14 +264,10 @@ export function createUpstreamClient(opts: { connectionsPerOrigin?: number } = {
           },
           onResponseEnd() {
             const text = chunks.length === 1 ? (chunks[0] as Buffer).toString() : Buffer.concat(chunks).toString();
-            if (status < 200 || status >= 300) return finish(undefined, httpFailureOf(status, text, retryAfter));
             try {
-              finish({ status, body: text ? JSON.parse(text) : null });
+              finish(answerOf(status, text, retryAfter));
             } catch (err) {
-              finish(
-                undefined,
-                new UpstreamError({ kind: "protocol", message: "upstream sent invalid JSON" }, { cause: err }),
-              );
+              finish(undefined, err);
             }
           },
           onResponseError(_c, err) {
@@ -274,15 +291,7 @@ export function createUpstreamClient(opts: { connectionsPerOrigin?: number } = {
         headersTimeout: target.timeouts.headersMs,
         bodyTimeout: target.timeouts.idleMs,
       });
-      const text = await res.body.text();
-      if (res.statusCode < 200 || res.statusCode >= 300) {
-        throw httpFailureOf(res.statusCode, text, res.headers["retry-after"]);
-      }
-      try {
-        return { status: res.statusCode, body: text ? JSON.parse(text) : null };
-      } catch (err) {
-        throw new UpstreamError({ kind: "protocol", message: "upstream sent invalid JSON" }, { cause: err });
-      }
+      return answerOf(res.statusCode, await res.body.text(), res.headers["retry-after"]);
     } catch (err) {
       throw translate(d.signal.reason === TIMEOUT_REASON ? TIMEOUT_REASON : err, "total");
     } finally {
