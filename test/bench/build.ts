@@ -30,6 +30,18 @@ async function sources(root: string, dir: string, skip: string): Promise<string[
   return out;
 }
 
+/**
+ * The Node flags `npm start` gives the platform (package.json's `start` script: what lies between `node` and the
+ * script), so that the bench's Passerelle processes run with the same heap settings as production.
+ */
+export async function startNodeFlags(root: string): Promise<string[]> {
+  const pkg = JSON.parse(await readFile(path.join(root, "package.json"), "utf8")) as { scripts: { start: string } };
+  const m = /^node\s+(.*?)\s*dist\/services\/main\.js$/.exec(pkg.scripts.start.trim());
+  if (!m)
+    throw new Error(`package.json's start script is not 'node [flags] dist/services/main.js': ${pkg.scripts.start}`);
+  return (m[1] as string).split(/\s+/).filter(Boolean);
+}
+
 /** Returns the number of files compiled. */
 export async function compileForBench(root: string, outDir: string): Promise<number> {
   await rm(outDir, { recursive: true, force: true });

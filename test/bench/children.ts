@@ -32,15 +32,15 @@ const SOURCE_CHILD = fileURLToPath(new URL("./child.ts", import.meta.url));
 
 /**
  * `script`: the compiled child.js (see build.ts), run like production (`node`, no source maps); without it,
- * child.ts from source through tsx.
+ * child.ts from source through tsx. `nodeFlags`: Node options for the child (Passerelle gets `npm start`'s).
  */
 export async function startChild<Info>(
   role: ChildRole,
   config: unknown,
-  opts: { script?: string; env?: Record<string, string>; startTimeoutMs?: number } = {},
+  opts: { script?: string; env?: Record<string, string>; startTimeoutMs?: number; nodeFlags?: string[] } = {},
 ): Promise<ChildHandle<Info>> {
   const child: ChildProcess = fork(opts.script ?? SOURCE_CHILD, [role], {
-    execArgv: opts.script ? [] : ["--import", "tsx"],
+    execArgv: [...(opts.script ? [] : ["--import", "tsx"]), ...(opts.nodeFlags ?? [])],
     env: { ...process.env, ...opts.env },
     // stdout ignored: Passerelle logs one line per request at the production default level (info); writing it to
     // /dev/null keeps the serialization cost in the measurement without a pipe to drain.

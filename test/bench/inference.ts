@@ -3,7 +3,7 @@
 import { mkdir } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { compileForBench } from "./build.js";
+import { compileForBench, startNodeFlags } from "./build.js";
 import type { PasserelleChildConfig, PasserelleInfo } from "./child.js";
 import { type ChildHandle, startChild } from "./children.js";
 import {
@@ -149,7 +149,11 @@ export async function runInferenceBench(resultsDir: string): Promise<InferenceRe
     script = path.join(buildDir, "test/bench/child.js");
     log(`compiled ${files} files to ${path.relative(root, buildDir)} in ${Math.round(performance.now() - t0)} ms`);
   }
-  figures.servers = script ? "compiled JavaScript, node (no source maps, as npm start)" : "TypeScript through tsx";
+  // Passerelle runs with npm start's Node flags (package.json); the simulator and the ceiling with Node's defaults.
+  const nodeFlags = await startNodeFlags(root);
+  figures.servers = script
+    ? `compiled JavaScript, node ${nodeFlags.join(" ")} (no source maps, as npm start)`
+    : "TypeScript through tsx";
 
   log("starting the simulator, the ceiling proxy and Passerelle (each in its own process)…");
   const sim = await startChild<{ url: string }>(
@@ -170,7 +174,7 @@ export async function runInferenceBench(resultsDir: string): Promise<InferenceRe
         upstreamModel: UPSTREAM_MODEL,
         redis: Boolean(process.env.PASSERELLE_TEST_REDIS_URL),
       } satisfies PasserelleChildConfig,
-      { script, env: { PASSERELLE_TEST_LOG: process.env.BENCH_LOG_LEVEL ?? "info" } },
+      { script, nodeFlags, env: { PASSERELLE_TEST_LOG: process.env.BENCH_LOG_LEVEL ?? "info" } },
     );
     children.push(passerelle);
     const pids3 = { passerelle: passerelle.pid, ceiling: ceiling.pid, simulator: sim.pid };
@@ -325,6 +329,7 @@ export async function runInferenceBench(resultsDir: string): Promise<InferenceRe
       log(`worker pool: npm start's entry point with PASSERELLE_WORKERS=${workers}, c=32…`);
       const pool = await startPool({
         buildDir,
+        nodeFlags,
         workers,
         upstreamUrl: sim.info.url,
         upstreamKey: UPSTREAM_KEY,

@@ -22,6 +22,8 @@ const KEY = "sk-bench-pool-0123456789abcdefghijklmnop";
 
 export async function startPool(opts: {
   buildDir: string;
+  /** `npm start`'s Node flags (build.ts startNodeFlags). */
+  nodeFlags: string[];
   workers: number;
   upstreamUrl: string;
   upstreamKey: string;
@@ -43,22 +45,26 @@ export async function startPool(opts: {
   // Output to a file (read for the banner): a pipe would make this process, the load generator, read every log line.
   const logFile = path.join(dir, "out.log");
   const out = await fs.open(logFile, "a");
-  const child: ChildProcess = spawn(process.execPath, [path.join(opts.buildDir, "services/main.js")], {
-    env: {
-      ...process.env,
-      DATABASE_URL: db.url,
-      REDIS_URL: redisUrl,
-      PASSERELLE_WORKERS: String(opts.workers),
-      PASSERELLE_HTTP_HOST: "127.0.0.1",
-      PASSERELLE_HTTP_PORT: "0",
-      PASSERELLE_GRPC_PORT: "0",
-      PASSERELLE_DATA_DIR: dir,
-      PASSERELLE_BOOTSTRAP_ADMIN_KEY: KEY,
-      PASSERELLE_MODELS_FILE: path.join(dir, "models.yaml"),
-      PASSERELLE_LOG_LEVEL: opts.logLevel,
+  const child: ChildProcess = spawn(
+    process.execPath,
+    [...opts.nodeFlags, path.join(opts.buildDir, "services/main.js")],
+    {
+      env: {
+        ...process.env,
+        DATABASE_URL: db.url,
+        REDIS_URL: redisUrl,
+        PASSERELLE_WORKERS: String(opts.workers),
+        PASSERELLE_HTTP_HOST: "127.0.0.1",
+        PASSERELLE_HTTP_PORT: "0",
+        PASSERELLE_GRPC_PORT: "0",
+        PASSERELLE_DATA_DIR: dir,
+        PASSERELLE_BOOTSTRAP_ADMIN_KEY: KEY,
+        PASSERELLE_MODELS_FILE: path.join(dir, "models.yaml"),
+        PASSERELLE_LOG_LEVEL: opts.logLevel,
+      },
+      stdio: ["ignore", out.fd, "inherit"],
     },
-    stdio: ["ignore", out.fd, "inherit"],
-  });
+  );
   await out.close();
   let exited: number | null = null;
   child.once("exit", (code) => {
