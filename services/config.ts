@@ -104,6 +104,8 @@ export interface CoreConfig {
     readonly limitsTimeoutMs: number;
     /** Completion tokens reserved when a chat request sets no max_tokens (PASSERELLE_DEFAULT_MAX_TOKENS). */
     readonly defaultMaxTokens: number;
+    /** Budgets admitted on per-process leases instead of one reservation per request (PASSERELLE_BUDGET_LEASES). */
+    readonly budgetLeases: boolean;
   };
   /** Largest request body accepted, in bytes. */
   readonly bodyLimitBytes: number;
@@ -224,6 +226,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
       limitsPolicy: oneOf("PASSERELLE_LIMITS_REDIS_POLICY", ["fail-open", "fail-closed", "local"] as const, "local"),
       limitsTimeoutMs: int("PASSERELLE_LIMITS_REDIS_TIMEOUT_MS", 250, 1, 5_000),
       defaultMaxTokens: int("PASSERELLE_DEFAULT_MAX_TOKENS", 1024, 1, 10_000_000),
+      budgetLeases: bool("PASSERELLE_BUDGET_LEASES", true),
     },
     bodyLimitBytes: int("PASSERELLE_BODY_LIMIT_BYTES", 8 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
     shutdownGraceMs: int("PASSERELLE_SHUTDOWN_GRACE_MS", 10_000, 0, 600_000),

@@ -3,6 +3,7 @@ import { LRUCache } from "lru-cache";
 import pg from "pg";
 import { failedPrecondition, invalidArgument, notFound } from "../platform/errors.js";
 import { isUuid } from "../platform/paging.js";
+import { createBudgetLeases, type LeaseOptions, type LeaseTicket } from "./budget-leases.js";
 import type { Owner, OwnerKind } from "./entities.js";
 
 /**
@@ -23,7 +24,7 @@ export interface BudgetState {
 
 /** The outcome of a reservation: admitted (against `owners`, those with a budget), or refused by the first owner short. */
 export type Reservation =
-  | { admitted: true; owners: Owner[] }
+  | { admitted: true; owners: Owner[]; lease?: LeaseTicket }
   | { admitted: false; owner: Owner; remainingNanos: bigint };
 
 export interface BudgetStoreOptions {
@@ -39,6 +40,8 @@ export interface BudgetStoreOptions {
    * and their settlement keep synchronous commits, and a settlement frees only the reservation rows it finds.
    */
   asyncCommitReservationsUrl?: string;
+  /** Admit on per-process budget leases (budget-leases.ts); without it, every request reserves its own row. */
+  leases?: LeaseOptions;
   now?: () => number;
 }
 
@@ -74,9 +77,37 @@ export async function inTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient
 /** Settles a batch of newly recorded usage inside the caller's transaction: charges budgets, frees reservations. */
 export async function settleUsage(
   client: pg.PoolClient,
-  records: { id: string; userId: string; organizationId: string | null; costNanos: bigint }[],
+  records: { id: string; userId: string; organizationId: string | null; costNanos: bigint; leaseIds?: string[] }[],
 ): Promise<void> {
   if (records.length === 0) return;
+  // Records admitted on leases (budget-leases.ts): their cost comes off the lease rows (deleted at zero) in lease id
+  // order, and is released from the budgets' reserved amounts as it is charged to their spent amounts below.
+  const leaseIds: string[] = [];
+  const leaseCharges: string[] = [];
+  for (const r of records) {
+    for (const id of r.leaseIds ?? []) {
+      leaseIds.push(id);
+      leaseCharges.push(r.costNanos.toString());
+    }
+  }
+  const fromLeases =
+    leaseIds.length === 0
+      ? []
+      : (
+          await client.query<{ owner_kind: OwnerKind; owner_id: string; amount_nanos: string }>(
+            `with v as (select lease_id, sum(charge)::bigint as charge
+                          from unnest($1::uuid[], $2::bigint[]) v(lease_id, charge) group by lease_id),
+                  r as materialized (select b.usage_id, b.owner_kind, b.owner_id, b.amount_nanos as held,
+                                            least(b.amount_nanos, v.charge) as amount
+                                       from budget_reservation b join v on b.usage_id = v.lease_id
+                                      order by b.usage_id for update of b),
+                  d as (update budget_reservation b set amount_nanos = b.amount_nanos - r.amount from r
+                         where b.usage_id = r.usage_id and r.held > r.amount),
+                  z as (delete from budget_reservation b using r where b.usage_id = r.usage_id and r.held = r.amount)
+             select owner_kind, owner_id, amount::text as amount_nanos from r`,
+            [leaseIds, leaseCharges],
+          )
+        ).rows;
   const released = await client.query<{ owner_kind: OwnerKind; owner_id: string; amount_nanos: string }>(
     `delete from budget_reservation where usage_id = any($1::uuid[]) returning owner_kind, owner_id, amount_nanos`,
     [records.map((r) => r.id)],
@@ -93,7 +124,7 @@ export async function settleUsage(
     add("user", r.userId, r.costNanos, 0n);
     if (r.organizationId) add("organization", r.organizationId, r.costNanos, 0n);
   }
-  for (const r of released.rows) add(r.owner_kind, r.owner_id, 0n, BigInt(r.amount_nanos));
+  for (const r of [...released.rows, ...fromLeases]) add(r.owner_kind, r.owner_id, 0n, BigInt(r.amount_nanos));
   const list = [...owners.values()];
   const params = [
     list.map((o) => o.kind),
@@ -188,6 +219,7 @@ export function createBudgetStore(orm: MikroORM, opts: BudgetStoreOptions = {}) 
     }
     return reservePool;
   };
+  const leases = opts.leases ? createBudgetLeases(reservations, { now, ...opts.leases }) : undefined;
 
   /** The owners among `owners` that have a budget; one query for those this process does not remember. */
   async function withBudget(owners: Owner[]): Promise<Owner[]> {
@@ -227,6 +259,8 @@ export function createBudgetStore(orm: MikroORM, opts: BudgetStoreOptions = {}) 
       if (amountNanos < 0n) throw new RangeError("a reservation cannot be negative");
       const limited = amountNanos === 0n ? [] : await withBudget(owners);
       if (limited.length === 0) return { admitted: true, owners: [] };
+      const lease = leases?.take(limited, amountNanos);
+      if (lease) return { admitted: true, owners: limited, lease };
       // One statement: lock the budget rows in order, decide, then reserve on all of them or on none.
       const { rows } = await (await reservations()).query<{
         owner_kind: OwnerKind;
@@ -272,8 +306,12 @@ export function createBudgetStore(orm: MikroORM, opts: BudgetStoreOptions = {}) 
       return { admitted: true, owners: rows.map((r) => ({ kind: r.owner_kind, id: r.owner_id })) };
     },
 
-    /** Ends the reservations' own connections, if any (the shared pool belongs to the ORM). */
+    /** Leases this process holds (budget-leases.ts), for tests and metrics. */
+    leasesHeld: () => leases?.held() ?? [],
+
+    /** Gives the leases back, then ends the reservations' own connections, if any (the shared pool is the ORM's). */
     async close(): Promise<void> {
+      await leases?.close();
       const p = reservePool;
       reservePool = undefined;
       if (p) await (await p).end();
@@ -321,6 +359,7 @@ export function createBudgetStore(orm: MikroORM, opts: BudgetStoreOptions = {}) 
           [owner.kind, owner.id, amountNanos.toString()],
         );
         hasBudget.set(ownerKey(owner), true);
+        leases?.forget(owner);
         return toState(rows[0] as BudgetRow);
       } catch (err) {
         throw isCheckViolation(err) ? belowSpent() : err;
@@ -337,6 +376,7 @@ export function createBudgetStore(orm: MikroORM, opts: BudgetStoreOptions = {}) 
           [owner.kind, owner.id, deltaNanos.toString()],
         );
         if (!rows[0]) throw notFound("budget", `${owner.kind}/${owner.id}`);
+        leases?.forget(owner);
         return toState(rows[0]);
       } catch (err) {
         throw isCheckViolation(err) ? belowSpent() : err;
@@ -351,6 +391,7 @@ export function createBudgetStore(orm: MikroORM, opts: BudgetStoreOptions = {}) 
         owner.id,
       ]);
       hasBudget.set(ownerKey(owner), false);
+      leases?.forget(owner);
       return (res.rowCount ?? 0) > 0;
     },
   };

@@ -55,6 +55,11 @@ export interface UsageRecord {
   /** Time to first token of a stream; null otherwise. */
   ttftMs: number | null;
   audioSeconds: number | null;
+  /**
+   * The budget leases the request was admitted on (budget-leases.ts): journaled with the record so that its
+   * settlement takes the cost off them, even after a restart. Not a column of the ledger.
+   */
+  budgetLeaseIds?: string[];
 }
 
 export const UsageRecordEntity = defineEntity({

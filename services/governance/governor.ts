@@ -184,7 +184,8 @@ export function createGovernor(deps: GovernorDeps): Governor {
       ]);
       const headers = rateLimitHeaders(decision);
       if (!decision.allowed) {
-        if (budget && "admitted" in budget && budget.admitted && budget.owners.length > 0) {
+        if (budget && "admitted" in budget && budget.admitted && budget.lease) budget.lease.finish(0n);
+        else if (budget && "admitted" in budget && budget.admitted && budget.owners.length > 0) {
           deps.budgets.release(usageId).catch((err: unknown) => deps.logger.warn({ err }, "budget release failed"));
         }
         const r = decision.refusal;
@@ -256,6 +257,7 @@ export function createGovernor(deps: GovernorDeps): Governor {
         );
       }
 
+      const lease = budget && "admitted" in budget && budget.admitted ? budget.lease : undefined;
       let finished: Settled | undefined;
       return {
         usageId,
@@ -265,6 +267,7 @@ export function createGovernor(deps: GovernorDeps): Governor {
           const total = outcome.promptTokens + outcome.completionTokens;
           void deps.limiter.settle(decision.reservation, total);
           const cost = costNanos(outcome, prices);
+          lease?.finish(cost);
           const c = outcome.servedBy
             ? estimateCarbon({
                 activeParamsB: outcome.servedBy.carbon.activeParamsB,
@@ -277,7 +280,7 @@ export function createGovernor(deps: GovernorDeps): Governor {
             : null;
           const carbon = c ? { kWh: c.kWh, kgCO2eq: c.kgCO2eq } : ZERO_CARBON;
           finished = { cost: nanosToUnits(cost), carbon };
-          journal(deps, input, usageId, started, now(), outcome, cost, carbon);
+          journal(deps, input, usageId, started, now(), outcome, cost, carbon, lease?.ids);
           deps.onFinish?.(input, outcome, (now() - started) / 1000);
           return finished;
         },
@@ -296,6 +299,7 @@ function journal(
   outcome: Outcome,
   cost: bigint,
   carbon: Settled["carbon"],
+  budgetLeaseIds?: string[],
 ): void {
   const { principal } = input;
   const record: UsageRecord = {
@@ -321,6 +325,7 @@ function journal(
     ttftMs: outcome.ttftMs === undefined ? null : Math.round(outcome.ttftMs),
     audioSeconds: outcome.audioSeconds ?? null,
   };
+  if (budgetLeaseIds) record.budgetLeaseIds = budgetLeaseIds;
   try {
     deps.buffer.record(record);
   } catch (err) {

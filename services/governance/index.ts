@@ -22,6 +22,8 @@ export interface GovernanceSettings {
   readonly limitsTimeoutMs: number;
   /** Completion tokens reserved when the client set no max_tokens (PASSERELLE_DEFAULT_MAX_TOKENS). */
   readonly defaultMaxTokens: number;
+  /** Budget leases (budget-leases.ts) instead of one reservation per request (PASSERELLE_BUDGET_LEASES, default on). */
+  readonly budgetLeases?: boolean;
 }
 
 export interface Governance {
@@ -57,7 +59,13 @@ export async function setupGovernance(opts: {
   onFlushFailure?: () => void;
 }): Promise<Governance> {
   const usageStore = createUsageStore(opts.orm);
-  const budgetStore = createBudgetStore(opts.orm, { asyncCommitReservationsUrl: opts.databaseUrl });
+  const budgetStore = createBudgetStore(opts.orm, {
+    asyncCommitReservationsUrl: opts.databaseUrl,
+    leases:
+      opts.settings.budgetLeases === false
+        ? undefined
+        : { onError: (err, op) => opts.logger.warn({ err, op }, "budget lease operation failed") },
+  });
   const root = path.join(opts.dataDir, "usage");
   if (opts.replayOthers) await replayWorkerJournals(root, usageStore, opts.logger);
   const buffer = await createUsageBuffer({

@@ -101,6 +101,10 @@ export function validateUsageRecord(r: UsageRecord): void {
   if (typeof r.costNanos !== "bigint" || r.costNanos < 0n || r.costNanos > INT8) fail("costNanos");
   for (const k of ["kwhMin", "kwhMax", "kgco2Min", "kgco2Max"] as const) real(r[k], k);
   real(r.audioSeconds, "audioSeconds", true);
+  const leases = r.budgetLeaseIds;
+  if (leases !== undefined && (!Array.isArray(leases) || leases.length > 2 || !leases.every((id) => isUuid(id)))) {
+    fail("budgetLeaseIds");
+  }
 }
 
 function encode(r: UsageRecord): string {

@@ -230,6 +230,7 @@ export function createUsageStore(orm: MikroORM) {
            returning id, user_id, organization_id, cost_nanos`,
           [JSON.stringify(records.map(toRow))],
         );
+        const leases = new Map(records.filter((r) => r.budgetLeaseIds).map((r) => [r.id, r.budgetLeaseIds]));
         await settleUsage(
           client,
           rows.map((r) => ({
@@ -237,6 +238,7 @@ export function createUsageStore(orm: MikroORM) {
             userId: r.user_id,
             organizationId: r.organization_id,
             costNanos: BigInt(r.cost_nanos),
+            leaseIds: leases.get(r.id),
           })),
         );
         return rows.length;

@@ -204,7 +204,16 @@ describe("budgets reconcile with the usage ledger", () => {
     const elapsed = Date.now() - started;
 
     // Everything journaled reaches PostgreSQL (flushed every second); the budgets settle in the same transactions.
-    await eventually("1,000 usage records", async () => (await ledger(user.id)).records >= N, 30_000);
+    // Requests were admitted on budget leases (budget-leases.ts): an idle lease is given back after a second, and
+    // its row is gone once the records it admitted have settled it to zero.
+    const heldByOrg = async () =>
+      (await pool.query("select 1 from budget_reservation where owner_id = $1", [org.id])).rowCount ?? 0;
+    await eventually(
+      "1,000 usage records, leases given back",
+      async () =>
+        (await ledger(user.id)).records >= N && (await ledger(user.id)).held === 0 && (await heldByOrg()) === 0,
+      30_000,
+    );
     const { records, costNanos, held } = await ledger(user.id);
     expect(records).toBe(N);
     expect(held).toBe(0);

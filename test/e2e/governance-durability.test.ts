@@ -41,6 +41,8 @@ describe("usage records survive PostgreSQL outages and restarts, exactly once", 
   let direct: pg.Client;
   let alice: Member;
   let bob: Member;
+  /** Has a budget large enough for a lease: admitted in memory, so served through the outage. */
+  let carol: Member;
   const adminKey = generateApiKey();
   const run = Date.now().toString(36);
 
@@ -114,7 +116,11 @@ describe("usage records survive PostgreSQL outages and restarts, exactly once", 
     });
     alice = await createMember(p.httpUrl, adminKey, role, { keys: 4 });
     bob = await createMember(p.httpUrl, adminKey, role);
-    await ok(p.httpUrl, "PUT", `/v1/admin/budgets/user/${bob.id}`, adminKey, { amount: 100 });
+    carol = await createMember(p.httpUrl, adminKey, role);
+    await ok(p.httpUrl, "PUT", `/v1/admin/budgets/user/${carol.id}`, adminKey, { amount: 100 });
+    // Small enough that no budget lease is taken (budget-leases.ts: a lease is 1/32 of what remains and must cover
+    // 16 worst cases, here ≈ 26 µ-units each): every one of Bob's requests reserves in PostgreSQL.
+    await ok(p.httpUrl, "PUT", `/v1/admin/budgets/user/${bob.id}`, adminKey, { amount: 0.01 });
   });
   afterAll(async () => {
     await proxy?.up();
@@ -134,8 +140,10 @@ describe("usage records survive PostgreSQL outages and restarts, exactly once", 
     }
     const N = 400;
     const ids = Array.from({ length: N }, (_, i) => `dur-${run}-outage-${i}`);
-    // Alice (no budget) on an unpriced model; every 10th request Bob's, on a priced model against his budget.
+    // Alice (no budget) on an unpriced model; every 10th request Bob's, on a priced model against his budget; as
+    // many Carol's, against hers (leased after her first request).
     const isBob = (i: number) => i % 10 === 9;
+    const isCarol = (i: number) => i % 10 === 4;
     let down = 0;
     const statuses = await bounded(N, 8, async (i) => {
       if (i === 100) {
@@ -143,6 +151,7 @@ describe("usage records survive PostgreSQL outages and restarts, exactly once", 
         down = Date.now();
       }
       if (i === 300) await proxy.up();
+      if (isCarol(i)) return send(carol, "dur-priced", ids[i] as string, i);
       return send(isBob(i) ? bob : alice, isBob(i) ? "dur-priced" : "dur-chat", ids[i] as string, i);
     });
     const outageMs = Date.now() - down;
@@ -152,7 +161,7 @@ describe("usage records survive PostgreSQL outages and restarts, exactly once", 
     console.log(
       `durability: ${N} requests, PostgreSQL down for ${outageMs} ms in the middle: ${JSON.stringify(tally)}`,
     );
-    // Alice's requests never needed PostgreSQL: all served during the outage.
+    // Alice's requests never needed PostgreSQL, nor Carol's once her process held a lease: all served.
     expect(statuses.filter((_, i) => !isBob(i)).every((s) => s === "200")).toBe(true);
     // Bob's budget needs PostgreSQL for every reservation: during the outage, 503 budgets_unavailable.
     const refused = ids.filter((_, i) => statuses[i] === "503 budgets_unavailable");
@@ -175,6 +184,20 @@ describe("usage records survive PostgreSQL outages and restarts, exactly once", 
     console.log(`durability: ${counts.size} records, each once; ${failures} failed flush attempts`);
     expect(failures).toBeGreaterThan(0);
     expect(metrics.get("passerelle_usage_buffer_depth")).toBe(0);
+    // Carol's budget, admitted in memory through the outage, reconciles to the nano-unit once her lease is given back.
+    const carolBudget = async () => {
+      const { rows } = await direct.query<{ spent: string; reserved: string; cost: string }>(
+        `select b.spent_nanos::text as spent, b.reserved_nanos::text as reserved,
+                (select coalesce(sum(cost_nanos), 0)::text from usage_record where user_id = $1) as cost
+           from budget b where b.owner_kind = 'user' and b.owner_id = $1`,
+        [carol.id],
+      );
+      return rows[0];
+    };
+    await eventually("Carol's lease given back", async () => (await carolBudget())?.reserved === "0");
+    const cb = await carolBudget();
+    expect(BigInt(cb?.spent ?? "0")).toBeGreaterThan(0n);
+    expect(cb?.spent).toBe(cb?.cost);
   }, 60_000);
 
   it("loses and duplicates nothing across a graceful restart mid-traffic (records left on disk are replayed)", async () => {
