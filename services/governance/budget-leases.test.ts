@@ -83,14 +83,23 @@ describe("budget leases on PostgreSQL", () => {
     const amount = 64_000_000n;
     await budgets.setBudget(owner, amount);
     const worst = 1_000n;
-    // The first request reserves exactly (a row of its own) and starts the lease for the next ones.
+    // The first request reserves exactly (a row of its own) and takes no lease (an occasional caller)…
     const firstId = uuidv7();
     const first = await budgets.reserve(firstId, [owner], worst);
     expect(first).toMatchObject({ admitted: true });
     expect(first.admitted && first.lease).toBeUndefined();
+    await sleep(150);
+    expect(budgets.leasesHeld()).toEqual([]);
+    // …nor does one that comes after a pause; the second within the idle time starts a lease.
+    const secondId = uuidv7();
+    const second = await budgets.reserve(secondId, [owner], worst);
+    expect(second.admitted && second.lease).toBeUndefined();
+    const thirdId = uuidv7();
+    const third = await budgets.reserve(thirdId, [owner], worst);
+    expect(third.admitted && third.lease).toBeUndefined();
     await until("a lease", async () => budgets.leasesHeld().length === 1);
-    // 1/32 of what remains, before or after the first request's own reservation (the two run at once).
-    expect([amount / 32n, (amount - worst) / 32n]).toContain(budgets.leasesHeld()[0]?.granted);
+    // 1/32 of what remains, before or after the third request's own reservation (the two run at once).
+    expect([(amount - 2n * worst) / 32n, (amount - 3n * worst) / 32n]).toContain(budgets.leasesHeld()[0]?.granted);
 
     const records: UsageRecord[] = [];
     for (let i = 0; i < 300; i++) {
@@ -101,8 +110,8 @@ describe("budget leases on PostgreSQL", () => {
       r.lease.finish(cost + 1n); // a second finish changes nothing
       records.push(record(owner.id, cost, r.lease.ids));
     }
-    // One row for the lease, one for the first request: the 300 requests added none.
-    expect((await rows(owner)).n).toBe(2);
+    // One row for the lease, three for the exact reservations: the 300 requests added none.
+    expect((await rows(owner)).n).toBe(4);
     // Written in two batches, one of them twice (a replay): settled once.
     await usage.writeBatch(records.slice(0, 150));
     await usage.writeBatch(records.slice(0, 150));
@@ -112,13 +121,13 @@ describe("budget leases on PostgreSQL", () => {
     const spent = records.reduce((a, r) => a + r.costNanos, 0n);
     let state = await budgets.getBudget(owner);
     expect(state?.spentNanos).toBe(spent);
-    // Only the first request's own reservation is left: exactly its worst case.
-    expect(state?.reservedNanos).toBe(worst);
-    expect(await rows(owner)).toEqual({ n: 1, amount: worst });
-    // Its record settles it.
-    await usage.writeBatch([{ ...record(owner.id, 900n), id: firstId }]);
+    // Only the three exact reservations are left: exactly their worst cases.
+    expect(state?.reservedNanos).toBe(3n * worst);
+    expect(await rows(owner)).toEqual({ n: 3, amount: 3n * worst });
+    // Their records settle them.
+    await usage.writeBatch([firstId, secondId, thirdId].map((id) => ({ ...record(owner.id, 900n), id })));
     state = await budgets.getBudget(owner);
-    expect(state).toMatchObject({ spentNanos: spent + 900n, reservedNanos: 0n });
+    expect(state).toMatchObject({ spentNanos: spent + 2_700n, reservedNanos: 0n });
     expect(await rows(owner)).toEqual({ n: 0, amount: 0n });
   });
 
@@ -185,13 +194,14 @@ describe("budget leases on PostgreSQL", () => {
     const owner = user();
     await dead.setBudget(owner, 64_000_000n);
     await dead.reserve(uuidv7(), [owner], 1_000n);
+    await dead.reserve(uuidv7(), [owner], 1_000n);
     await until("a lease", async () => dead.leasesHeld().length === 1);
     const lease = await dead.reserve(uuidv7(), [owner], 1_000n);
     expect(lease.admitted && lease.lease).toBeTruthy();
     // The process is gone (nothing given back): the sweep of another process frees the lease once expired.
     const other = open();
-    expect(await other.sweepExpired(Date.now() + 1_000)).toBe(1); // the lease; the exact reservation lives 15 min
-    expect(await rows(owner)).toEqual({ n: 1, amount: 1_000n });
+    expect(await other.sweepExpired(Date.now() + 1_000)).toBe(1); // the lease; exact reservations live 15 min
+    expect(await rows(owner)).toEqual({ n: 2, amount: 2_000n });
     // (The sweep is global: it also frees what the other tests of this file left reserved.)
     expect(await other.sweepExpired(Date.now() + 16 * 60_000)).toBeGreaterThanOrEqual(1);
     expect(await rows(owner)).toEqual({ n: 0, amount: 0n });

@@ -14,6 +14,9 @@ import type { Owner, OwnerKind } from "./entities.js";
  * process still needs. An idle lease gives back only its unused part (`granted - consumed`); what its finished
  * requests cost stays reserved until their records settle it, and the row is deleted once it reaches zero.
  *
+ * An owner's first request, and any that comes more than `idleMs` after the previous one, reserves exactly; the
+ * second within `idleMs` starts a lease, so an occasional caller never pays for taking and giving back a lease.
+ *
  * Fairness: a lease takes 1/`share` of what remains, and only when that covers `minRequests` worst cases; below that
  * (a budget nearly spent) requests reserve exactly, one row each, as without leases. So a budget's last units are
  * never stranded in another process's lease while a request is refused. A lease is not used once its last renewal
@@ -69,6 +72,8 @@ export function createBudgetLeases(pool: () => Promise<pg.Pool>, opts: LeaseOpti
   const acquiring = new Map<string, Promise<void>>();
   /** Owners whose last acquisition granted nothing (budget nearly spent) or failed: not retried before this time. */
   const noLeaseUntil = new Map<string, number>();
+  /** When each owner without a lease last asked: a lease is worth taking only for an owner seen twice within idleMs. */
+  const seen = new Map<string, number>();
   let renewing: Promise<void> | undefined;
   let closed = false;
 
@@ -139,6 +144,7 @@ export function createBudgetLeases(pool: () => Promise<pg.Pool>, opts: LeaseOpti
   async function maintain(): Promise<void> {
     const t = now();
     for (const [k, until] of noLeaseUntil) if (until <= t) noLeaseUntil.delete(k);
+    for (const [k, at] of seen) if (t - at >= idleMs) seen.delete(k);
     for (const l of current.values()) if (l.inflight === 0n && t - l.lastUsed >= idleMs) retire(l);
     for (const l of [...retired]) {
       if (l.inflight !== 0n) continue;
@@ -192,6 +198,10 @@ export function createBudgetLeases(pool: () => Promise<pg.Pool>, opts: LeaseOpti
           leases.push(l);
           continue;
         }
+        // An owner's occasional request reserves exactly: a lease would cost a query to take and one to give back.
+        const last = seen.get(key(o));
+        seen.set(key(o), t);
+        if (last === undefined || t - last >= idleMs) continue;
         if (!acquiring.has(key(o)) && (noLeaseUntil.get(key(o)) ?? 0) <= t) {
           noLeaseUntil.delete(key(o));
           const p = acquire(o, worst)
