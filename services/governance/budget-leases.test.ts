@@ -3,6 +3,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { v7 as uuidv7 } from "uuid";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDatabase, type TestDatabase } from "../../test/support/db.js";
+import { usageRecord } from "../../test/support/usage-record.js";
 import { type Database, openDatabase } from "../platform/db/database.js";
 import { type BudgetStore, createBudgetStore, nativePool } from "./budget-store.js";
 import { governanceEntities, type Owner, type UsageRecord } from "./entities.js";
@@ -13,30 +14,8 @@ import { createUsageStore, type UsageStore } from "./usage-store.js";
 
 const user = (): Owner => ({ kind: "user", id: uuidv7() });
 
-const record = (userId: string, costNanos: bigint, budgetLeaseIds?: string[]): UsageRecord => ({
-  id: uuidv7(),
-  requestId: "req",
-  createdAt: new Date(),
-  userId,
-  keyId: null,
-  organizationId: null,
-  model: "m",
-  providerId: null,
-  endpoint: "chat.completions",
-  status: 200,
-  errorCode: null,
-  promptTokens: 10,
-  completionTokens: 5,
-  costNanos,
-  kwhMin: 0,
-  kwhMax: 0,
-  kgco2Min: 0,
-  kgco2Max: 0,
-  latencyMs: 10,
-  ttftMs: null,
-  audioSeconds: null,
-  ...(budgetLeaseIds ? { budgetLeaseIds } : {}),
-});
+const record = (userId: string, costNanos: bigint, budgetLeaseIds?: string[]): UsageRecord =>
+  usageRecord({ userId, costNanos, ...(budgetLeaseIds ? { budgetLeaseIds } : {}) });
 
 async function until(what: string, check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
   const end = Date.now() + timeoutMs;

@@ -3,6 +3,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { v7 as uuidv7 } from "uuid";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDatabase, type TestDatabase } from "../../test/support/db.js";
+import { usageRecord } from "../../test/support/usage-record.js";
 import { type Database, openDatabase } from "../platform/db/database.js";
 import { type BudgetStore, createBudgetStore, nativePool } from "./budget-store.js";
 import { governanceEntities, type Owner, type UsageRecord } from "./entities.js";
@@ -11,29 +12,7 @@ import { createUsageStore, type UsageStore } from "./usage-store.js";
 const user = (): Owner => ({ kind: "user", id: uuidv7() });
 const org = (): Owner => ({ kind: "organization", id: uuidv7() });
 
-const record = (over: Partial<UsageRecord> & { userId: string }): UsageRecord => ({
-  id: uuidv7(),
-  requestId: "req",
-  createdAt: new Date(),
-  keyId: null,
-  organizationId: null,
-  model: "m",
-  providerId: null,
-  endpoint: "chat.completions",
-  status: 200,
-  errorCode: null,
-  promptTokens: 10,
-  completionTokens: 5,
-  costNanos: 0n,
-  kwhMin: 0,
-  kwhMax: 0,
-  kgco2Min: 0,
-  kgco2Max: 0,
-  latencyMs: 10,
-  ttftMs: null,
-  audioSeconds: null,
-  ...over,
-});
+const record = (over: Partial<UsageRecord> & { userId: string }): UsageRecord => usageRecord(over);
 
 async function code(fn: () => Promise<unknown>): Promise<string> {
   try {

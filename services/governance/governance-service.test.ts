@@ -17,6 +17,7 @@ import { ErrorInfoSchema } from "../../gen/passerelle/errors/v1/error_info_pb.js
 import { GovernanceService } from "../../gen/passerelle/governance/v1/governance_service_pb.js";
 import { OwnerKind } from "../../gen/passerelle/governance/v1/resources_pb.js";
 import { createTestDatabase, type TestDatabase } from "../../test/support/db.js";
+import { usageRecord } from "../../test/support/usage-record.js";
 import { kPrincipal, type Principal } from "../platform/context.js";
 import { type Database, openDatabase } from "../platform/db/database.js";
 import { createBudgetStore } from "./budget-store.js";
@@ -66,29 +67,17 @@ const fakeAuth: Interceptor = (next) => async (req) => {
 };
 const as = (userId: string): CallOptions => ({ headers: { "x-test-user": userId } });
 
-const record = (over: Partial<UsageRecord> & { userId: string }): UsageRecord => ({
-  id: uuidv7(),
-  requestId: "req",
-  createdAt: new Date(T0),
-  keyId: null,
-  organizationId: null,
-  model: "small",
-  providerId: null,
-  endpoint: "chat.completions",
-  status: 200,
-  errorCode: null,
-  promptTokens: 10,
-  completionTokens: 5,
-  costNanos: 1_500_000_000n,
-  kwhMin: 0.5,
-  kwhMax: 1,
-  kgco2Min: 0.25,
-  kgco2Max: 0.75,
-  latencyMs: 10,
-  ttftMs: null,
-  audioSeconds: null,
-  ...over,
-});
+const record = (over: Partial<UsageRecord> & { userId: string }): UsageRecord =>
+  usageRecord({
+    createdAt: new Date(T0),
+    model: "small",
+    costNanos: 1_500_000_000n,
+    kwhMin: 0.5,
+    kwhMax: 1,
+    kgco2Min: 0.25,
+    kgco2Max: 0.75,
+    ...over,
+  });
 
 async function expectCode(call: Promise<unknown>, code: Code, param?: string): Promise<ConnectError> {
   const err = await call.then(

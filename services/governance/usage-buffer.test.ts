@@ -10,36 +10,14 @@ import { v7 as uuidv7 } from "uuid";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDatabase, type TestDatabase } from "../../test/support/db.js";
 import { startTcpProxy, type TcpProxy } from "../../test/support/tcp-proxy.js";
+import { usageRecord } from "../../test/support/usage-record.js";
 import { type Database, openDatabase } from "../platform/db/database.js";
 import { type BudgetStore, createBudgetStore, nativePool } from "./budget-store.js";
 import { governanceEntities, type UsageRecord } from "./entities.js";
 import { createUsageBuffer } from "./usage-buffer.js";
 import { createUsageStore, type UsageStore } from "./usage-store.js";
 
-const record = (over: Partial<UsageRecord> = {}): UsageRecord => ({
-  id: uuidv7(),
-  requestId: "req",
-  createdAt: new Date(),
-  userId: uuidv7(),
-  keyId: null,
-  organizationId: null,
-  model: "m",
-  providerId: null,
-  endpoint: "chat.completions",
-  status: 200,
-  errorCode: null,
-  promptTokens: 10,
-  completionTokens: 5,
-  costNanos: 3n,
-  kwhMin: 0,
-  kwhMax: 0,
-  kgco2Min: 0,
-  kgco2Max: 0,
-  latencyMs: 10,
-  ttftMs: null,
-  audioSeconds: null,
-  ...over,
-});
+const record = (over: Partial<UsageRecord> = {}): UsageRecord => usageRecord({ costNanos: 3n, ...over });
 
 const tempDir = () => fs.mkdtempSync(path.join(os.tmpdir(), "usage-journal-"));
 const segments = (dir: string) => fs.readdirSync(dir).filter((f) => f.startsWith("usage-"));

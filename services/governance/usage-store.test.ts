@@ -3,6 +3,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { v7 as uuidv7 } from "uuid";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDatabase, type TestDatabase } from "../../test/support/db.js";
+import { usageRecord } from "../../test/support/usage-record.js";
 import { type Database, openDatabase } from "../platform/db/database.js";
 import { governanceEntities, type UsageRecord } from "./entities.js";
 import { createUsageStore, csvLine, type UsageStore } from "./usage-store.js";
@@ -10,29 +11,16 @@ import { createUsageStore, csvLine, type UsageStore } from "./usage-store.js";
 const DAY = 86_400_000;
 const T0 = Date.parse("2026-03-01T10:00:00.000Z");
 
-const record = (over: Partial<UsageRecord> & { userId: string }): UsageRecord => ({
-  id: uuidv7(),
-  requestId: "req",
-  createdAt: new Date(T0),
-  keyId: null,
-  organizationId: null,
-  model: "m",
-  providerId: null,
-  endpoint: "chat.completions",
-  status: 200,
-  errorCode: null,
-  promptTokens: 10,
-  completionTokens: 5,
-  costNanos: 1n,
-  kwhMin: 0.5,
-  kwhMax: 1,
-  kgco2Min: 0.25,
-  kgco2Max: 0.75,
-  latencyMs: 10,
-  ttftMs: null,
-  audioSeconds: null,
-  ...over,
-});
+const record = (over: Partial<UsageRecord> & { userId: string }): UsageRecord =>
+  usageRecord({
+    createdAt: new Date(T0),
+    costNanos: 1n,
+    kwhMin: 0.5,
+    kwhMax: 1,
+    kgco2Min: 0.25,
+    kgco2Max: 0.75,
+    ...over,
+  });
 
 describe("CSV lines", () => {
   it("quotes what RFC 4180 requires and nothing else", () => {
