@@ -4,8 +4,9 @@ import { closedLoop, type LoadRun, makeTarget, type Target } from "./load.js";
 /**
  * The governed path (issue 5): the same Passerelle process, called with the key of a user whose role has limits on
  * the model (Redis when the bench has PASSERELLE_TEST_REDIS_URL, else the in-process limiter), on a priced model
- * and with a budget: every request reserves limits (one script call) and the worst-case cost (one PostgreSQL
- * statement), then settles both and journals its usage record. The ungoverned path is the admin key: no limits
+ * and with a budget: every request reserves limits (one script call) and the worst-case cost (in memory on the
+ * process's budget lease once it holds one, see budget-leases.ts; before that, one PostgreSQL statement), then
+ * settles both and journals its usage record (which settles the lease). The ungoverned path is the admin key: no limits
  * (nothing counted), no budget (known after the first request, cached), the usage record still journaled — usage
  * is never optional.
  */

@@ -319,7 +319,7 @@ export async function runInferenceBench(resultsDir: string): Promise<InferenceRe
       note:
         "ungoverned = the admin key (no limits, no budget; its usage record is still journaled). governed = a user whose " +
         `role has limits on the model (${process.env.PASSERELLE_TEST_REDIS_URL ? "Redis" : "in-process"} limiter) and who has a budget on a priced model: ` +
-        "reserve → settle of both on every request. Target (issue 5): governed added p99 at c=1 ≤ 1 ms.",
+        "reserve → settle of both on every request (the budget on this process's lease). Target (issue 5): governed added p99 at c=1 ≤ 1 ms.",
       rows: gov.rows,
     });
 
