@@ -122,6 +122,7 @@ export async function createCore(config: CoreConfig, logger: Logger): Promise<Co
       }),
   });
   metrics.usage.setDepthSource(() => governance.buffer.depth());
+  metrics.usage.setLeaseSource(() => governance.budgetStore.leasesHeld().length);
   const modelStore = createModelStore(db.orm);
   const accountService = createAccountService({
     store,

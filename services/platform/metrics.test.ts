@@ -44,6 +44,7 @@ describe("metrics", () => {
     m.usage.recorded(3);
     m.usage.flushFailure();
     m.usage.setDepthSource(() => 42);
+    m.usage.setLeaseSource(() => 3);
     m.setProviderSnapshot(() => [
       { id: "p1", inFlight: 4, healthy: true },
       { id: "p2", inFlight: 0, healthy: false },
@@ -73,6 +74,7 @@ describe("metrics", () => {
     expect(s.get(key("passerelle_usage_records_total"))).toBe(3);
     expect(s.get(key("passerelle_usage_flush_failures_total"))).toBe(1);
     expect(s.get(key("passerelle_usage_buffer_depth"))).toBe(42);
+    expect(s.get(key("passerelle_budget_leases"))).toBe(3);
     expect(s.get(key("passerelle_provider_in_flight", { provider: "p1" }))).toBe(4);
     expect(s.get(key("passerelle_provider_healthy", { provider: "p1" }))).toBe(1);
     expect(s.get(key("passerelle_provider_healthy", { provider: "p2" }))).toBe(0);

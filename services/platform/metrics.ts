@@ -50,6 +50,8 @@ export interface Metrics {
     flushFailure(): void;
     /** The buffer's depth is read from this function at scrape time. */
     setDepthSource(fn: () => number): void;
+    /** Budget leases this process holds (budget-leases.ts), read at scrape time. */
+    setLeaseSource(fn: () => number): void;
   };
 }
 
@@ -193,6 +195,19 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
       }
     },
   });
+  let leaseSource: () => number = () => 0;
+  new Gauge({
+    name: "passerelle_budget_leases",
+    help: "Budget leases this process holds (admitting, or given back once their requests end).",
+    registers,
+    collect() {
+      try {
+        this.set(leaseSource());
+      } catch {
+        this.set(0);
+      }
+    },
+  });
   const usageFlushFailures = new Counter({
     name: "passerelle_usage_flush_failures_total",
     help: "Flushes of the usage buffer to the database that failed (the records are retried).",
@@ -302,6 +317,9 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
       },
       setDepthSource(fn) {
         depthSource = fn;
+      },
+      setLeaseSource(fn) {
+        leaseSource = fn;
       },
     },
   };

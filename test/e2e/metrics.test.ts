@@ -96,6 +96,7 @@ describe("GET /metrics", () => {
     expect(res.body.error.code).toBe("permission_denied");
     const s = await scrape(reader.key);
     expect(s.get(sample("passerelle_usage_buffer_depth"))).toBe(0);
+    expect(s.get(sample("passerelle_budget_leases"))).toBe(0);
     expect([...s.keys()].some((k) => k.startsWith("process_resident_memory_bytes"))).toBe(true);
   });
 
