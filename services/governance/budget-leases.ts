@@ -10,7 +10,7 @@ import type { Owner, OwnerKind } from "./entities.js";
  * Exactness: each request admitted on a lease holds its worst-case cost in the lease's `inflight` until it finishes,
  * then its real cost moves to `consumed`; the lease admits only while `granted - inflight - consumed` covers the
  * next worst case. The usage record names the lease; when the journal writes it, settlement charges the budget and
- * takes the same cost off the lease row (budget-store settleUsage), so the row always holds at least what the
+ * takes the same cost off the lease row (settlement.ts), so the row always holds at least what the
  * process still needs. An idle lease gives back only its unused part (`granted - consumed`); what its finished
  * requests cost stays reserved until their records settle it, and the row is deleted once it reaches zero.
  *

@@ -1,9 +1,10 @@
 import type { MikroORM } from "@mikro-orm/postgresql";
 import { invalidArgument } from "../platform/errors.js";
 import { isUuid } from "../platform/paging.js";
-import { inTransaction, nativePool, settleUsage } from "./budget-store.js";
+import { inTransaction, nativePool } from "./budget-store.js";
 import type { UsageRecord } from "./entities.js";
 import { formatUnits } from "./money.js";
+import { settleUsage } from "./settlement.js";
 
 /**
  * The usage ledger in plain SQL: batch writes (with budget settlement in the same transaction), keyset-paged lists,
