@@ -166,11 +166,18 @@ export function createBudgetStore(orm: MikroORM, opts: BudgetStoreOptions = {}) 
 
   return {
     /**
-     * False only when this process knows that none of `owners` has a budget (no query): a priced request of theirs
-     * then reserves nothing, and its worst-case cost need not be computed.
+     * Whether any of `owners` has a budget: from what this process remembers, or else (an owner it has not looked up
+     * within the cache's TTL) a promise of the lookup that `reserve` would make anyway, which it then finds cached.
+     * A priced request of owners without a budget reserves nothing, and its worst-case cost need not be computed.
      */
-    mayHaveBudget(owners: readonly Owner[]): boolean {
-      return owners.some((o) => hasBudget.get(ownerKey(o)) !== false);
+    mayHaveBudget(owners: readonly Owner[]): boolean | Promise<boolean> {
+      let unknown = false;
+      for (const o of owners) {
+        const known = hasBudget.get(ownerKey(o));
+        if (known === true) return true;
+        if (known === undefined) unknown = true;
+      }
+      return unknown ? withBudget([...owners]).then((limited) => limited.length > 0) : false;
     },
 
     /**

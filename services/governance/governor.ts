@@ -88,9 +88,11 @@ export interface Governor {
   /**
    * Whether `admit` will use the prompt's token count: a token limit (the role's or the key's) applies, or the
    * model is priced and the caller may have a budget. When false, callers skip counting (the tokenizer's cost grows
-   * with the prompt) and admit with 0 prompt tokens; usage is still billed from the upstream's counts.
+   * with the prompt) and admit with 0 prompt tokens; usage is still billed from the upstream's counts. A promise only
+   * when whether the caller has a budget is not known yet (one lookup, which `admit` then finds cached): so a
+   * deployment whose callers have neither token limits nor budgets never loads the tokenizer.
    */
-  needsPromptTokens(principal: Principal, model: GovernedModel, limits: Limits | null): boolean;
+  needsPromptTokens(principal: Principal, model: GovernedModel, limits: Limits | null): boolean | Promise<boolean>;
 }
 
 /** Whose budgets a call of `principal` spends: the user's, and the organization's when it has one. */

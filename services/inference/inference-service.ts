@@ -156,7 +156,8 @@ export function createInferenceService(deps: InferenceDeps): ServiceImpl<typeof 
       deps.searchTemplate ?? DEFAULT_SEARCH_TEMPLATE,
     );
     // The prompt is counted here only when something depends on it before the answer (token limits, a budget).
-    const promptTokens = deps.governor.needsPromptTokens(principal, model, limits) ? countPromptTokens(params) : 0;
+    const needs = deps.governor.needsPromptTokens(principal, model, limits);
+    const promptTokens = needs === true || (needs !== false && (await needs)) ? countPromptTokens(params) : 0;
     const perChoice = params.maxCompletionTokens ?? params.maxTokens ?? deps.defaultMaxTokens;
     const admission = await deps.governor.admit({
       principal,
