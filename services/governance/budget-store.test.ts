@@ -3,6 +3,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { v7 as uuidv7 } from "uuid";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDatabase, type TestDatabase } from "../../test/support/db.js";
+import { startTcpProxy } from "../../test/support/tcp-proxy.js";
 import { usageRecord } from "../../test/support/usage-record.js";
 import { type Database, openDatabase } from "../platform/db/database.js";
 import { type BudgetStore, createBudgetStore, nativePool } from "./budget-store.js";
@@ -113,6 +114,21 @@ describe("budget store on PostgreSQL", () => {
     expect(budgets.mayHaveBudget([u])).toBe(false);
     await budgets.deleteBudget(o);
     expect(budgets.mayHaveBudget([u, o])).toBe(false);
+  });
+
+  it("says 'may have a budget' when the lookup fails, so that reserve meets the failure and answers it", async () => {
+    const proxy = await startTcpProxy(tdb.url);
+    const cut = await openDatabase({ url: proxy.url, dataDir: os.tmpdir(), entities: governanceEntities, poolMax: 1 });
+    try {
+      const store = createBudgetStore(cut.orm);
+      await proxy.down();
+      expect(await store.mayHaveBudget([user()])).toBe(true);
+      await expect(store.reserve(uuidv7(), [user()], 10n)).rejects.toThrow();
+    } finally {
+      await proxy.up();
+      await cut.close();
+      await proxy.close();
+    }
   });
 
   it("admits exactly what fits among 200 concurrent reservations", async () => {

@@ -177,7 +177,13 @@ export function createBudgetStore(orm: MikroORM, opts: BudgetStoreOptions = {}) 
         if (known === true) return true;
         if (known === undefined) unknown = true;
       }
-      return unknown ? withBudget([...owners]).then((limited) => limited.length > 0) : false;
+      // A failed lookup (the database unreachable) says "may": `reserve` then meets the failure and answers it.
+      return unknown
+        ? withBudget([...owners]).then(
+            (limited) => limited.length > 0,
+            () => true,
+          )
+        : false;
     },
 
     /**
