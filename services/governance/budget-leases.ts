@@ -18,8 +18,8 @@ import type { Owner, OwnerKind } from "./entities.js";
  * second within `idleMs` starts a lease, so an occasional caller never pays for taking and giving back a lease.
  *
  * Fairness: a lease takes 1/`share` of what remains, and only when that covers `minRequests` worst cases; below that
- * (a budget nearly spent) requests reserve exactly, one row each, as without leases. So a budget's last units are
- * never stranded in another process's lease while a request is refused. A lease is not used once its last renewal
+ * (a budget nearly spent) requests reserve exactly, one row each, as without leases. So each process's lease holds
+ * at most 1/`share` of what remained when it was taken, and a nearly spent budget's last units are held in none. A lease is not used once its last renewal
  * is older than half its TTL (the database unreachable): the sweep may soon release it.
  */
 
