@@ -182,32 +182,33 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
   // Every outcome is exposed from the start, at 0, so that rate() and ratios work from the first decision.
   for (const child of limiterChildren.values()) child.inc(0);
 
-  let depthSource: () => number = () => 0;
-  new Gauge({
-    name: "passerelle_usage_buffer_depth",
-    help: "Usage records waiting in the buffer for the next flush.",
-    registers,
-    collect() {
-      try {
-        this.set(depthSource());
-      } catch {
-        this.set(0);
-      }
-    },
-  });
-  let leaseSource: () => number = () => 0;
-  new Gauge({
-    name: "passerelle_budget_leases",
-    help: "Budget leases this process holds (admitting, or given back once their requests end).",
-    registers,
-    collect() {
-      try {
-        this.set(leaseSource());
-      } catch {
-        this.set(0);
-      }
-    },
-  });
+  /** A gauge read from a settable source at scrape time; a source that throws reads 0. */
+  const sourcedGauge = (name: string, help: string) => {
+    let source: () => number = () => 0;
+    new Gauge({
+      name,
+      help,
+      registers,
+      collect() {
+        try {
+          this.set(source());
+        } catch {
+          this.set(0);
+        }
+      },
+    });
+    return (fn: () => number) => {
+      source = fn;
+    };
+  };
+  const setDepthSource = sourcedGauge(
+    "passerelle_usage_buffer_depth",
+    "Usage records waiting in the buffer for the next flush.",
+  );
+  const setLeaseSource = sourcedGauge(
+    "passerelle_budget_leases",
+    "Budget leases this process holds (admitting, or given back once their requests end).",
+  );
   const usageFlushFailures = new Counter({
     name: "passerelle_usage_flush_failures_total",
     help: "Flushes of the usage buffer to the database that failed (the records are retried).",
@@ -315,12 +316,8 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
       flushFailure() {
         usageFlushFailures.inc();
       },
-      setDepthSource(fn) {
-        depthSource = fn;
-      },
-      setLeaseSource(fn) {
-        leaseSource = fn;
-      },
+      setDepthSource,
+      setLeaseSource,
     },
   };
 }
