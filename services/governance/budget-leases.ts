@@ -1,6 +1,7 @@
 import type pg from "pg";
 import { uuidv7 } from "../platform/ids.js";
 import type { Owner, OwnerKind } from "./entities.js";
+import { TAKE_OFF_LEASES } from "./settlement.js";
 
 /**
  * Budget leases: a process reserves a slice of an owner's budget once (a `budget_reservation` row whose id is the
@@ -128,12 +129,7 @@ export function createBudgetLeases(pool: () => Promise<pg.Pool>, opts: LeaseOpti
     const unused = l.granted - l.consumed;
     if (unused <= 0n) return;
     await (await pool()).query(
-      `with r as materialized (select usage_id, owner_kind, owner_id, amount_nanos as held,
-                                      least(amount_nanos, $2::bigint) as amount
-                                 from budget_reservation where usage_id = $1 for update),
-            d as (update budget_reservation b set amount_nanos = b.amount_nanos - r.amount from r
-                   where b.usage_id = r.usage_id and r.held > r.amount),
-            z as (delete from budget_reservation b using r where b.usage_id = r.usage_id and r.held = r.amount)
+      `with v as (select $1::uuid as lease_id, $2::bigint as charge), ${TAKE_OFF_LEASES}
        update budget b set reserved_nanos = greatest(0, b.reserved_nanos - r.amount), updated_at = now()
          from r where b.owner_kind = r.owner_kind and b.owner_id = r.owner_id`,
       [l.id, unused.toString()],
@@ -148,12 +144,14 @@ export function createBudgetLeases(pool: () => Promise<pg.Pool>, opts: LeaseOpti
     for (const l of current.values()) if (l.inflight === 0n && t - l.lastUsed >= idleMs) retire(l);
     for (const l of [...retired]) {
       if (l.inflight !== 0n) continue;
-      retired.delete(l);
-      await giveBack(l).catch((err: unknown) => {
+      try {
+        await giveBack(l);
+        // Held (and counted by held()) until given back, not while the statement runs.
+        retired.delete(l);
+      } catch (err) {
         // Kept for the next pass; the sweep releases it after its TTL if the database stays away.
-        retired.add(l);
         onError(err, "give back");
-      });
+      }
     }
     const live = [...current.values(), ...retired];
     if (live.length === 0 || closed) return;
@@ -247,8 +245,8 @@ export function createBudgetLeases(pool: () => Promise<pg.Pool>, opts: LeaseOpti
       await Promise.all(acquiring.values());
       for (const l of [...current.values()]) retire(l);
       for (const l of [...retired]) {
-        retired.delete(l);
         await giveBack(l).catch((err: unknown) => onError(err, "give back"));
+        retired.delete(l);
       }
     },
 

@@ -185,9 +185,11 @@ export function createGovernor(deps: GovernorDeps): Governor {
           : Promise.resolve<BudgetOutcome>(undefined),
       ]);
       const headers = rateLimitHeaders(decision);
+      /** The budget reservation this request holds, if any: on a lease (in memory) or a row of its own. */
+      const held = budget && "admitted" in budget && budget.admitted ? budget : undefined;
       if (!decision.allowed) {
-        if (budget && "admitted" in budget && budget.admitted && budget.lease) budget.lease.finish(0n);
-        else if (budget && "admitted" in budget && budget.admitted && budget.owners.length > 0) {
+        if (held?.lease) held.lease.finish(0n);
+        else if (held && held.owners.length > 0) {
           deps.budgets.release(usageId).catch((err: unknown) => deps.logger.warn({ err }, "budget release failed"));
         }
         const r = decision.refusal;
@@ -259,7 +261,7 @@ export function createGovernor(deps: GovernorDeps): Governor {
         );
       }
 
-      const lease = budget && "admitted" in budget && budget.admitted ? budget.lease : undefined;
+      const lease = held?.lease;
       let finished: Settled | undefined;
       return {
         usageId,

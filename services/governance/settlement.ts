@@ -8,6 +8,19 @@ import type { OwnerKind } from "./entities.js";
  * (owner_kind, owner_id) order, after the reservation rows, as every other statement on them does.
  */
 
+/**
+ * SQL common table expressions that take amounts off lease rows, given `v(lease_id, charge)`: each row loses at most
+ * what it holds and is deleted at zero; `r` lists (owner_kind, owner_id, amount) of what was taken, which the
+ * statement then releases from the budgets. Used by settlement and by a lease giving back its unused part.
+ */
+export const TAKE_OFF_LEASES = `r as materialized (select b.usage_id, b.owner_kind, b.owner_id, b.amount_nanos as held,
+                                   least(b.amount_nanos, v.charge) as amount
+                              from budget_reservation b join v on b.usage_id = v.lease_id
+                             order by b.usage_id for update of b),
+  d as (update budget_reservation b set amount_nanos = b.amount_nanos - r.amount from r
+         where b.usage_id = r.usage_id and r.held > r.amount),
+  z as (delete from budget_reservation b using r where b.usage_id = r.usage_id and r.held = r.amount)`;
+
 /** Settles a batch of newly recorded usage inside the caller's transaction: charges budgets, frees reservations. */
 export async function settleUsage(
   client: pg.PoolClient,
@@ -31,13 +44,7 @@ export async function settleUsage(
           await client.query<{ owner_kind: OwnerKind; owner_id: string; amount_nanos: string }>(
             `with v as (select lease_id, sum(charge)::bigint as charge
                           from unnest($1::uuid[], $2::bigint[]) v(lease_id, charge) group by lease_id),
-                  r as materialized (select b.usage_id, b.owner_kind, b.owner_id, b.amount_nanos as held,
-                                            least(b.amount_nanos, v.charge) as amount
-                                       from budget_reservation b join v on b.usage_id = v.lease_id
-                                      order by b.usage_id for update of b),
-                  d as (update budget_reservation b set amount_nanos = b.amount_nanos - r.amount from r
-                         where b.usage_id = r.usage_id and r.held > r.amount),
-                  z as (delete from budget_reservation b using r where b.usage_id = r.usage_id and r.held = r.amount)
+                  ${TAKE_OFF_LEASES}
              select owner_kind, owner_id, amount::text as amount_nanos from r`,
             [leaseIds, leaseCharges],
           )
