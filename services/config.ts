@@ -111,6 +111,8 @@ export interface CoreConfig {
   readonly bodyLimitBytes: number;
   /** Time given to in-flight requests and streams to finish on SIGTERM. */
   readonly shutdownGraceMs: number;
+  /** One memory-reducing collection once started, before listening (PASSERELLE_COMPACT_AFTER_START, default on). */
+  readonly compactAfterStart: boolean;
   /** Browser origins allowed by CORS; ["*"] allows any. */
   readonly corsOrigins: readonly string[];
   readonly logLevel: string;
@@ -230,6 +232,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     },
     bodyLimitBytes: int("PASSERELLE_BODY_LIMIT_BYTES", 8 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
     shutdownGraceMs: int("PASSERELLE_SHUTDOWN_GRACE_MS", 10_000, 0, 600_000),
+    compactAfterStart: bool("PASSERELLE_COMPACT_AFTER_START", true),
     corsOrigins: (str("PASSERELLE_CORS_ORIGINS") ?? "*")
       .split(",")
       .map((s) => s.trim())

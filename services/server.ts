@@ -92,6 +92,10 @@ export async function startPlatform(
   }
 
   try {
+    if (config.compactAfterStart) {
+      await Promise.all([http.ready(), h2.ready(), scrape?.ready()]);
+      await compactHeap();
+    }
     await http.listen({ host: config.httpHost, port: config.httpPort });
     await h2.listen({ host: config.httpHost, port: config.grpcPort });
     await scrape?.listen({ host: config.metrics.host, port: config.metrics.port });
@@ -196,4 +200,23 @@ function registerMetrics(app: FastifyInstance, core: Core, logger: Logger): void
     if (refused) return reply.code(refused.status).send(refused.body);
     return reply.type(core.metrics.contentType).send(await core.metrics.text());
   });
+}
+
+/**
+ * Starting leaves about 25 MiB behind that nothing uses again (the migrations, the ORM's metadata discovery, the
+ * compilation of routes and schemas), and V8 does not collect an idle heap: until traffic comes, the process would keep
+ * it resident. One memory-reducing collection before listening gives it back: the one DevTools' "collect garbage"
+ * runs (HeapProfiler.collectGarbage, a low-memory notification: compilation cache cleared, pages compacted and
+ * released). A plain `gc()` (--expose-gc) frees about half as much: it neither reduces nor clears those caches. Takes
+ * some 100 ms once, before the first connection is accepted. The in-process inspector session opens no port.
+ */
+async function compactHeap(): Promise<void> {
+  const { Session } = await import("node:inspector/promises");
+  const session = new Session();
+  session.connect();
+  try {
+    await session.post("HeapProfiler.collectGarbage");
+  } finally {
+    session.disconnect();
+  }
 }

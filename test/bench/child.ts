@@ -67,7 +67,11 @@ async function start(config: unknown): Promise<{ info: unknown; handlers: Record
           `      - { type: vllm, url: "${c.upstreamUrl}", key: ${c.upstreamKey}, model_name: ${c.upstreamModel}, ` +
           "timeout_s: 120, max_concurrency: 0 }\n",
       );
-      const t = await startTestPlatform({ redis: c.redis === true, env: { PASSERELLE_MODELS_FILE: file } });
+      const t = await startTestPlatform({
+        redis: c.redis === true,
+        // As npm start: compacted once started, so that idle RSS is what a deployment keeps.
+        env: { PASSERELLE_MODELS_FILE: file, PASSERELLE_COMPACT_AFTER_START: "1" },
+      });
       let session: Session | undefined;
       /** One inspector phase: `begin` posts what starts it; `stop` ends it and writes what it returns to `file`. */
       const phase = (what: string, begin: (s: Session) => Promise<unknown>, stop: string): Record<string, Handler> => ({
@@ -112,6 +116,27 @@ async function start(config: unknown): Promise<{ info: unknown; handlers: Record
             },
             "HeapProfiler.stopSampling",
           ),
+          // Where the memory is: V8's heap spaces after a full collection, and process.memoryUsage().
+          // With `file`, also a heap snapshot written there.
+          memory: async (p) => {
+            const { Session } = await import("node:inspector/promises");
+            const v8 = await import("node:v8");
+            const s = new Session();
+            s.connect();
+            await s.post("HeapProfiler.collectGarbage");
+            s.disconnect();
+            const file = (p as { file?: string } | undefined)?.file;
+            if (file) v8.writeHeapSnapshot(file);
+            const spaces = Object.fromEntries(
+              v8
+                .getHeapSpaceStatistics()
+                .map((x) => [
+                  x.space_name,
+                  { usedKiB: x.space_used_size >> 10, committedKiB: x.physical_space_size >> 10 },
+                ]),
+            );
+            return { usage: process.memoryUsage(), spaces, code: v8.getHeapCodeStatistics() };
+          },
           close: async () => {
             await t.close();
             await fs.rm(dir, { recursive: true, force: true });

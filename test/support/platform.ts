@@ -46,6 +46,8 @@ export async function startTestPlatform(
       PASSERELLE_BOOTSTRAP_ADMIN_PASSWORD: adminPassword,
       PASSERELLE_BOOTSTRAP_ADMIN_KEY: adminKey,
       PASSERELLE_SHUTDOWN_GRACE_MS: "2000",
+      // Tests start hundreds of platforms; the bench (idle RSS) asks for the compaction npm start does.
+      PASSERELLE_COMPACT_AFTER_START: "0",
       ...opts.env,
     },
     opts.overrides,
