@@ -30,6 +30,10 @@ export type Reservation =
 export interface BudgetStoreOptions {
   /** How long this process remembers whether an owner has a budget (default 10 s; admin writes here invalidate). */
   cacheTtlMs?: number;
+  /**
+   * Owners remembered at once (default 10,000, as the key cache). lru-cache allocates its arrays for `max` entries up
+   * front: with a TTL, 100,000 entries held some 4.4 MiB from the start, even with no owner in them.
+   */
   cacheMaxEntries?: number;
   /** Default lifetime of a reservation before the sweep releases it (default 15 min: longer than any request). */
   reservationTtlMs?: number;
@@ -129,7 +133,7 @@ export function createBudgetStore(orm: MikroORM, opts: BudgetStoreOptions = {}) 
   const now = opts.now ?? Date.now;
   const reservationTtlMs = opts.reservationTtlMs ?? 15 * 60_000;
   const hasBudget = new LRUCache<string, boolean>({
-    max: opts.cacheMaxEntries ?? 100_000,
+    max: opts.cacheMaxEntries ?? 10_000,
     ttl: opts.cacheTtlMs ?? 10_000,
   });
   const pool = () => nativePool(orm);
