@@ -219,6 +219,28 @@ describe.skipIf(!redisUrl)("redis limiter", () => {
     await limiter.close();
   });
 
+  it("a pending settlement travels with the next decision and is applied before it", async () => {
+    const limiter = await redisLimiter(url, SHORT_WINDOWS, prefix());
+    const input: ReserveInput = {
+      subject: "u",
+      model: "m",
+      limits: limits({ tokensPerMinute: 100 }),
+      key: { id: "key-1", limits: limits({}) },
+      tokens: 60,
+    };
+    const a = await limiter.reserve(input);
+    expect(a.allowed).toBe(true);
+    // Not awaited: the settlement waits for the next command, which must see its 60 tokens returned.
+    const settled = limiter.settle(a.reservation, 0);
+    const b = await limiter.reserve(input);
+    expect(b.allowed).toBe(true);
+    expect(await settled).toBe(true);
+    // Alone, a settlement still goes out (after its short delay).
+    expect(await limiter.settle(b.reservation, 0)).toBe(true);
+    expect((await limiter.status(input)).perLimit.tokensPerMinute?.remaining).toBe(100);
+    await limiter.close();
+  });
+
   it("status writes nothing: no key for an unused subject, and a counter read is left as it was", async () => {
     const p = prefix();
     const limiter = await redisLimiter(url, SHORT_WINDOWS, p);
