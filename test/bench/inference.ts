@@ -111,6 +111,7 @@ export interface InferenceFigures {
   pool?: { workers: number } & Awaited<ReturnType<typeof runPool>>["figures"];
   memory?: {
     idleMiB: Record<string, number>;
+    passerelleHeapUsedMiB?: { idle: number; afterRun: number };
     peakMiB: Record<string, number>;
     highWaterMarkMiB: Record<string, number>;
     idleCpuPct: Record<string, number>;
@@ -188,6 +189,10 @@ export async function runInferenceBench(resultsDir: string): Promise<InferenceRe
     const idleCpuPct = Object.fromEntries(
       Object.entries(pids3).map(([k, pid]) => [k, (100 * (processCpuMs(pid) - (idleCpu0[k] as number))) / 2_000]),
     );
+    // V8's heap in use after a full collection: steadier than RSS (which moves by ±5 MiB between runs here).
+    const heapUsedMiB = async () =>
+      ((await passerelle.call("memory")) as { usage: { heapUsed: number } }).usage.heapUsed / 1024 / 1024;
+    const heapIdle = await heapUsedMiB();
     const rss = startRssSampler(pids, 100);
 
     const targets: Record<TargetName, Target> = {
@@ -548,12 +553,21 @@ export async function runInferenceBench(resultsDir: string): Promise<InferenceRe
     // ---------------------------------------------------------------- memory
     const peaks = rss.stop();
     const hwm = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, processRss(pid).hwmMiB]));
-    figures.memory = { idleMiB: idle, peakMiB: peaks, highWaterMarkMiB: hwm, idleCpuPct };
+    const heapAfter = await heapUsedMiB();
+    figures.memory = {
+      idleMiB: idle,
+      peakMiB: peaks,
+      highWaterMarkMiB: hwm,
+      idleCpuPct,
+      passerelleHeapUsedMiB: { idle: heapIdle, afterRun: heapAfter },
+    };
     emit({
       title: "Memory (RSS, MiB): idle = after start, before any request; peak = highest 100 ms sample over the run",
       note:
         `Servers run as ${figures.servers}; the load generator (this process) runs through tsx and holds the ` +
-        "TypeScript compiler that built them. The ceiling proxy shows what an almost empty Node process weighs here.",
+        "TypeScript compiler that built them. The ceiling proxy shows what an almost empty Node process weighs here. " +
+        `Passerelle's V8 heap in use after a full collection: ${fx(heapIdle, 1)} MiB idle, ${fx(heapAfter, 1)} MiB ` +
+        "after the run (what the run left: the tokenizer, caches, pools; a leak would show here).",
       rows: Object.keys(pids).map((k) => ({
         process: k,
         "idle MiB": fx(idle[k] as number, 1),
@@ -704,6 +718,18 @@ export function headline(r: InferenceResults): Section {
         "≤ 250",
         "230",
       ),
+      ...(mem.passerelleHeapUsedMiB
+        ? [
+            row("V8 heap in use after a full GC, idle (MiB)", fx(mem.passerelleHeapUsedMiB.idle, 1), "—", "—", "—"),
+            row(
+              "V8 heap in use after a full GC, after the run (MiB)",
+              fx(mem.passerelleHeapUsedMiB.afterRun, 1),
+              "—",
+              "—",
+              "—",
+            ),
+          ]
+        : []),
       ...(f.pool
         ? [
             row(
