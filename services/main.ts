@@ -1,9 +1,6 @@
 import cluster from "node:cluster";
-import { bridgePlugin } from "../bridge/app.js";
 import { ConfigError, loadConfig } from "./config.js";
 import { createLogger } from "./platform/logging.js";
-import { startPlatform } from "./server.js";
-import { reportListening, startWorkerPool } from "./workers.js";
 
 /**
  * `npm start`: the whole platform in one process (core services + REST bridge), or with PASSERELLE_WORKERS > 1 a
@@ -24,6 +21,19 @@ async function main(): Promise<void> {
   }
   const logger = createLogger(config.logLevel);
   const pooled = config.workers > 1;
+  // The platform is imported only where it runs: a pool's primary forks and supervises, nothing more.
+  const load = async () => {
+    const [{ bridgePlugin }, { startPlatform }] = await Promise.all([
+      import("../bridge/app.js"),
+      import("./server.js"),
+    ]);
+    return { restApi: bridgePlugin, startPlatform };
+  };
+  if (pooled && cluster.isWorker && process.env.PASSERELLE_POOL_TASK) {
+    const { runPoolTask } = await import("./workers.js");
+    await runPoolTask(config, logger);
+    process.exit(0);
+  }
   if (pooled && cluster.isWorker) {
     // A SIGTERM while starting (the pool stopping early) is honoured once started: a clean close, journal flushed.
     let early = false;
@@ -31,9 +41,10 @@ async function main(): Promise<void> {
       early = true;
     };
     process.on("SIGTERM", onEarly);
-    const platform = await startPlatform(config, logger, { restApi: bridgePlugin });
+    const { restApi, startPlatform } = await load();
+    const platform = await startPlatform(config, logger, { restApi });
     process.off("SIGTERM", onEarly);
-    reportListening(platform.httpUrl, platform.grpcUrl);
+    (await import("./workers.js")).reportListening(platform.httpUrl, platform.grpcUrl);
     logger.info({ worker: config.workerIndex, pid: process.pid }, "worker listening");
     // Ctrl-C reaches the whole process group: the primary relays it as SIGTERM, once.
     process.on("SIGINT", () => {});
@@ -44,8 +55,11 @@ async function main(): Promise<void> {
     return;
   }
   const platform = pooled
-    ? await startWorkerPool(config, logger)
-    : await startPlatform(config, logger, { restApi: bridgePlugin });
+    ? await (await import("./workers.js")).startWorkerPool(config, logger)
+    : await (async () => {
+        const { restApi, startPlatform } = await load();
+        return startPlatform(config, logger, { restApi });
+      })();
   const ms = Math.round(performance.now() - started);
   const bootstrap = "core" in platform ? platform.core.bootstrap : platform.bootstrap;
   // A pool always runs on PostgreSQL and Redis (config.ts refuses it otherwise).

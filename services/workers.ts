@@ -2,13 +2,23 @@ import cluster, { type Worker } from "node:cluster";
 import type { Logger } from "pino";
 import type { BootstrapResult } from "./accounts/index.js";
 import type { CoreConfig } from "./config.js";
-import { createCore } from "./core.js";
 
 /** What a worker tells the primary once it listens. */
 export interface WorkerListening {
   type: "listening";
   httpUrl: string;
   grpcUrl: string;
+}
+
+/**
+ * A pool's one-off task, run in a process of its own (PASSERELLE_POOL_TASK): `setup` prepares the database before
+ * the workers start, `replay` writes what stopped workers left in their journals.
+ */
+export type PoolTask = "setup" | "replay";
+
+interface TaskDone {
+  type: "task-done";
+  bootstrap: BootstrapResult;
 }
 
 export interface WorkerPool {
@@ -30,9 +40,7 @@ const RESPAWN_DELAY_MS = 1_000;
  * its own usage journal.
  */
 export async function startWorkerPool(config: CoreConfig, logger: Logger): Promise<WorkerPool> {
-  const setup = await createCore(config, logger);
-  const bootstrap = setup.bootstrap;
-  await setup.close();
+  const bootstrap = await runTask("setup");
 
   let stopping = false;
   const byIndex = new Map<number, Worker>();
@@ -104,10 +112,42 @@ export async function startWorkerPool(config: CoreConfig, logger: Logger): Promi
       await stopAll();
       // What a worker could not write before it stopped (one killed while starting, a flush that failed) is
       // written now, as at the next start: opening a core replays every worker's journal.
-      const last = await createCore(config, logger);
-      await last.close();
+      await runTask("replay");
     },
   };
+}
+
+/**
+ * Runs a pool task in a forked process and resolves with what it reports. The primary itself never loads the
+ * platform: it only forks and supervises, and weighs what a bare Node process does (~45 MiB) instead of a whole
+ * platform's modules and start-up garbage (~150 MiB) for as long as the pool runs.
+ */
+function runTask(task: PoolTask): Promise<BootstrapResult> {
+  return new Promise((resolve, reject) => {
+    const child = cluster.fork({ PASSERELLE_POOL_TASK: task });
+    let done: TaskDone | undefined;
+    child.on("message", (msg: TaskDone) => {
+      if (msg?.type === "task-done") done = msg;
+    });
+    child.once("exit", (code, signal) => {
+      if (code === 0 && done) resolve(done.bootstrap);
+      else reject(new Error(`the pool's ${task} process failed (${signal ?? `exit code ${code}`})`));
+    });
+  });
+}
+
+/** In a task process (see runTask): opens the core, which migrates, bootstraps and replays journals, then closes it. */
+export async function runPoolTask(config: CoreConfig, logger: Logger): Promise<void> {
+  const { createCore } = await import("./core.js");
+  const core = await createCore(config, logger);
+  try {
+    const msg: TaskDone = { type: "task-done", bootstrap: core.bootstrap };
+    await new Promise<void>((resolve, reject) =>
+      process.send ? process.send(msg, undefined, {}, (err) => (err ? reject(err) : resolve())) : resolve(),
+    );
+  } finally {
+    await core.close();
+  }
 }
 
 /** In a worker: tells the primary where it listens. */

@@ -30,9 +30,13 @@ function start(env: Record<string, string>) {
   return { child, output: () => out };
 }
 
+/**
+ * The Passerelle processes `pid` forked (matched on their command line): run from source, a process may also have
+ * tsx's esbuild service as a child while it transpiles files its cache lacks.
+ */
 function childrenOf(pid: number): number[] {
   try {
-    return execFileSync("pgrep", ["-P", String(pid)], { encoding: "utf8" })
+    return execFileSync("pgrep", ["-P", String(pid), "-f", MAIN], { encoding: "utf8" })
       .trim()
       .split("\n")
       .filter(Boolean)
