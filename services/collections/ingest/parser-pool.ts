@@ -47,6 +47,8 @@ export function createParserPool(opts: ParserPoolOptions = {}): ParserPool {
     minThreads: 0,
     maxThreads,
     idleTimeout: opts.idleTimeoutMs ?? 60_000,
+    // Nothing reads piscina's run/wait-time histograms; each holds ~360 KB of native memory from the start.
+    recordTiming: false,
     ...(ext === ".ts" && { execArgv: tsxExecArgv() }),
   });
 
