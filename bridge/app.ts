@@ -73,7 +73,7 @@ export async function bridgePlugin(app: FastifyInstance, opts: BridgeOptions): P
   // Query strings and params: coerced, since they are text by nature.
   // Validators and response serializers are compiled on a route's first use, not at start: of some 150 routes a
   // deployment uses a handful, and compiling them all held about 4 MB of heap (1.7 validators, 2.2 serializers) for
-  // nothing. Each is the same function Fastify would have compiled; only when differs.
+  // nothing. Each is the same function Fastify would have compiled at start; only the moment of compiling differs.
   const strict = new Ajv({ coerceTypes: false, useDefaults: true, removeAdditional: false, strict: false });
   const coercing = new Ajv({ coerceTypes: "array", useDefaults: true, removeAdditional: false, strict: false });
   app.setValidatorCompiler(({ schema, httpPart }) => {
