@@ -58,7 +58,8 @@ export function createRedisLimiter(opts: RedisLimiterOptions): RateLimiter {
    * other command comes. At concurrency 1 that is one write syscall and one reply read per governed request instead
    * of two; under load, one write for a whole turn's settlements (4 % of a governed request's CPU at c=32). Nothing
    * waits on a settlement, so the delay costs no latency; meanwhile the counters hold the reservation, which
-   * errs on the side of refusing (Redis runs the settlement first, so the next decision sees it).
+   * errs on the side of refusing (Redis runs the settlement first, so the next decision sees it). An overrun (real
+   * usage above the reservation) is charged up to SETTLE_DELAY_MS later.
    */
   const settles: (() => void)[] = [];
   let settleTimer: NodeJS.Timeout | undefined;
