@@ -56,7 +56,7 @@ async function main(argv: string[]): Promise<number> {
     poolMax: 1,
     endpoint,
   });
-  const store = createAccountStore(db.orm);
+  const store = createAccountStore(db);
   const need = (v: string | undefined, flag: string): string => {
     if (!v) throw new UsageError(`--${flag} is required`);
     return v;

@@ -1,5 +1,3 @@
-// First: MikroORM must see the synchronous context store when it is evaluated (see the module).
-import "./platform/db/orm-context.js";
 import type { ConnectRouter, ConnectRouterOptions } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import { AccountService } from "../gen/passerelle/accounts/v1/account_service_pb.js";
@@ -13,7 +11,6 @@ import { OcrService } from "../gen/passerelle/ocr/v1/ocr_service_pb.js";
 import { RerankService } from "../gen/passerelle/rerank/v1/rerank_service_pb.js";
 import { SearchService } from "../gen/passerelle/search/v1/search_service_pb.js";
 import {
-  accountEntities,
   type BootstrapResult,
   bootstrapAccounts,
   createAccountService,
@@ -24,12 +21,11 @@ import { setupAudio } from "./audio/index.js";
 import { setupCollections } from "./collections/index.js";
 import type { CoreConfig } from "./config.js";
 import { setupEmbeddings } from "./embeddings/index.js";
-import { nativePool } from "./governance/budget-store.js";
 import { createGovernanceService } from "./governance/governance-service.js";
-import { type Governance, governanceEntities, setupGovernance } from "./governance/index.js";
+import { type Governance, setupGovernance } from "./governance/index.js";
 import { createLimitsView } from "./governance/limiter/index.js";
 import { setupInference } from "./inference/index.js";
-import { createModelStore, loadModelsFile, type ModelRegistry, modelEntities, setupModels } from "./models/index.js";
+import { createModelStore, loadModelsFile, type ModelRegistry, setupModels } from "./models/index.js";
 import { setupOcr } from "./ocr/index.js";
 import type { Principal } from "./platform/context.js";
 import { type Database, openDatabase } from "./platform/db/database.js";
@@ -70,6 +66,19 @@ const strictJson: ConnectRouterOptions["jsonOptions"] & { textDecoder: { decode(
   textDecoder: new TextDecoder("utf-8", { fatal: true }),
 };
 
+/**
+ * The entities MikroORM maps, imported only when the ORM is loaded (database.ts): the serving path is plain SQL, and
+ * a process that only serves never loads MikroORM.
+ */
+async function loadEntities() {
+  const [accounts, models, governance] = await Promise.all([
+    import("./accounts/entities.js"),
+    import("./models/entities.js"),
+    import("./governance/entities.js"),
+  ]);
+  return [...accounts.accountEntities, ...models.modelEntities, ...governance.governanceEntities];
+}
+
 export async function createCore(config: CoreConfig, logger: Logger): Promise<Core> {
   // An invalid models file fails the start before anything is opened.
   const modelSpecs = config.modelsFile ? await loadModelsFile(config.modelsFile) : undefined;
@@ -79,14 +88,14 @@ export async function createCore(config: CoreConfig, logger: Logger): Promise<Co
     db = await openDatabase({
       url: config.databaseUrl,
       dataDir: config.dataDir,
-      entities: [...accountEntities, ...modelEntities, ...governanceEntities],
+      entities: loadEntities,
       logger,
     });
   } catch (err) {
     await kv.close();
     throw err;
   }
-  const store = createAccountStore(db.orm);
+  const store = createAccountStore(db);
   const authenticator = await createAuthenticator({
     store,
     kv,
@@ -95,10 +104,10 @@ export async function createCore(config: CoreConfig, logger: Logger): Promise<Co
     maxEntries: config.auth.cacheMaxEntries,
   });
   const bootstrap = await bootstrapAccounts(store, config.bootstrap, logger);
-  const models = await setupModels({ orm: db.orm, kv, logger, specs: modelSpecs });
+  const models = await setupModels({ db, kv, logger, specs: modelSpecs });
   const metrics = createMetrics();
   const governance: Governance = await setupGovernance({
-    orm: db.orm,
+    pool: db.pool,
     redisUrl: config.redisUrl,
     dataDir: config.dataDir,
     workerIndex: config.workerIndex,
@@ -123,7 +132,7 @@ export async function createCore(config: CoreConfig, logger: Logger): Promise<Co
   });
   metrics.usage.setDepthSource(() => governance.buffer.depth());
   metrics.usage.setLeaseSource(() => governance.budgetStore.leasesHeld().length);
-  const modelStore = createModelStore(db.orm);
+  const modelStore = createModelStore(db);
   const accountService = createAccountService({
     store,
     authenticator,
@@ -143,7 +152,7 @@ export async function createCore(config: CoreConfig, logger: Logger): Promise<Co
       },
     }),
   });
-  const pool = await nativePool(db.orm);
+  const { pool } = db;
   const collections = setupCollections({
     pool,
     backend: await createSearchBackend({ pool, elasticsearchUrl: config.rag.elasticsearchUrl, logger }),

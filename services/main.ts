@@ -43,11 +43,12 @@ async function main(): Promise<void> {
     process.on("SIGTERM", onEarly);
     const { restApi, startPlatform } = await load();
     const platform = await startPlatform(config, logger, { restApi });
-    process.off("SIGTERM", onEarly);
     (await import("./workers.js")).reportListening(platform.httpUrl, platform.grpcUrl);
     logger.info({ worker: config.workerIndex, pid: process.pid }, "worker listening");
     // Ctrl-C reaches the whole process group: the primary relays it as SIGTERM, once.
     process.on("SIGINT", () => {});
+    // From here to the handler, synchronously: no SIGTERM can fall between the two.
+    process.off("SIGTERM", onEarly);
     const stop = handleSignals(logger, config.shutdownGraceMs, () => platform.close(), ["SIGTERM"]);
     // The primary gone (killed hard), or the channel closed while draining: stop (once) rather than serve alone.
     process.once("disconnect", () => stop("disconnect", false));
@@ -94,9 +95,11 @@ async function main(): Promise<void> {
       `  a new one: npm run admin -- create-key --email ${bootstrap.email}`,
     );
   }
+  // Signals are handled before the banner announces the process: a SIGTERM sent as soon as it is up closes it
+  // gracefully (journal flushed) rather than ending it by default.
+  handleSignals(logger, config.shutdownGraceMs, () => platform.close());
   process.stdout.write(`${lines.join("\n")}\n\n`);
   logger.info({ http: platform.httpUrl, grpc: platform.grpcUrl, startupMs: ms }, "listening");
-  handleSignals(logger, config.shutdownGraceMs, () => platform.close());
 }
 
 /** SIGTERM / SIGINT: drain and exit 0; a second signal exits at once. */

@@ -1,4 +1,4 @@
-import type { EntityManager } from "@mikro-orm/core";
+import type pg from "pg";
 import type { KeyLimits } from "../platform/context.js";
 
 /**
@@ -37,7 +37,7 @@ export interface UserProfile {
 }
 
 /**
- * A timestamp column read through a raw query: MikroORM's PostgreSQL driver leaves `timestamptz` as text
+ * A timestamp column read through a raw query: the pool keeps `timestamptz` as text, as MikroORM's driver does
  * (`2026-01-01 12:00:00.123+00`), so it is parsed here; entities get Dates from the ORM itself.
  */
 function dateOrNull(v: unknown): Date | null {
@@ -66,14 +66,14 @@ function keyLimitsOf(r: Record<string, unknown>): KeyLimits | null {
   return Object.values(limits).every((v) => v === null) ? null : Object.freeze(limits);
 }
 
-export async function findByKeyHash(em: EntityManager, keyHash: string): Promise<KeyPrincipalRow | null> {
-  const rows = await em.getConnection().execute<Record<string, unknown>[]>(
+export async function findByKeyHash(pool: pg.Pool, keyHash: string): Promise<KeyPrincipalRow | null> {
+  const { rows } = await pool.query<Record<string, unknown>>(
     `select k.id as key_id, k.expires_at as key_expires_at, k.revoked_at as key_revoked_at,
             k.requests_per_minute, k.requests_per_day, k.tokens_per_minute, k.tokens_per_day,
             u.id as user_id, u.email, u.name, u.expires_at as user_expires_at, u.organization_id,
             r.id as role_id, r.name as role_name, r.permissions
        from api_key k join app_user u on u.id = k.user_id join role r on r.id = u.role_id
-      where k.key_hash = ?`,
+      where k.key_hash = $1`,
     [keyHash],
   );
   const r = rows[0];
@@ -98,14 +98,14 @@ export async function findByKeyHash(em: EntityManager, keyHash: string): Promise
  * A user with their role and organization, in one plain query: the profile read of every GET /v1/me, where
  * the ORM's hydration cost (≈4× a raw query, measured) is not worth paying.
  */
-export async function getUserProfile(em: EntityManager, id: string): Promise<UserProfile | null> {
-  const rows = await em.getConnection().execute<Record<string, unknown>[]>(
+export async function getUserProfile(pool: pg.Pool, id: string): Promise<UserProfile | null> {
+  const { rows } = await pool.query<Record<string, unknown>>(
     `select u.id, u.email, u.name, u.password_hash is not null as has_password, u.expires_at, u.created_at,
             u.updated_at, r.id as role_id, r.name as role_name, r.permissions, r.created_at as role_created_at,
             r.updated_at as role_updated_at, o.id as org_id, o.name as org_name, o.created_at as org_created_at,
             o.updated_at as org_updated_at
        from app_user u join role r on r.id = u.role_id left join organization o on o.id = u.organization_id
-      where u.id = ?`,
+      where u.id = $1`,
     [id],
   );
   const r = rows[0];

@@ -64,8 +64,8 @@ describe("account store on PostgreSQL", () => {
     return { key, secret };
   };
 
-  const sql = <T = Record<string, unknown>>(query: string, params: unknown[] = []) =>
-    db.orm.em.fork().getConnection().execute<T[]>(query, params);
+  const sql = async <T = Record<string, unknown>>(query: string, params: unknown[] = []) =>
+    (await db.orm()).em.fork().getConnection().execute<T[]>(query, params);
 
   beforeAll(async () => {
     tdb = await createTestDatabase("store");
@@ -75,7 +75,7 @@ describe("account store on PostgreSQL", () => {
       await tdb.drop();
       throw err;
     }
-    store = createAccountStore(db.orm);
+    store = createAccountStore(db);
     role = await store.createRole("member", ["read_metrics"]);
   });
 

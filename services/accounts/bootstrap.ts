@@ -29,7 +29,7 @@ export async function bootstrapAccounts(
   logger: Logger,
 ): Promise<BootstrapResult> {
   if ((await store.countUsers()) > 0) {
-    if (settings.key && !(await store.findKeyByHash(hashApiKey(settings.key)))) {
+    if (settings.key && !(await store.findByKeyHash(hashApiKey(settings.key)))) {
       const admin = await store.getUserByEmail(settings.email);
       if (admin) {
         try {

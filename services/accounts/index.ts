@@ -2,5 +2,4 @@ export { createAccountService } from "./account-service.js";
 export { type AccountStore, createAccountStore } from "./account-store.js";
 export { type Authenticator, createAuthenticator } from "./authenticator.js";
 export { type BootstrapResult, bootstrapAccounts } from "./bootstrap.js";
-export { accountEntities } from "./entities.js";
 export { generateApiKey, hashApiKey, hashPassword, maskApiKey } from "./secrets.js";

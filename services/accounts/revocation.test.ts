@@ -133,10 +133,7 @@ describe.skipIf(!redisUrl)("auth cache invalidation across processes (two cores,
     for (let attempt = 0; attempt < 3; attempt++) {
       const u = await newUser(memberRoleId);
       await b.getMe({}, u.as);
-      await coreA.db.orm.em
-        .fork()
-        .getConnection()
-        .execute("update api_key set revoked_at = now() where id = ?", [u.keyId]);
+      await coreA.db.pool.query("update api_key set revoked_at = now() where id = $1", [u.keyId]);
       const onB = await outcome(() => b.getMe({}, u.as));
       outcomes.push(onB);
       if (onB === "OK") {

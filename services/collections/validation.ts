@@ -1,6 +1,6 @@
 import type { JsonObject, JsonValue } from "@bufbuild/protobuf";
 import type { ChunkingOptions } from "../../gen/passerelle/collections/v1/resources_pb.js";
-import { TEXT_SEARCH_LANGUAGES } from "../platform/db/migrations/20261123050000-collections.js";
+import { TEXT_SEARCH_LANGUAGES } from "../platform/db/text-search.js";
 import { invalidArgument } from "../platform/errors.js";
 import { isUuid } from "../platform/paging.js";
 import type { Metadata } from "../search/backend.js";

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDatabase, type TestDatabase } from "../../test/support/db.js";
 import { usageRecord } from "../../test/support/usage-record.js";
 import { type Database, openDatabase } from "../platform/db/database.js";
-import { type BudgetStore, createBudgetStore, nativePool } from "./budget-store.js";
+import { type BudgetStore, createBudgetStore } from "./budget-store.js";
 import { governanceEntities, type Owner, type UsageRecord } from "./entities.js";
 import { createUsageStore, type UsageStore } from "./usage-store.js";
 
@@ -31,7 +31,7 @@ describe("budget leases on PostgreSQL", () => {
   let usage: UsageStore;
   const stores: BudgetStore[] = [];
   const open = (leases = { idleMs: 100 }) => {
-    const s = createBudgetStore(db.orm, { cacheTtlMs: 60_000, leases });
+    const s = createBudgetStore(db.pool, { cacheTtlMs: 60_000, leases });
     stores.push(s);
     return s;
   };
@@ -39,7 +39,7 @@ describe("budget leases on PostgreSQL", () => {
   beforeAll(async () => {
     tdb = await createTestDatabase("gov_leases");
     db = await openDatabase({ url: tdb.url, dataDir: os.tmpdir(), entities: governanceEntities, poolMax: 10 });
-    usage = createUsageStore(db.orm);
+    usage = createUsageStore(db.pool);
   });
   afterAll(async () => {
     for (const s of stores) await s.close();
@@ -48,7 +48,7 @@ describe("budget leases on PostgreSQL", () => {
   });
 
   const rows = async (owner: Owner) => {
-    const pool = await nativePool(db.orm);
+    const pool = db.pool;
     const { rows: r } = await pool.query<{ n: number; amount: string }>(
       "select count(*)::int as n, coalesce(sum(amount_nanos), 0)::text as amount from budget_reservation where owner_id = $1",
       [owner.id],
@@ -168,7 +168,7 @@ describe("budget leases on PostgreSQL", () => {
   });
 
   it("a lease left by a process that died is released by the sweep after its TTL", async () => {
-    const dead = createBudgetStore(db.orm, { cacheTtlMs: 60_000, leases: { ttlMs: 300, idleMs: 60_000 } });
+    const dead = createBudgetStore(db.pool, { cacheTtlMs: 60_000, leases: { ttlMs: 300, idleMs: 60_000 } });
     stores.push(dead);
     const owner = user();
     await dead.setBudget(owner, 64_000_000n);

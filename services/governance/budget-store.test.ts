@@ -6,7 +6,7 @@ import { createTestDatabase, type TestDatabase } from "../../test/support/db.js"
 import { startTcpProxy } from "../../test/support/tcp-proxy.js";
 import { usageRecord } from "../../test/support/usage-record.js";
 import { type Database, openDatabase } from "../platform/db/database.js";
-import { type BudgetStore, createBudgetStore, nativePool } from "./budget-store.js";
+import { type BudgetStore, createBudgetStore } from "./budget-store.js";
 import { governanceEntities, type Owner, type UsageRecord } from "./entities.js";
 import { createUsageStore, type UsageStore } from "./usage-store.js";
 
@@ -35,8 +35,8 @@ describe("budget store on PostgreSQL", () => {
   beforeAll(async () => {
     tdb = await createTestDatabase("gov_budget");
     db = await openDatabase({ url: tdb.url, dataDir: os.tmpdir(), entities: governanceEntities, poolMax: 10 });
-    budgets = createBudgetStore(db.orm, { cacheTtlMs: 60_000, now: () => clock });
-    usage = createUsageStore(db.orm);
+    budgets = createBudgetStore(db.pool, { cacheTtlMs: 60_000, now: () => clock });
+    usage = createUsageStore(db.pool);
   });
   afterAll(async () => {
     await db?.close();
@@ -44,7 +44,7 @@ describe("budget store on PostgreSQL", () => {
   });
 
   const reservations = async (usageId: string) => {
-    const pool = await nativePool(db.orm);
+    const pool = db.pool;
     const { rows } = await pool.query<{ n: number }>(
       "select count(*)::int as n from budget_reservation where usage_id = $1",
       [usageId],
@@ -120,7 +120,7 @@ describe("budget store on PostgreSQL", () => {
     const proxy = await startTcpProxy(tdb.url);
     const cut = await openDatabase({ url: proxy.url, dataDir: os.tmpdir(), entities: governanceEntities, poolMax: 1 });
     try {
-      const store = createBudgetStore(cut.orm);
+      const store = createBudgetStore(cut.pool);
       await proxy.down();
       expect(await store.mayHaveBudget([user()])).toBe(true);
       await expect(store.reserve(uuidv7(), [user()], 10n)).rejects.toThrow();
@@ -168,7 +168,7 @@ describe("budget store on PostgreSQL", () => {
   it("treats a budget deleted elsewhere as unlimited", async () => {
     const u = user();
     await budgets.setBudget(u, 10n);
-    await (await nativePool(db.orm)).query("delete from budget where owner_id = $1", [u.id]);
+    await db.pool.query("delete from budget where owner_id = $1", [u.id]);
     expect(await budgets.reserve(uuidv7(), [u], 1_000n)).toEqual({ admitted: true, owners: [] });
   });
 
@@ -210,7 +210,7 @@ describe("budget store on PostgreSQL", () => {
     const batches = [];
     for (let i = 0; i < written.length; i += 97) batches.push(written.slice(i, i + 97));
     await Promise.all([...batches, ...batches.filter((_, i) => i % 3 === 0)].map((b) => usage.writeBatch(b)));
-    const pool = await nativePool(db.orm);
+    const pool = db.pool;
     const { rows } = await pool.query<{ n: number; total: string }>(
       "select count(*)::int as n, coalesce(sum(cost_nanos), 0)::text as total from usage_record where user_id = $1",
       [u.id],

@@ -1,4 +1,3 @@
-import type { MikroORM } from "@mikro-orm/postgresql";
 import { LRUCache } from "lru-cache";
 import pg from "pg";
 import { failedPrecondition, invalidArgument, notFound } from "../platform/errors.js";
@@ -7,7 +6,7 @@ import { createBudgetLeases, type LeaseOptions, type LeaseTicket } from "./budge
 import type { Owner, OwnerKind } from "./entities.js";
 
 /**
- * Budgets in nano-units, in plain SQL on MikroORM's own `pg` pool (bind parameters, one round trip on the hot path).
+ * Budgets in nano-units, in plain SQL on the platform's `pg` pool (bind parameters, one round trip on the hot path).
  * Every statement that touches several budget rows locks them in (owner_kind, owner_id) order first, so reserving,
  * releasing, sweeping and settling never deadlock with each other.
  */
@@ -53,11 +52,6 @@ export type BudgetStore = ReturnType<typeof createBudgetStore>;
 
 const KINDS: readonly OwnerKind[] = ["user", "organization"];
 const ownerKey = (o: Owner) => `${o.kind}:${o.id}`;
-
-/** MikroORM's `pg` pool: the governance hot paths use it directly for bind parameters and explicit transactions. */
-export function nativePool(orm: MikroORM): Promise<pg.Pool> {
-  return orm.em.getConnection().getNativeClient();
-}
 
 /** Runs `fn` in a transaction on one pooled connection; a connection whose rollback fails is discarded. */
 export async function inTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
@@ -129,19 +123,18 @@ const belowSpent = () =>
   failedPrecondition("A budget cannot be set below what has already been spent.", "BUDGET_BELOW_SPENT");
 
 /** Budgets, reservations and their settlement. */
-export function createBudgetStore(orm: MikroORM, opts: BudgetStoreOptions = {}) {
+export function createBudgetStore(pool: pg.Pool, opts: BudgetStoreOptions = {}) {
   const now = opts.now ?? Date.now;
   const reservationTtlMs = opts.reservationTtlMs ?? 15 * 60_000;
   const hasBudget = new LRUCache<string, boolean>({
     max: opts.cacheMaxEntries ?? 10_000,
     ttl: opts.cacheTtlMs ?? 10_000,
   });
-  const pool = () => nativePool(orm);
   let reservePool: Promise<pg.Pool> | undefined;
   /** The pool reservations run on: its own, with asynchronous commits, when asked (see BudgetStoreOptions). */
   const reservations = (): Promise<pg.Pool> => {
     const url = opts.asyncCommitReservationsUrl;
-    if (!url) return pool();
+    if (!url) return Promise.resolve(pool);
     if (!reservePool) {
       const created = new pg.Pool({ connectionString: url, max: 8, options: "-c synchronous_commit=off" });
       // An idle connection that dies (the database restarted, the network cut) is dropped by the pool; the next
@@ -157,7 +150,7 @@ export function createBudgetStore(orm: MikroORM, opts: BudgetStoreOptions = {}) 
   async function withBudget(owners: Owner[]): Promise<Owner[]> {
     const unknown = owners.filter((o) => hasBudget.get(ownerKey(o)) === undefined);
     if (unknown.length > 0) {
-      const { rows } = await (await pool()).query<{ owner_kind: OwnerKind; owner_id: string }>(
+      const { rows } = await pool.query<{ owner_kind: OwnerKind; owner_id: string }>(
         `select owner_kind, owner_id from budget
           where (owner_kind, owner_id) in (select * from unnest($1::text[], $2::uuid[]))`,
         [unknown.map((o) => o.kind), unknown.map((o) => o.id)],
@@ -264,17 +257,17 @@ export function createBudgetStore(orm: MikroORM, opts: BudgetStoreOptions = {}) 
 
     /** Gives a reservation back without charging anything (a request that failed before any work upstream). */
     async release(usageId: string): Promise<void> {
-      await releaseWhere(await pool(), "usage_id = $1", [usageId]);
+      await releaseWhere(pool, "usage_id = $1", [usageId]);
     },
 
     /** Releases the reservations expired at `nowMs` (left by crashed processes); returns how many. */
     async sweepExpired(nowMs = now()): Promise<number> {
-      return releaseWhere(await pool(), "expires_at <= $1", [new Date(nowMs)]);
+      return releaseWhere(pool, "expires_at <= $1", [new Date(nowMs)]);
     },
 
     async getBudget(owner: Owner): Promise<BudgetState | null> {
       checkOwner(owner);
-      const { rows } = await (await pool()).query<BudgetRow>(
+      const { rows } = await pool.query<BudgetRow>(
         `select ${COLUMNS} from budget where owner_kind = $1 and owner_id = $2`,
         [owner.kind, owner.id],
       );
@@ -283,7 +276,7 @@ export function createBudgetStore(orm: MikroORM, opts: BudgetStoreOptions = {}) 
 
     /** Budgets of one kind in owner id order (keyset paging after `after`). */
     async listBudgets(kind: OwnerKind, page: { after?: string; limit: number }): Promise<BudgetState[]> {
-      const { rows } = await (await pool()).query<BudgetRow>(
+      const { rows } = await pool.query<BudgetRow>(
         `select ${COLUMNS} from budget where owner_kind = $1 and ($2::uuid is null or owner_id > $2::uuid)
           order by owner_id limit $3`,
         [kind, page.after ?? null, page.limit],
@@ -296,7 +289,7 @@ export function createBudgetStore(orm: MikroORM, opts: BudgetStoreOptions = {}) 
       checkOwner(owner);
       if (amountNanos < 0n) throw invalidArgument("A budget cannot be negative.", "amount");
       try {
-        const { rows } = await (await pool()).query<BudgetRow>(
+        const { rows } = await pool.query<BudgetRow>(
           `insert into budget (owner_kind, owner_id, amount_nanos, spent_nanos, reserved_nanos, created_at, updated_at)
            values ($1, $2, $3, 0, 0, now(), now())
            on conflict (owner_kind, owner_id) do update set amount_nanos = excluded.amount_nanos, updated_at = now()
@@ -315,7 +308,7 @@ export function createBudgetStore(orm: MikroORM, opts: BudgetStoreOptions = {}) 
     async topUp(owner: Owner, deltaNanos: bigint): Promise<BudgetState> {
       checkOwner(owner);
       try {
-        const { rows } = await (await pool()).query<BudgetRow>(
+        const { rows } = await pool.query<BudgetRow>(
           `update budget set amount_nanos = amount_nanos + $3, updated_at = now()
             where owner_kind = $1 and owner_id = $2 returning ${COLUMNS}`,
           [owner.kind, owner.id, deltaNanos.toString()],
@@ -331,7 +324,7 @@ export function createBudgetStore(orm: MikroORM, opts: BudgetStoreOptions = {}) 
     /** Removes a budget: the owner is unlimited again. Its reservations are dropped by settlement or the sweep. */
     async deleteBudget(owner: Owner): Promise<boolean> {
       checkOwner(owner);
-      const res = await (await pool()).query(`delete from budget where owner_kind = $1 and owner_id = $2`, [
+      const res = await pool.query(`delete from budget where owner_kind = $1 and owner_id = $2`, [
         owner.kind,
         owner.id,
       ]);

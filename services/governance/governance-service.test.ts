@@ -107,8 +107,8 @@ describe("GovernanceService over a router transport", () => {
   beforeAll(async () => {
     tdb = await createTestDatabase("gov_service");
     db = await openDatabase({ url: tdb.url, dataDir: os.tmpdir(), entities: governanceEntities, poolMax: 4 });
-    const usageStore = createUsageStore(db.orm);
-    const budgetStore = createBudgetStore(db.orm);
+    const usageStore = createUsageStore(db.pool);
+    const budgetStore = createBudgetStore(db.pool);
     const service = createGovernanceService({
       usageStore,
       budgetStore,
@@ -413,7 +413,7 @@ describe("GovernanceService over a router transport", () => {
 
     it("refuses a budget below what was already spent", async () => {
       await api.setBudget({ ownerKind: OwnerKind.USER, ownerId: admin, amount: 10 }, as(admin));
-      await createUsageStore(db.orm).writeBatch([record({ userId: admin, costNanos: 4_000_000_000n })]);
+      await createUsageStore(db.pool).writeBatch([record({ userId: admin, costNanos: 4_000_000_000n })]);
       const b = await api.getBudget({ ownerKind: OwnerKind.USER, ownerId: admin }, as(admin));
       expect(b.budget).toMatchObject({ amount: 10, spent: 4, remaining: 6 });
       await expectCode(

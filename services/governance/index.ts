@@ -1,6 +1,6 @@
 import { readdir } from "node:fs/promises";
 import path from "node:path";
-import type { MikroORM } from "@mikro-orm/postgresql";
+import type pg from "pg";
 import type { Logger } from "pino";
 import { type BudgetStore, createBudgetStore } from "./budget-store.js";
 import { createGovernor, type Governor, type GovernorDeps } from "./governor.js";
@@ -10,7 +10,6 @@ import { createResilientLimiter, type OutagePolicy } from "./limiter/resilient-l
 import { createUsageBuffer, type UsageBuffer } from "./usage-buffer.js";
 import { createUsageStore, type UsageStore } from "./usage-store.js";
 
-export { governanceEntities } from "./entities.js";
 export type { Admission, AdmitInput, Governor, Outcome, ServedBy, Settled } from "./governor.js";
 export { statusOf } from "./governor.js";
 export type { Limits } from "./limiter/limiter.js";
@@ -42,7 +41,8 @@ export interface Governance {
  * durable usage journal under `<dataDir>/usage`, and the governor that the model-facing services call.
  */
 export async function setupGovernance(opts: {
-  orm: MikroORM;
+  /** The platform's pool (Database.pool). */
+  pool: pg.Pool;
   redisUrl: string | undefined;
   dataDir: string;
   /** A worker of several (config.workerIndex): its journal is `usage/worker-<n>`, as no two processes share one. */
@@ -58,8 +58,8 @@ export async function setupGovernance(opts: {
   onFlushed?: (records: number) => void;
   onFlushFailure?: () => void;
 }): Promise<Governance> {
-  const usageStore = createUsageStore(opts.orm);
-  const budgetStore = createBudgetStore(opts.orm, {
+  const usageStore = createUsageStore(opts.pool);
+  const budgetStore = createBudgetStore(opts.pool, {
     asyncCommitReservationsUrl: opts.databaseUrl,
     leases:
       opts.settings.budgetLeases === false

@@ -12,7 +12,7 @@ import { createTestDatabase, type TestDatabase } from "../../test/support/db.js"
 import { startTcpProxy, type TcpProxy } from "../../test/support/tcp-proxy.js";
 import { usageRecord } from "../../test/support/usage-record.js";
 import { type Database, openDatabase } from "../platform/db/database.js";
-import { type BudgetStore, createBudgetStore, nativePool } from "./budget-store.js";
+import { type BudgetStore, createBudgetStore } from "./budget-store.js";
 import { governanceEntities, type UsageRecord } from "./entities.js";
 import { createUsageBuffer } from "./usage-buffer.js";
 import { createUsageStore, type UsageStore } from "./usage-store.js";
@@ -85,8 +85,8 @@ describe("usage journal on PostgreSQL", () => {
     tdb = await createTestDatabase("gov_journal");
     proxy = await startTcpProxy(tdb.url);
     db = await openDatabase({ url: proxy.url, dataDir: os.tmpdir(), entities: governanceEntities, poolMax: 4 });
-    store = createUsageStore(db.orm);
-    budgets = createBudgetStore(db.orm);
+    store = createUsageStore(db.pool);
+    budgets = createBudgetStore(db.pool);
   });
   afterAll(async () => {
     await proxy?.up().catch(() => undefined);
@@ -97,7 +97,7 @@ describe("usage journal on PostgreSQL", () => {
 
   /** How many times each id is in the ledger. */
   const counts = async (ids: string[]) => {
-    const pool = await nativePool(db.orm);
+    const pool = db.pool;
     const { rows } = await pool.query<{ id: string; n: number }>(
       "select id, count(*)::int as n from usage_record where id = any($1::uuid[]) group by id",
       [ids],

@@ -43,7 +43,7 @@ describe("usage store on PostgreSQL", () => {
   beforeAll(async () => {
     tdb = await createTestDatabase("gov_usage");
     db = await openDatabase({ url: tdb.url, dataDir: os.tmpdir(), entities: governanceEntities, poolMax: 4 });
-    store = createUsageStore(db.orm);
+    store = createUsageStore(db.pool);
     // Alice: 30 records over 3 days, 2 models, 2 endpoints, 5 failures, pairs sharing a timestamp (ties by id).
     for (let i = 0; i < 30; i++) {
       all.push(
@@ -71,7 +71,7 @@ describe("usage store on PostgreSQL", () => {
   });
 
   it("has the schema its entities describe (the migration is complete)", async () => {
-    const diff = await db.orm.schema.getUpdateSchemaSQL({ wrap: false, dropTables: false });
+    const diff = await (await db.orm()).schema.getUpdateSchemaSQL({ wrap: false, dropTables: false });
     // Other domains' tables are unknown to this ORM (and have hand-written constraints); only ours matter here.
     const ours = diff.split("\n").filter((l) => /"(usage_record|budget|budget_reservation)"/.test(l));
     expect(ours).toEqual([]);

@@ -1,7 +1,7 @@
-import type { MikroORM } from "@mikro-orm/postgresql";
+import type pg from "pg";
 import { invalidArgument } from "../platform/errors.js";
 import { isUuid } from "../platform/paging.js";
-import { inTransaction, nativePool } from "./budget-store.js";
+import { inTransaction } from "./budget-store.js";
 import type { UsageRecord } from "./entities.js";
 import { formatUnits } from "./money.js";
 import { settleUsage } from "./settlement.js";
@@ -182,10 +182,8 @@ export function csvLine(fields: readonly (string | number | bigint | null | unde
 
 const CSV_HEADER = [...COLUMNS.filter((c) => c !== "cost_nanos"), "cost"];
 
-/** The usage ledger over MikroORM's `pg` pool. */
-export function createUsageStore(orm: MikroORM) {
-  const pool = () => nativePool(orm);
-
+/** The usage ledger over the platform's `pg` pool. */
+export function createUsageStore(pool: pg.Pool) {
   async function page(filter: UsageFilter, limit: number, token?: string) {
     const params: unknown[] = [];
     const where = conditions(filter, params);
@@ -195,7 +193,7 @@ export function createUsageStore(orm: MikroORM) {
       where.push(`(created_at, id) < ($${params.length - 1}::timestamptz, $${params.length}::uuid)`);
     }
     params.push(limit + 1);
-    const { rows } = await (await pool()).query<Row>(
+    const { rows } = await pool.query<Row>(
       `select ${COLUMNS.join(", ")} from usage_record ${where.length ? `where ${where.join(" and ")}` : ""}
         order by created_at desc, id desc limit $${params.length}`,
       params,
@@ -217,7 +215,7 @@ export function createUsageStore(orm: MikroORM) {
      */
     async writeBatch(records: readonly UsageRecord[]): Promise<number> {
       if (records.length === 0) return 0;
-      return inTransaction(await pool(), async (client) => {
+      return inTransaction(pool, async (client) => {
         await client.query("set local statement_timeout = '30s'");
         const { rows } = await client.query<{
           id: string;
@@ -253,7 +251,7 @@ export function createUsageStore(orm: MikroORM) {
     async dailyUsage(filter: UsageFilter): Promise<DailyUsage[]> {
       const params: unknown[] = [];
       const where = conditions(filter, params);
-      const { rows } = await (await pool()).query<Record<string, string | number>>(
+      const { rows } = await pool.query<Record<string, string | number>>(
         `select to_char(created_at at time zone 'UTC', 'YYYY-MM-DD') as day, model, count(*)::int as requests,
                 (count(*) filter (where status >= 400))::int as failed,
                 sum(prompt_tokens)::text as prompt_tokens, sum(completion_tokens)::text as completion_tokens,

@@ -1,5 +1,5 @@
-import type { MikroORM } from "@mikro-orm/postgresql";
 import type { Logger } from "pino";
+import type { Database } from "../platform/db/database.js";
 import type { KvStore } from "../platform/kv/kv.js";
 import { bootstrapModels, type ModelsBootstrapResult } from "./bootstrap.js";
 import { createModelService } from "./model-service.js";
@@ -8,7 +8,6 @@ import type { ModelSpec } from "./models-file.js";
 import { createHttpProbe, type Probe } from "./probe.js";
 import { createModelRegistry, type ModelRegistry } from "./registry.js";
 
-export { modelEntities } from "./entities.js";
 export { createModelService } from "./model-service.js";
 export { createModelStore, type ModelStore } from "./model-store.js";
 export { loadModelsFile, type ModelSpec, ModelsFileError, parseModelsFile } from "./models-file.js";
@@ -30,14 +29,14 @@ export interface Models {
  * validated with loadModelsFile) lists and the database lacks; an unreachable provider is only skipped.
  */
 export async function setupModels(deps: {
-  orm: MikroORM;
+  db: Pick<Database, "pool" | "orm">;
   kv: KvStore;
   logger: Logger;
   specs?: ModelSpec[];
   probe?: Probe;
 }): Promise<Models> {
   const { specs } = deps;
-  const store = createModelStore(deps.orm);
+  const store = createModelStore(deps.db);
   const probe = deps.probe ?? createHttpProbe();
   const registry = await createModelRegistry({ store, kv: deps.kv, logger: deps.logger });
   try {

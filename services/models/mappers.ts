@@ -11,8 +11,8 @@ import {
   ProviderSchema,
   ProviderType,
 } from "../../gen/passerelle/models/v1/resources_pb.js";
-import type { ModelGrant, Provider } from "./entities.js";
-import type { ModelDetail, ModelRecord } from "./model-store.js";
+import type { ModelGrant } from "./entities.js";
+import type { ModelDetail, ModelRecord, ProviderRecord } from "./model-store.js";
 import type { ModelTypeName, ProviderTypeName } from "./validation.js";
 
 /** Stored type names ⇄ proto enum values. */
@@ -34,7 +34,7 @@ const PROVIDER_TYPE_VALUES = new Map([...PROVIDER_TYPE_NAMES].map(([v, n]) => [n
 
 const ts = (d: Date) => timestampFromDate(d);
 
-export function toProviderMsg(p: Provider): ProviderMsg {
+export function toProviderMsg(p: ProviderRecord): ProviderMsg {
   return create(ProviderSchema, {
     id: p.id,
     modelId: p.model.id,

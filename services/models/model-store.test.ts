@@ -2,7 +2,8 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ErrorInfoSchema } from "../../gen/passerelle/errors/v1/error_info_pb.js";
 import { createTestDatabase, type TestDatabase } from "../../test/support/db.js";
-import { type AccountStore, accountEntities, createAccountStore } from "../accounts/index.js";
+import { accountEntities } from "../accounts/entities.js";
+import { type AccountStore, createAccountStore } from "../accounts/index.js";
 import { type Database, openDatabase } from "../platform/db/database.js";
 import { modelEntities } from "./entities.js";
 import { createModelStore, type ModelStore, type ProviderInput } from "./model-store.js";
@@ -49,7 +50,8 @@ describe("model store on PostgreSQL", () => {
       costPromptPerMillion: 0.1,
       costCompletionPerMillion: 0.3,
     });
-  const sql = (query: string, params: unknown[] = []) => db.orm.em.fork().getConnection().execute(query, params);
+  const sql = async (query: string, params: unknown[] = []) =>
+    (await db.orm()).em.fork().getConnection().execute(query, params);
 
   beforeAll(async () => {
     tdb = await createTestDatabase("models");
@@ -58,8 +60,8 @@ describe("model store on PostgreSQL", () => {
       dataDir: "/nonexistent",
       entities: [...accountEntities, ...modelEntities],
     });
-    store = createModelStore(db.orm);
-    accounts = createAccountStore(db.orm);
+    store = createModelStore(db);
+    accounts = createAccountStore(db);
   });
   afterAll(async () => {
     await db?.close();

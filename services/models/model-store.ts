@@ -1,24 +1,8 @@
-import {
-  type EntityManager,
-  type FilterQuery,
-  ForeignKeyConstraintViolationException,
-  LockMode,
-  UniqueConstraintViolationException,
-} from "@mikro-orm/core";
-import type { MikroORM } from "@mikro-orm/postgresql";
-import { failedPrecondition, invalidArgument } from "../platform/errors.js";
+import type pg from "pg";
+import type { Database } from "../platform/db/database.js";
+import { lazyMethods, once } from "../platform/db/lazy.js";
 import type { Page } from "../platform/paging.js";
-import {
-  type Model,
-  ModelEntity,
-  type ModelGrant,
-  ModelGrantEntity,
-  ModelNameEntity,
-  type Provider,
-  ProviderEntity,
-} from "./entities.js";
-import { createProviderStore } from "./provider-store.js";
-import { guard } from "./store-guard.js";
+import type { ModelCrud } from "./model-crud.js";
 import type { ModelTypeName } from "./validation.js";
 
 export type { Learned, ProviderInput } from "./provider-store.js";
@@ -39,7 +23,7 @@ export interface ModelRecord {
 
 /** A model with everything an administrator sees, and what resolution needs (providers include their keys). */
 export interface ModelDetail extends ModelRecord {
-  providers: Provider[];
+  providers: ProviderRecord[];
   grantedRoleIds: string[];
   /** Each grant's limits, by role id. */
   grantLimits: Map<string, GrantLimits>;
@@ -59,7 +43,7 @@ export function isForbidden(l: GrantLimits | null | undefined): boolean {
   );
 }
 
-export function limitsOf(g: ModelGrant): GrantLimits {
+export function limitsOf(g: GrantColumns): GrantLimits {
   return {
     requestsPerMinute: g.requestsPerMinute ?? null,
     requestsPerDay: g.requestsPerDay ?? null,
@@ -86,217 +70,180 @@ export interface ModelPatch {
   costCompletionPerMillion?: number;
 }
 
+/** A provider as stored (the ORM's entity and the plain-SQL reads both fit). Its key is a secret: never return it. */
+export interface ProviderRecord {
+  id: string;
+  model: { id: string };
+  type: string;
+  url: string;
+  apiKey?: string | null;
+  upstreamModel: string;
+  timeoutSeconds: number;
+  weight: number;
+  maxConcurrency: number;
+  carbonZone: string;
+  carbonTotalParamsB: number;
+  carbonActiveParamsB: number;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+/** A grant's limit columns (the ORM's entity, or a plain-SQL row). */
+interface GrantColumns {
+  requestsPerMinute?: number | null;
+  requestsPerDay?: number | null;
+  tokensPerMinute?: number | null;
+  tokensPerDay?: number | null;
+}
+
+/** The administrative methods, served by model-crud.ts (MikroORM) once loaded. */
+const CRUD_METHODS = [
+  "getModel",
+  "createModel",
+  "listModelDetails",
+  "updateModel",
+  "deleteModel",
+  "grant",
+  "revoke",
+  "getProvider",
+  "listProviders",
+  "createProvider",
+  "updateProvider",
+  "deleteProvider",
+] as const satisfies readonly (keyof ModelCrud)[];
+
 export type ModelStore = ReturnType<typeof createModelStore>;
 
-/** PostgreSQL persistence of the model registry; every call works on its own EntityManager fork. */
-export function createModelStore(orm: MikroORM) {
-  const em = (): EntityManager => orm.em.fork();
-
-  async function aliasesOf(e: EntityManager, ids: string[]): Promise<Map<string, string[]>> {
-    const out = new Map<string, string[]>(ids.map((id) => [id, []]));
-    if (ids.length === 0) return out;
-    const rows = await e.find(ModelNameEntity, { model: { $in: ids }, alias: true }, { orderBy: { name: "asc" } });
-    for (const r of rows) out.get(r.model.id)?.push(r.name);
-    return out;
-  }
-
-  function record(m: Model, aliases: string[]): ModelRecord {
-    return {
-      id: m.id,
-      name: m.name,
-      aliases,
-      type: m.type as ModelTypeName,
-      maxContextLength: m.maxContextLength ?? null,
-      vectorSize: m.vectorSize ?? null,
-      costPromptPerMillion: m.costPromptPerMillion,
-      costCompletionPerMillion: m.costCompletionPerMillion,
-      createdAt: m.createdAt,
-      updatedAt: m.updatedAt,
-    };
-  }
-
-  async function records(e: EntityManager, models: Model[]): Promise<ModelRecord[]> {
-    const aliases = await aliasesOf(
-      e,
-      models.map((m) => m.id),
-    );
-    return models.map((m) => record(m, aliases.get(m.id) ?? []));
-  }
-
-  async function details(e: EntityManager, models: Model[]): Promise<ModelDetail[]> {
-    const ids = models.map((m) => m.id);
-    const base = await records(e, models);
-    if (ids.length === 0) return [];
-    const [providers, grants] = await Promise.all([
-      e.find(ProviderEntity, { model: { $in: ids } }, { orderBy: { id: "asc" } }),
-      e.find(ModelGrantEntity, { model: { $in: ids } }, { orderBy: { id: "asc" } }),
-    ]);
-    return base.map((r) => ({
-      ...r,
-      providers: providers.filter((p) => p.model.id === r.id),
-      grantedRoleIds: grants.filter((g) => g.model.id === r.id).map((g) => g.roleId),
-      grantLimits: new Map(grants.filter((g) => g.model.id === r.id).map((g) => [g.roleId, limitsOf(g)])),
-    }));
-  }
-
-  /** Replaces every row of a model in the namespace table: its name, then its aliases. */
-  async function writeNames(e: EntityManager, model: Model, aliases: string[]): Promise<void> {
-    await e.nativeDelete(ModelNameEntity, { model: model.id });
-    e.create(ModelNameEntity, { name: model.name, model, alias: false });
-    for (const alias of aliases) e.create(ModelNameEntity, { name: alias, model, alias: true });
-  }
-
-  async function getModel(id: string): Promise<ModelDetail | null> {
-    const e = em();
-    const model = await e.findOne(ModelEntity, { id });
-    return model ? ((await details(e, [model]))[0] ?? null) : null;
-  }
-
+/**
+ * PostgreSQL persistence of the model registry. What serving reads (a model by name or alias for resolution, the
+ * list a role may use) is plain SQL on the pool; the administrative CRUD is MikroORM's (model-crud.ts), loaded with
+ * the ORM on its first call.
+ */
+export function createModelStore(db: Pick<Database, "pool" | "orm">) {
+  const crud = once(async () => (await import("./model-crud.js")).createModelCrud(await db.orm()));
+  const { pool } = db;
   return {
-    ...createProviderStore(orm),
-    getModel,
-
-    async createModel(input: ModelInput): Promise<ModelDetail> {
-      return guard(
-        () =>
-          em().transactional(async (e) => {
-            const model = e.create(ModelEntity, {
-              name: input.name,
-              type: input.type,
-              maxContextLength: null,
-              vectorSize: null,
-              costPromptPerMillion: input.costPromptPerMillion,
-              costCompletionPerMillion: input.costCompletionPerMillion,
-            });
-            await e.flush();
-            await writeNames(e, model, input.aliases);
-            await e.flush();
-            return {
-              ...record(model, [...input.aliases].sort()),
-              providers: [],
-              grantedRoleIds: [],
-              grantLimits: new Map(),
-            };
-          }),
-        { name: input.name },
-      );
-    },
-
     /** A model by name or alias, with providers (keys included) and grants: what resolution needs. */
     async findByName(nameOrAlias: string): Promise<ModelDetail | null> {
-      const e = em();
-      const row = await e.findOne(ModelNameEntity, { name: nameOrAlias }, { populate: ["model"] });
-      return row ? ((await details(e, [row.model]))[0] ?? null) : null;
+      const { rows } = await pool.query<Record<string, unknown>>(
+        `select m.* from model_name n join model m on m.id = n.model_id where n.name = $1`,
+        [nameOrAlias],
+      );
+      const row = rows[0];
+      if (!row) return null;
+      const id = row.id as string;
+      const [aliases, providers, grants] = await Promise.all([
+        aliasesOf(pool, [id]),
+        pool.query<Record<string, unknown>>(`select * from provider where model_id = $1 order by id`, [id]),
+        pool.query<Record<string, unknown>>(`select * from model_grant where model_id = $1 order by id`, [id]),
+      ]);
+      const grantRows = grants.rows.map(grantOf);
+      return {
+        ...modelRecord(row, aliases.get(id) ?? []),
+        providers: providers.rows.map(providerOf),
+        grantedRoleIds: grantRows.map((g) => g.roleId),
+        grantLimits: new Map(grantRows.map((g) => [g.roleId, limitsOf(g)])),
+      };
     },
 
     /** Models in creation order; `grantedTo` keeps those granted to a role; `name` is a substring filter. */
     async listModels(page: Page, filter: { grantedTo?: string; name?: string }): Promise<ModelRecord[]> {
-      const e = em();
-      const where: FilterQuery<Model> = {};
-      if (page.after) where.id = { $gt: page.after };
-      if (filter.name) where.name = { $ilike: `%${filter.name.replace(/[\\%_]/g, (c) => `\\${c}`)}%` };
+      const params: unknown[] = [];
+      const where: string[] = [];
+      if (page.after) where.push(`m.id > $${params.push(page.after)}`);
+      if (filter.name)
+        where.push(`m.name ilike $${params.push(`%${filter.name.replace(/[\\%_]/g, (c) => `\\${c}`)}%`)}`);
       if (filter.grantedTo) {
         // A limit of 0 forbids the model: it is hidden from the role's list.
-        const grants = (await e.find(ModelGrantEntity, { roleId: filter.grantedTo })).filter(
-          (g) => !isForbidden(limitsOf(g)),
+        where.push(
+          `exists (select 1 from model_grant g where g.model_id = m.id and g.role_id = $${params.push(filter.grantedTo)}
+              and coalesce(g.requests_per_minute, 1) <> 0 and coalesce(g.requests_per_day, 1) <> 0
+              and coalesce(g.tokens_per_minute, 1) <> 0 and coalesce(g.tokens_per_day, 1) <> 0)`,
         );
-        where.id = { ...(page.after ? { $gt: page.after } : {}), $in: grants.map((g) => g.model.id) };
       }
-      return records(e, await e.find(ModelEntity, where, { orderBy: { id: "asc" }, limit: page.limit }));
-    },
-
-    async listModelDetails(page: Page, filter: { name?: string }): Promise<ModelDetail[]> {
-      const e = em();
-      const where: FilterQuery<Model> = {};
-      if (page.after) where.id = { $gt: page.after };
-      if (filter.name) where.name = { $ilike: `%${filter.name.replace(/[\\%_]/g, (c) => `\\${c}`)}%` };
-      return details(e, await e.find(ModelEntity, where, { orderBy: { id: "asc" }, limit: page.limit }));
-    },
-
-    /** Applies a patch; a type change is refused while the model has providers (they were probed for the old one). */
-    async updateModel(id: string, patch: ModelPatch): Promise<ModelDetail | null> {
-      const updated = await guard(
-        () =>
-          em().transactional(async (e) => {
-            const model = await e.findOne(ModelEntity, { id }, { lockMode: LockMode.PESSIMISTIC_WRITE });
-            if (!model) return null;
-            if (patch.type !== undefined && patch.type !== model.type) {
-              if ((await e.count(ProviderEntity, { model: id })) > 0) {
-                throw failedPrecondition(
-                  "The type of a model with providers cannot change; delete its providers first.",
-                  "MODEL_HAS_PROVIDERS",
-                );
-              }
-              model.type = patch.type;
-            }
-            if (patch.costPromptPerMillion !== undefined) model.costPromptPerMillion = patch.costPromptPerMillion;
-            if (patch.costCompletionPerMillion !== undefined) {
-              model.costCompletionPerMillion = patch.costCompletionPerMillion;
-            }
-            if (patch.name !== undefined || patch.aliases !== undefined) {
-              const aliases = patch.aliases ?? (await aliasesOf(e, [id])).get(id) ?? [];
-              if (patch.name !== undefined) model.name = patch.name;
-              if (aliases.includes(model.name)) {
-                throw invalidArgument(
-                  `'${model.name}' cannot be both the name and an alias of this model.`,
-                  patch.name === undefined ? "aliases" : "name",
-                );
-              }
-              await e.flush();
-              await writeNames(e, model, aliases);
-              // The namespace rows are rewritten: touch the model so update_time tells.
-              model.updatedAt = new Date();
-            }
-            await e.flush();
-            return model.id;
-          }),
-        { name: patch.name },
+      const { rows } = await pool.query<Record<string, unknown>>(
+        `select m.* from model m ${where.length ? `where ${where.join(" and ")}` : ""}
+          order by m.id limit $${params.push(page.limit)}`,
+        params,
       );
-      return updated ? getModel(updated) : null;
+      const aliases = await aliasesOf(
+        pool,
+        rows.map((r) => r.id as string),
+      );
+      return rows.map((r) => modelRecord(r, aliases.get(r.id as string) ?? []));
     },
 
-    async deleteModel(id: string): Promise<boolean> {
-      return (await em().nativeDelete(ModelEntity, { id })) > 0;
-    },
+    ...lazyMethods(crud, CRUD_METHODS),
+  };
+}
 
-    /**
-     * Grants a model to a role; returns the existing grant when there is one, with `limits` applied when given.
-     * Null when the role does not exist.
-     */
-    async grant(roleId: string, modelId: string, limits?: GrantLimits): Promise<ModelGrant | null> {
-      const e = em();
-      const existing = await e.findOne(ModelGrantEntity, { roleId, model: modelId });
-      if (existing) {
-        if (limits) {
-          e.assign(existing, limits);
-          await e.flush();
-        }
-        return existing;
-      }
-      try {
-        const grant = e.create(ModelGrantEntity, {
-          roleId,
-          model: e.getReference(ModelEntity, modelId),
-          ...(limits ?? {}),
-        });
-        await e.flush();
-        return grant;
-      } catch (err) {
-        if (err instanceof ForeignKeyConstraintViolationException) return null;
-        // Granted concurrently: the other call's grant stands.
-        if (err instanceof UniqueConstraintViolationException) {
-          return em().findOne(ModelGrantEntity, { roleId, model: modelId });
-        }
-        throw err;
-      }
-    },
+/** Each model's aliases, sorted. */
+async function aliasesOf(pool: pg.Pool, ids: string[]): Promise<Map<string, string[]>> {
+  const out = new Map<string, string[]>(ids.map((id) => [id, []]));
+  if (ids.length === 0) return out;
+  const { rows } = await pool.query<{ model_id: string; name: string }>(
+    `select model_id, name from model_name where model_id = any($1::uuid[]) and alias order by name`,
+    [ids],
+  );
+  for (const r of rows) out.get(r.model_id)?.push(r.name);
+  return out;
+}
 
-    async revoke(roleId: string, modelId: string): Promise<ModelGrant | null> {
-      const e = em();
-      const grant = await e.findOne(ModelGrantEntity, { roleId, model: modelId });
-      if (!grant) return null;
-      await e.nativeDelete(ModelGrantEntity, { id: grant.id });
-      return grant;
-    },
+/** A timestamp column: the pool keeps `timestamptz` as PostgreSQL prints it (database.ts). */
+function date(v: unknown): Date {
+  const d = v instanceof Date ? v : new Date(v as string);
+  if (Number.isNaN(d.getTime())) throw new Error(`unreadable timestamp from the database: ${String(v)}`);
+  return d;
+}
+
+/** A bigint column (the driver returns int8 as text); null stays null. */
+function count(v: unknown): number | null {
+  if (v == null) return null;
+  const n = Number(v);
+  if (!Number.isSafeInteger(n)) throw new Error(`unreadable count from the database: ${String(v)}`);
+  return n;
+}
+
+function modelRecord(r: Record<string, unknown>, aliases: string[]): ModelRecord {
+  return {
+    id: r.id as string,
+    name: r.name as string,
+    aliases,
+    type: r.type as ModelTypeName,
+    maxContextLength: (r.max_context_length as number | null) ?? null,
+    vectorSize: (r.vector_size as number | null) ?? null,
+    costPromptPerMillion: r.cost_prompt_per_million as number,
+    costCompletionPerMillion: r.cost_completion_per_million as number,
+    createdAt: date(r.created_at),
+    updatedAt: date(r.updated_at),
+  };
+}
+
+function providerOf(r: Record<string, unknown>): ProviderRecord {
+  return {
+    id: r.id as string,
+    model: { id: r.model_id as string },
+    type: r.type as string,
+    url: r.url as string,
+    apiKey: (r.api_key as string | null) ?? null,
+    upstreamModel: r.upstream_model as string,
+    timeoutSeconds: r.timeout_seconds as number,
+    weight: r.weight as number,
+    maxConcurrency: r.max_concurrency as number,
+    carbonZone: r.carbon_zone as string,
+    carbonTotalParamsB: r.carbon_total_params_b as number,
+    carbonActiveParamsB: r.carbon_active_params_b as number,
+    createdAt: date(r.created_at),
+    updatedAt: date(r.updated_at),
+  };
+}
+
+function grantOf(r: Record<string, unknown>): GrantColumns & { roleId: string } {
+  return {
+    roleId: r.role_id as string,
+    requestsPerMinute: count(r.requests_per_minute),
+    requestsPerDay: count(r.requests_per_day),
+    tokensPerMinute: count(r.tokens_per_minute),
+    tokensPerDay: count(r.tokens_per_day),
   };
 }

@@ -5,12 +5,13 @@ import { ErrorInfoSchema } from "../../gen/passerelle/errors/v1/error_info_pb.js
 import { ModelService } from "../../gen/passerelle/models/v1/model_service_pb.js";
 import { ModelType, ProviderType } from "../../gen/passerelle/models/v1/resources_pb.js";
 import { createTestDatabase, type TestDatabase } from "../../test/support/db.js";
-import { accountEntities } from "../accounts/index.js";
+import { accountEntities } from "../accounts/entities.js";
 import { kPrincipal, type Principal } from "../platform/context.js";
 import { type Database, openDatabase } from "../platform/db/database.js";
 import { failedPrecondition } from "../platform/errors.js";
 import { createMemoryKv, type KvStore } from "../platform/kv/index.js";
-import { type Models, modelEntities, type Probe, type ProbeTarget, parseModelsFile, setupModels } from "./index.js";
+import { modelEntities } from "./entities.js";
+import { type Models, type Probe, type ProbeTarget, parseModelsFile, setupModels } from "./index.js";
 
 const admin: Principal = {
   userId: "u",
@@ -57,7 +58,7 @@ describe("setupModels with an injected probe", () => {
 `,
       "inline",
     );
-    models = await setupModels({ orm: db.orm, kv, logger: pino({ level: "silent" }), specs, probe });
+    models = await setupModels({ db: db, kv, logger: pino({ level: "silent" }), specs, probe });
     client = createClient(
       ModelService,
       createRouterTransport(

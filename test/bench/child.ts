@@ -20,11 +20,16 @@ export interface PasserelleChildConfig {
   upstreamModel: string;
   /** Limits in Redis (PASSERELLE_TEST_REDIS_URL) rather than in-process. */
   redis?: boolean;
+  /** Keep the database on close, for a later start with `prepared` (see startTestPlatform). */
+  keepDatabase?: boolean;
+  /** Start on a database a previous start prepared, as a deployment restarts (nothing to migrate or create). */
+  prepared?: { databaseUrl: string; adminKey: string };
 }
 
 export interface PasserelleInfo {
   httpUrl: string;
   adminKey: string;
+  databaseUrl: string;
 }
 
 type Handler = (payload: unknown) => Promise<unknown>;
@@ -71,6 +76,8 @@ async function start(config: unknown): Promise<{ info: unknown; handlers: Record
         redis: c.redis === true,
         // As npm start: compacted once started, so that idle RSS is what a deployment keeps.
         env: { PASSERELLE_MODELS_FILE: file, PASSERELLE_COMPACT_AFTER_START: "1" },
+        keepDatabase: c.keepDatabase,
+        prepared: c.prepared,
       });
       let session: Session | undefined;
       /** One inspector phase: `begin` posts what starts it; `stop` ends it and writes what it returns to `file`. */
@@ -90,7 +97,7 @@ async function start(config: unknown): Promise<{ info: unknown; handlers: Record
         },
       });
       return {
-        info: { httpUrl: t.httpUrl, adminKey: t.adminKey } satisfies PasserelleInfo,
+        info: { httpUrl: t.httpUrl, adminKey: t.adminKey, databaseUrl: t.databaseUrl } satisfies PasserelleInfo,
         handlers: {
           // The same V8 sampling profiler as `node --cpu-prof`, but started and stopped around one phase only.
           ...phase(
@@ -135,7 +142,12 @@ async function start(config: unknown): Promise<{ info: unknown; handlers: Record
                   { usedKiB: x.space_used_size >> 10, committedKiB: x.physical_space_size >> 10 },
                 ]),
             );
-            return { usage: process.memoryUsage(), spaces, code: v8.getHeapCodeStatistics() };
+            return {
+              usage: process.memoryUsage(),
+              spaces,
+              code: v8.getHeapCodeStatistics(),
+              ormLoaded: t.platform.core.db.ormLoaded,
+            };
           },
           close: async () => {
             await t.close();

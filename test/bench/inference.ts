@@ -112,6 +112,12 @@ export interface InferenceFigures {
   memory?: {
     idleMiB: Record<string, number>;
     passerelleHeapUsedMiB?: { idle: number; afterRun: number };
+    /**
+     * Passerelle before and after its first administrative writes (the governed target's role, user, key, grant),
+     * each after a full collection: those load MikroORM, which serving never does (`ormLoaded`).
+     */
+    firstAdminWrite?: Record<"before" | "after", { heapMiB: number; rssMiB: number; ormLoaded: boolean }>;
+    ormLoadedAtIdle?: boolean;
     peakMiB: Record<string, number>;
     highWaterMarkMiB: Record<string, number>;
     idleCpuPct: Record<string, number>;
@@ -166,16 +172,26 @@ export async function runInferenceBench(resultsDir: string): Promise<InferenceRe
   try {
     const ceiling = await startChild<{ url: string }>("ceiling", { upstreamUrl: sim.info.url }, { script });
     children.push(ceiling);
+    const passerelleConfig = {
+      upstreamUrl: sim.info.url,
+      upstreamKey: UPSTREAM_KEY,
+      model: PUBLIC_MODEL,
+      upstreamModel: UPSTREAM_MODEL,
+      redis: Boolean(process.env.PASSERELLE_TEST_REDIS_URL),
+    } satisfies PasserelleChildConfig;
+    const childOpts = { script, nodeFlags, env: { PASSERELLE_TEST_LOG: process.env.BENCH_LOG_LEVEL ?? "info" } };
+    // Measured as a deployment runs on every start but its first: a first start (another process) migrates the
+    // database, creates the admin and applies the models file; the measured one finds them in place.
+    const first = await startChild<PasserelleInfo>(
+      "passerelle",
+      { ...passerelleConfig, keepDatabase: true },
+      childOpts,
+    );
+    await first.stop();
     const passerelle = await startChild<PasserelleInfo>(
       "passerelle",
-      {
-        upstreamUrl: sim.info.url,
-        upstreamKey: UPSTREAM_KEY,
-        model: PUBLIC_MODEL,
-        upstreamModel: UPSTREAM_MODEL,
-        redis: Boolean(process.env.PASSERELLE_TEST_REDIS_URL),
-      } satisfies PasserelleChildConfig,
-      { script, nodeFlags, env: { PASSERELLE_TEST_LOG: process.env.BENCH_LOG_LEVEL ?? "info" } },
+      { ...passerelleConfig, prepared: { databaseUrl: first.info.databaseUrl, adminKey: first.info.adminKey } },
+      childOpts,
     );
     children.push(passerelle);
     const pids3 = { passerelle: passerelle.pid, ceiling: ceiling.pid, simulator: sim.pid };
@@ -190,9 +206,17 @@ export async function runInferenceBench(resultsDir: string): Promise<InferenceRe
       Object.entries(pids3).map(([k, pid]) => [k, (100 * (processCpuMs(pid) - (idleCpu0[k] as number))) / 2_000]),
     );
     // V8's heap in use after a full collection: steadier than RSS (which moves by ±5 MiB between runs here).
-    const heapUsedMiB = async () =>
-      ((await passerelle.call("memory")) as { usage: { heapUsed: number } }).usage.heapUsed / 1024 / 1024;
-    const heapIdle = await heapUsedMiB();
+    const memoryNow = async () => {
+      const m = (await passerelle.call("memory")) as { usage: { heapUsed: number }; ormLoaded: boolean };
+      return {
+        heapMiB: m.usage.heapUsed / 1024 / 1024,
+        ormLoaded: m.ormLoaded,
+        rssMiB: processRss(passerelle.pid).rssMiB,
+      };
+    };
+    const heapUsedMiB = async () => (await memoryNow()).heapMiB;
+    const idleMemory = await memoryNow();
+    const heapIdle = idleMemory.heapMiB;
     const rss = startRssSampler(pids, 100);
 
     const targets: Record<TargetName, Target> = {
@@ -312,7 +336,10 @@ export async function runInferenceBench(resultsDir: string): Promise<InferenceRe
 
     // ---------------------------------------------------------------- governed path (limits, budget, usage)
     log(`governed path: limits (${process.env.PASSERELLE_TEST_REDIS_URL ? "Redis" : "in-process"}), budget, usage…`);
+    // The governed target's role, user, key and grant are the run's first administrative writes: they load MikroORM.
+    const beforeAdmin = await memoryNow();
     const governed = await governedTarget(passerelle.info.httpUrl, passerelle.info.adminKey, PUBLIC_MODEL);
+    const afterAdmin = await memoryNow();
     await closedLoop(governed, { connections: 32, durationMs: PLAN.warmupMs });
     const gov = await runGoverned(
       { direct: targets.direct, ungoverned: targets.passerelle, governed },
@@ -560,14 +587,21 @@ export async function runInferenceBench(resultsDir: string): Promise<InferenceRe
       highWaterMarkMiB: hwm,
       idleCpuPct,
       passerelleHeapUsedMiB: { idle: heapIdle, afterRun: heapAfter },
+      firstAdminWrite: { before: beforeAdmin, after: afterAdmin },
+      ormLoadedAtIdle: idleMemory.ormLoaded,
     };
     emit({
-      title: "Memory (RSS, MiB): idle = after start, before any request; peak = highest 100 ms sample over the run",
+      title:
+        "Memory (RSS, MiB): idle = after a restart (database prepared by a first start), before any request; " +
+        "peak = highest 100 ms sample over the run",
       note:
         `Servers run as ${figures.servers}; the load generator (this process) runs through tsx and holds the ` +
         "TypeScript compiler that built them. The ceiling proxy shows what an almost empty Node process weighs here. " +
         `Passerelle's V8 heap in use after a full collection: ${fx(heapIdle, 1)} MiB idle, ${fx(heapAfter, 1)} MiB ` +
-        "after the run (what the run left: the tokenizer, caches, pools; a leak would show here).",
+        "after the run (what the run left: the tokenizer, caches, pools; a leak would show here). MikroORM " +
+        `${idleMemory.ormLoaded ? "WAS" : "was not"} loaded at idle; the first administrative writes (the governed ` +
+        `target's) loaded it: heap ${fx(beforeAdmin.heapMiB, 1)} → ${fx(afterAdmin.heapMiB, 1)} MiB, RSS ` +
+        `${fx(beforeAdmin.rssMiB, 1)} → ${fx(afterAdmin.rssMiB, 1)} MiB.`,
       rows: Object.keys(pids).map((k) => ({
         process: k,
         "idle MiB": fx(idle[k] as number, 1),
@@ -649,9 +683,15 @@ export function headline(r: InferenceResults): Section {
   const s64 = f.streamsC64;
   const mem = f.memory;
   if (!c1 || !c32 || !s1 || !s64 || !mem || !f.concurrentStreams) throw new Error("incomplete results");
-  const row = (figure: string, passerelle: number, ceiling: number | string, target: string, peer: string) => ({
+  const row = (
+    figure: string,
+    passerelle: number | string,
+    ceiling: number | string,
+    target: string,
+    peer: string,
+  ) => ({
     figure,
-    passerelle: Number.isFinite(passerelle) ? passerelle : "n/a",
+    passerelle: typeof passerelle === "string" || Number.isFinite(passerelle) ? passerelle : "n/a",
     ceiling,
     target,
     peer,
@@ -724,6 +764,17 @@ export function headline(r: InferenceResults): Section {
             row(
               "V8 heap in use after a full GC, after the run (MiB)",
               fx(mem.passerelleHeapUsedMiB.afterRun, 1),
+              "—",
+              "—",
+              "—",
+            ),
+          ]
+        : []),
+      ...(mem.firstAdminWrite
+        ? [
+            row(
+              "first admin write (loads the ORM): heap / RSS added (MiB)",
+              `+${fx(mem.firstAdminWrite.after.heapMiB - mem.firstAdminWrite.before.heapMiB, 1)} / +${fx(mem.firstAdminWrite.after.rssMiB - mem.firstAdminWrite.before.rssMiB, 1)}`,
               "—",
               "—",
               "—",

@@ -25,8 +25,7 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import pg from "pg";
 import pino from "pino";
-import { accountEntities } from "../../services/accounts/index.js";
-import { nativePool } from "../../services/governance/budget-store.js";
+import { accountEntities } from "../../services/accounts/entities.js";
 import { openDatabase } from "../../services/platform/db/database.js";
 import type { ChunkRecord, SearchBackend, SearchMethodName, SearchQuery } from "../../services/search/backend.js";
 import { createPostgresSearchBackend, insertChunks } from "../../services/search/postgres/index.js";
@@ -282,7 +281,7 @@ async function main(): Promise<void> {
       logger: pino({ level: "warn" }),
     });
     const name = new URL(url).pathname.slice(1);
-    await (await nativePool(db.orm)).query(`alter database "${name}" set maintenance_work_mem = '1GB'`);
+    await db.pool.query(`alter database "${name}" set maintenance_work_mem = '1GB'`);
     await db.close();
   }
   const pool = new pg.Pool({ connectionString: url, max: 4 });

@@ -7,7 +7,6 @@ import path from "node:path";
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { chatParamsFromJson } from "../../bridge/openai/chat.js";
-import { nativePool } from "../../services/governance/budget-store.js";
 import { costNanos, formatUnits, parseUnits } from "../../services/governance/money.js";
 import { countPromptTokens } from "../../services/inference/token-count.js";
 import {
@@ -98,7 +97,7 @@ describe("budgets reconcile with the usage ledger", () => {
     t = await startTestPlatform({
       env: { PASSERELLE_MODELS_FILE: file, PASSERELLE_UPSTREAM_EJECT_AFTER_FAILURES: "1000" },
     });
-    pool = await nativePool(t.platform.core.db.orm);
+    pool = t.platform.core.db.pool;
     // Prices through the admin API, as an operator sets them.
     for (const [name, costs] of Object.entries({
       "bud-chat": CHAT_PRICES,

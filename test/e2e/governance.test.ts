@@ -100,7 +100,7 @@ describe("governance over HTTP", () => {
     }
     for (let i = 0; i < 3; i++) seeded.push(record(bob, { createdAt: new Date(T0 + 12 * HOUR + i * 1000) }));
     // A real write through the ledger's store, as the usage journal flushes it.
-    expect(await createUsageStore(t.platform.core.db.orm).writeBatch(seeded)).toBe(11);
+    expect(await createUsageStore(t.platform.core.db.pool).writeBatch(seeded)).toBe(11);
   });
   afterAll(async () => {
     await t?.close();
@@ -470,7 +470,7 @@ describe("governance over HTTP", () => {
     it("settle recorded usage, and refuse (409) to go below what was spent", async () => {
       expect((await asAdmin("PUT", budgetPath("user", bob.id), { amount: 5 })).status).toBe(200);
       const r = record(bob, { createdAt: new Date(T0 + 3 * DAY), costNanos: 2_000_000_000n });
-      expect(await createUsageStore(t.platform.core.db.orm).writeBatch([r])).toBe(1);
+      expect(await createUsageStore(t.platform.core.db.pool).writeBatch([r])).toBe(1);
       const after = await get(bob, "/v1/me/budget");
       expect(after.body.user).toMatchObject({ amount: 5, spent: 2, reserved: 0, remaining: 3 });
       expectError(await asAdmin("PUT", budgetPath("user", bob.id), { amount: 1 }), 409, "conflict_error");

@@ -21,19 +21,28 @@ export interface ChildPlatform {
  * may share one DATABASE_URL and REDIS_URL; each needs its own PASSERELLE_DATA_DIR (the usage journal is per
  * process). Start them one after the other: the first one migrates the database and creates the admin.
  */
-export async function startChildPlatform(env: Record<string, string>, startTimeoutMs = 60_000): Promise<ChildPlatform> {
-  const child: ChildProcess = spawn(process.execPath, ["--import", "tsx", path.join(root, "services/main.ts")], {
-    cwd: root,
-    env: {
-      ...process.env,
-      PASSERELLE_HTTP_HOST: "127.0.0.1",
-      PASSERELLE_HTTP_PORT: "0",
-      PASSERELLE_GRPC_PORT: "0",
-      PASSERELLE_LOG_LEVEL: "warn",
-      ...env,
+export async function startChildPlatform(
+  env: Record<string, string>,
+  startTimeoutMs = 60_000,
+  /** Node options before the entry point (after tsx's loader). */
+  nodeArgs: readonly string[] = [],
+): Promise<ChildPlatform> {
+  const child: ChildProcess = spawn(
+    process.execPath,
+    ["--import", "tsx", ...nodeArgs, path.join(root, "services/main.ts")],
+    {
+      cwd: root,
+      env: {
+        ...process.env,
+        PASSERELLE_HTTP_HOST: "127.0.0.1",
+        PASSERELLE_HTTP_PORT: "0",
+        PASSERELLE_GRPC_PORT: "0",
+        PASSERELLE_LOG_LEVEL: "warn",
+        ...env,
+      },
+      stdio: ["ignore", "pipe", "pipe"],
     },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  );
   let out = "";
   const append = (d: Buffer) => {
     out = (out + d.toString("utf8")).slice(-65_536);

@@ -21,8 +21,16 @@ export async function createTestDatabase(prefix = "t"): Promise<TestDatabase> {
   }
   const url = new URL(admin);
   url.pathname = `/${name}`;
+  return existingTestDatabase(url.toString());
+}
+
+/** A database createTestDatabase made (possibly in another process), by its URL: to use it again, and drop it. */
+export function existingTestDatabase(databaseUrl: string): TestDatabase {
+  const admin = testDatabaseUrl();
+  const name = decodeURIComponent(new URL(databaseUrl).pathname.slice(1));
+  if (!/^\w+_[0-9a-f]{12}$/.test(name)) throw new Error(`not a test database: ${name}`);
   return {
-    url: url.toString(),
+    url: databaseUrl,
     async drop() {
       const c = new pg.Client({ connectionString: admin });
       await c.connect();

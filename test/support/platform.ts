@@ -6,7 +6,7 @@ import { bridgePlugin } from "../../bridge/app.js";
 import { generateApiKey } from "../../services/accounts/secrets.js";
 import { type CoreConfig, loadConfig } from "../../services/config.js";
 import { type Platform, startPlatform } from "../../services/server.js";
-import { createTestDatabase, type TestDatabase } from "./db.js";
+import { createTestDatabase, existingTestDatabase, type TestDatabase } from "./db.js";
 import { testRedisUrl } from "./env.js";
 
 export interface TestPlatform {
@@ -17,6 +17,8 @@ export interface TestPlatform {
   adminPassword: string;
   httpUrl: string;
   grpcUrl: string;
+  /** The platform's database (dropped by `close` unless `keepDatabase`). */
+  databaseUrl: string;
   close(): Promise<void>;
 }
 
@@ -25,11 +27,24 @@ export interface TestPlatform {
  * `redis` is true, the test Redis.
  */
 export async function startTestPlatform(
-  opts: { redis?: boolean; env?: Record<string, string>; overrides?: Partial<CoreConfig> } = {},
+  opts: {
+    redis?: boolean;
+    env?: Record<string, string>;
+    overrides?: Partial<CoreConfig>;
+    /**
+     * Start on a database a previous start prepared (migrated, bootstrapped with this admin key), as a deployment
+     * restarts: the platform then finds nothing to migrate or create. Dropped by `close` unless `keepDatabase`.
+     */
+    prepared?: { databaseUrl: string; adminKey: string };
+    /** Leave the database in place on `close` (for a later start with `prepared`). */
+    keepDatabase?: boolean;
+  } = {},
 ): Promise<TestPlatform> {
-  const db: TestDatabase = await createTestDatabase("e2e");
+  const db: TestDatabase = opts.prepared
+    ? existingTestDatabase(opts.prepared.databaseUrl)
+    : await createTestDatabase("e2e");
   const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), "passerelle-test-"));
-  const adminKey = generateApiKey();
+  const adminKey = opts.prepared?.adminKey ?? generateApiKey();
   const adminEmail = "admin@test.local";
   const adminPassword = "correct horse battery staple";
   const redisUrl = opts.redis ? testRedisUrl() : undefined;
@@ -57,7 +72,7 @@ export async function startTestPlatform(
   try {
     platform = await startPlatform(config, logger, { restApi: bridgePlugin });
   } catch (err) {
-    await db.drop();
+    if (!opts.keepDatabase) await db.drop();
     throw err;
   }
   return {
@@ -67,9 +82,10 @@ export async function startTestPlatform(
     adminPassword,
     httpUrl: platform.httpUrl,
     grpcUrl: platform.grpcUrl,
+    databaseUrl: db.url,
     async close() {
       await platform.close();
-      await db.drop();
+      if (!opts.keepDatabase) await db.drop();
       await fs.rm(dataDir, { recursive: true, force: true });
     },
   };

@@ -6,9 +6,10 @@
  * in the bench's profiles, on a path that never touches the database.
  *
  * MikroORM takes `globalThis.AsyncLocalStorage` when it exists (its hook for runtimes without node:async_hooks), so
- * this module gives it a synchronous store with the same interface, before MikroORM is first evaluated: import it
- * first from every entry point's composition (services/core.ts, services/cli.ts). Correct for synchronous code;
- * async continuations see no context, which forks never ask for. No other installed package reads that global.
+ * this module gives it a synchronous store with the same interface, before MikroORM is first evaluated:
+ * database.ts imports it first, before anything can load MikroORM (and services/cli.ts, before its entities).
+ * Correct for synchronous code; async continuations see no context, which forks never ask for. No other installed
+ * package reads that global.
  */
 class SynchronousContext<T> {
   #store: T | undefined;

@@ -1,5 +1,5 @@
 import type { estypes } from "@elastic/elasticsearch";
-import type { TEXT_SEARCH_LANGUAGES } from "../../platform/db/migrations/20261123050000-collections.js";
+import type { TEXT_SEARCH_LANGUAGES } from "../../platform/db/text-search.js";
 import type { ChunkRecord, Metadata } from "../backend.js";
 import { SearchBackendError } from "./errors.js";
 

@@ -1,5 +1,5 @@
 import type pg from "pg";
-import { TEXT_SEARCH_LANGUAGES } from "../../platform/db/migrations/20261123050000-collections.js";
+import { TEXT_SEARCH_LANGUAGES } from "../../platform/db/text-search.js";
 import type { ChunkRecord } from "../backend.js";
 
 export type TextSearchLanguage = (typeof TEXT_SEARCH_LANGUAGES)[number];

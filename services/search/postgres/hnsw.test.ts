@@ -4,8 +4,7 @@ import type pg from "pg";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDatabase, type TestDatabase } from "../../../test/support/db.js";
-import { accountEntities } from "../../accounts/index.js";
-import { nativePool } from "../../governance/budget-store.js";
+import { accountEntities } from "../../accounts/entities.js";
 import { type Database, openDatabase } from "../../platform/db/database.js";
 import type { ChunkRecord, SearchBackend, SearchQuery } from "../backend.js";
 import { insertChunks } from "./chunk-sql.js";
@@ -48,7 +47,7 @@ describe("HNSW index on PostgreSQL", () => {
       entities: accountEntities,
       logger: pino({ level: "warn" }),
     });
-    pool = await nativePool(db.orm);
+    pool = db.pool;
     backend = createPostgresSearchBackend({ pool });
     await backend.prepare(DIMS);
     const now = new Date();

@@ -7,8 +7,7 @@ import type pg from "pg";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDatabase, type TestDatabase } from "../../../test/support/db.js";
-import { accountEntities } from "../../accounts/index.js";
-import { nativePool } from "../../governance/budget-store.js";
+import { accountEntities } from "../../accounts/entities.js";
 import { type Database, openDatabase } from "../../platform/db/database.js";
 import type { Metadata, MetadataFilter, SearchBackend, SearchHit, SearchQuery } from "../backend.js";
 import { reciprocalRankFusion } from "../rrf.js";
@@ -69,7 +68,7 @@ describe.each(["postgresql", "embedded"] as const)("PostgreSQL search backend (%
       dataDir = await fs.mkdtemp(path.join(os.tmpdir(), "search-pglite-"));
       db = await openDatabase({ dataDir, entities: accountEntities, logger });
     }
-    pool = await nativePool(db.orm);
+    pool = db.pool;
     backend = createPostgresSearchBackend({ pool, logger });
     const now = new Date();
     const [roleId, userId] = [randomUUID(), randomUUID()];

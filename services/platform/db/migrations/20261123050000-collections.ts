@@ -1,4 +1,5 @@
 import { Migration } from "@mikro-orm/migrations";
+import { TEXT_SEARCH_LANGUAGES } from "../text-search.js";
 
 /**
  * RAG: collections, documents and chunks (issue 6). Written by hand — the schema generator knows neither pgvector nor
@@ -15,17 +16,6 @@ import { Migration } from "@mikro-orm/migrations";
  * - Chunks are written only once a document is fully embedded, in the transaction that marks it `ready`: a failed
  *   ingestion leaves nothing searchable.
  */
-export const TEXT_SEARCH_LANGUAGES = [
-  "simple",
-  "french",
-  "english",
-  "german",
-  "italian",
-  "spanish",
-  "portuguese",
-  "dutch",
-] as const;
-
 export class Migration20261123050000Collections extends Migration {
   override async up(): Promise<void> {
     this.addSql(`create extension if not exists vector;`);

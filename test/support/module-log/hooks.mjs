@@ -1,0 +1,14 @@
+// Module customization hooks (Node's loader thread): append each resolved URL, once, to the log file.
+import fs from "node:fs";
+
+const log = process.env.PASSERELLE_TEST_MODULE_LOG;
+const seen = new Set();
+
+export async function resolve(specifier, context, next) {
+  const result = await next(specifier, context);
+  if (log && !seen.has(result.url)) {
+    seen.add(result.url);
+    fs.appendFileSync(log, `${result.url}\n`);
+  }
+  return result;
+}
