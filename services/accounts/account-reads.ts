@@ -1,5 +1,6 @@
 import type pg from "pg";
 import type { KeyLimits } from "../platform/context.js";
+import { countOrNull, dateOrNull } from "../platform/db/row-values.js";
 
 /**
  * The two reads on hot paths (every key verification, every GET /v1/me), as one plain SQL query each: MikroORM's
@@ -34,25 +35,6 @@ export interface UserProfile {
   updatedAt: Date;
   role: { id: string; name: string; permissions: string[]; createdAt: Date; updatedAt: Date };
   organization: { id: string; name: string; createdAt: Date; updatedAt: Date } | null;
-}
-
-/**
- * A timestamp column read through a raw query: the pool keeps `timestamptz` as text, as MikroORM's driver does
- * (`2026-01-01 12:00:00.123+00`), so it is parsed here; entities get Dates from the ORM itself.
- */
-function dateOrNull(v: unknown): Date | null {
-  if (v == null) return null;
-  const d = v instanceof Date ? v : new Date(v as string);
-  if (Number.isNaN(d.getTime())) throw new Error(`unreadable timestamp from the database: ${String(v)}`);
-  return d;
-}
-
-/** A bigint column read through a raw query (the driver returns int8 as text). */
-function countOrNull(v: unknown): number | null {
-  if (v == null) return null;
-  const n = Number(v);
-  if (!Number.isSafeInteger(n)) throw new Error(`unreadable count from the database: ${String(v)}`);
-  return n;
 }
 
 /** The four limit columns of a row; null when none is set. */

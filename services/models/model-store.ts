@@ -1,6 +1,7 @@
 import type pg from "pg";
 import type { Database } from "../platform/db/database.js";
 import { lazyMethods, once } from "../platform/db/lazy.js";
+import { countOrNull, dateOf } from "../platform/db/row-values.js";
 import type { Page } from "../platform/paging.js";
 import type { ModelCrud } from "./model-crud.js";
 import type { ModelTypeName } from "./validation.js";
@@ -189,21 +190,6 @@ async function aliasesOf(pool: pg.Pool, ids: string[]): Promise<Map<string, stri
   return out;
 }
 
-/** A timestamp column: the pool keeps `timestamptz` as PostgreSQL prints it (database.ts). */
-function date(v: unknown): Date {
-  const d = v instanceof Date ? v : new Date(v as string);
-  if (Number.isNaN(d.getTime())) throw new Error(`unreadable timestamp from the database: ${String(v)}`);
-  return d;
-}
-
-/** A bigint column (the driver returns int8 as text); null stays null. */
-function count(v: unknown): number | null {
-  if (v == null) return null;
-  const n = Number(v);
-  if (!Number.isSafeInteger(n)) throw new Error(`unreadable count from the database: ${String(v)}`);
-  return n;
-}
-
 function modelRecord(r: Record<string, unknown>, aliases: string[]): ModelRecord {
   return {
     id: r.id as string,
@@ -214,8 +200,8 @@ function modelRecord(r: Record<string, unknown>, aliases: string[]): ModelRecord
     vectorSize: (r.vector_size as number | null) ?? null,
     costPromptPerMillion: r.cost_prompt_per_million as number,
     costCompletionPerMillion: r.cost_completion_per_million as number,
-    createdAt: date(r.created_at),
-    updatedAt: date(r.updated_at),
+    createdAt: dateOf(r.created_at),
+    updatedAt: dateOf(r.updated_at),
   };
 }
 
@@ -233,17 +219,17 @@ function providerOf(r: Record<string, unknown>): ProviderRecord {
     carbonZone: r.carbon_zone as string,
     carbonTotalParamsB: r.carbon_total_params_b as number,
     carbonActiveParamsB: r.carbon_active_params_b as number,
-    createdAt: date(r.created_at),
-    updatedAt: date(r.updated_at),
+    createdAt: dateOf(r.created_at),
+    updatedAt: dateOf(r.updated_at),
   };
 }
 
 function grantOf(r: Record<string, unknown>): GrantColumns & { roleId: string } {
   return {
     roleId: r.role_id as string,
-    requestsPerMinute: count(r.requests_per_minute),
-    requestsPerDay: count(r.requests_per_day),
-    tokensPerMinute: count(r.tokens_per_minute),
-    tokensPerDay: count(r.tokens_per_day),
+    requestsPerMinute: countOrNull(r.requests_per_minute),
+    requestsPerDay: countOrNull(r.requests_per_day),
+    tokensPerMinute: countOrNull(r.tokens_per_minute),
+    tokensPerDay: countOrNull(r.tokens_per_day),
   };
 }
