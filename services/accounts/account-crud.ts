@@ -8,7 +8,7 @@ import type { MikroORM } from "@mikro-orm/postgresql";
 import type { KeyLimits } from "../platform/context.js";
 import { alreadyExists, failedPrecondition, invalidArgument } from "../platform/errors.js";
 import type { Page } from "../platform/paging.js";
-import type { KeyState, UserPatch } from "./account-store.js";
+import type { KeyState, UserPatch } from "./account-types.js";
 import {
   type ApiKey,
   ApiKeyEntity,

@@ -8,16 +8,7 @@ import type { ApiKey } from "./entities.js";
 export type { Page } from "../platform/paging.js";
 export type { KeyPrincipalRow, UserProfile } from "./account-reads.js";
 
-export type KeyState = "active" | "expired" | "revoked" | undefined;
-
-export interface UserPatch {
-  email?: string;
-  name?: string;
-  passwordHash?: string;
-  roleId?: string;
-  organizationId?: string | null;
-  expiresAt?: Date | null;
-}
+export type { KeyState, UserPatch } from "./account-types.js";
 
 /** The administrative methods, served by account-crud.ts (MikroORM) once loaded. */
 const CRUD_METHODS = [

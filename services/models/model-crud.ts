@@ -23,7 +23,7 @@ import {
   type ModelInput,
   type ModelPatch,
   type ModelRecord,
-} from "./model-store.js";
+} from "./model-types.js";
 import { createProviderStore } from "./provider-store.js";
 import { guard } from "./store-guard.js";
 import type { ModelTypeName } from "./validation.js";
