@@ -123,6 +123,8 @@ async function start(config: unknown): Promise<{ info: unknown; handlers: Record
             },
             "HeapProfiler.stopSampling",
           ),
+          // process.memoryUsage() as it is (no collection): what the heap holds at a given moment under load.
+          usage: async () => process.memoryUsage(),
           // Where the memory is: V8's heap spaces after a full collection, and process.memoryUsage().
           // With `file`, also a heap snapshot written there.
           memory: async (p) => {

@@ -125,10 +125,16 @@ export function processRss(pid: number): { rssMiB: number; hwmMiB: number } {
 /** Samples the RSS of some processes every `everyMs` and keeps each one's peak. */
 export function startRssSampler(pids: Record<string, number>, everyMs = 100) {
   const peaks: Record<string, number> = {};
+  /** Each process's peak within each phase (see `phase`). */
+  const byPhase: Record<string, Record<string, number>> = {};
+  let current = "start";
   const sample = () => {
     for (const [name, pid] of Object.entries(pids)) {
       const { rssMiB } = processRss(pid);
-      if (Number.isFinite(rssMiB) && !(rssMiB <= (peaks[name] ?? 0))) peaks[name] = rssMiB;
+      if (!Number.isFinite(rssMiB)) continue;
+      if (!(rssMiB <= (peaks[name] ?? 0))) peaks[name] = rssMiB;
+      const inPhase = (byPhase[current] ??= {});
+      if (!(rssMiB <= (inPhase[name] ?? 0))) inPhase[name] = rssMiB;
     }
   };
   sample();
@@ -136,6 +142,12 @@ export function startRssSampler(pids: Record<string, number>, everyMs = 100) {
   timer.unref();
   return {
     peaks,
+    byPhase,
+    /** Names the phase the next samples belong to (one sample closes the previous one). */
+    phase(name: string) {
+      sample();
+      current = name;
+    },
     /** Peaks since the last reset (then starts a new window). */
     stop() {
       clearInterval(timer);

@@ -118,6 +118,8 @@ export interface InferenceFigures {
      */
     firstAdminWrite?: Record<"before" | "after", { heapMiB: number; rssMiB: number; ormLoaded: boolean }>;
     ormLoadedAtIdle?: boolean;
+    /** Passerelle's RSS peak within each phase of the run. */
+    passerellePeakByPhaseMiB?: Record<string, number>;
     peakMiB: Record<string, number>;
     highWaterMarkMiB: Record<string, number>;
     idleCpuPct: Record<string, number>;
@@ -244,11 +246,13 @@ export async function runInferenceBench(resultsDir: string): Promise<InferenceRe
 
     // Warm-up: JIT, pools, key and model caches, at the concurrency that follows.
     log("warm-up…");
+    rss.phase("warm-up");
     for (const name of TARGETS) await closedLoop(targets[name], { connections: 32, durationMs: PLAN.warmupMs });
     for (const name of TARGETS) await closedLoop(targets[name], { connections: 1, requests: PLAN.c1Warmup });
 
     // ---------------------------------------------------------------- non-streaming, concurrency 1
     log(`non-streaming, concurrency 1: ${PLAN.c1Rounds} rounds × ${PLAN.c1PerRound} requests per path…`);
+    rss.phase("c=1");
     const c1: Record<TargetName, LoadRun[]> = { direct: [], passerelle: [], ceiling: [] };
     for (let r = 0; r < PLAN.c1Rounds; r++) {
       for (const name of rotation(r)) {
@@ -278,6 +282,7 @@ export async function runInferenceBench(resultsDir: string): Promise<InferenceRe
 
     // ---------------------------------------------------------------- non-streaming, concurrency 32
     log(`non-streaming, concurrency 32: ${PLAN.c32Rounds} rounds × ${PLAN.c32RoundMs} ms per path…`);
+    rss.phase("c=32");
     const cpu = cpuMeter(pids3);
     const c32: Record<TargetName, LoadRun[]> = { direct: [], passerelle: [], ceiling: [] };
     for (let r = 0; r < PLAN.c32Rounds; r++) {
@@ -336,6 +341,7 @@ export async function runInferenceBench(resultsDir: string): Promise<InferenceRe
 
     // ---------------------------------------------------------------- governed path (limits, budget, usage)
     log(`governed path: limits (${process.env.PASSERELLE_TEST_REDIS_URL ? "Redis" : "in-process"}), budget, usage…`);
+    rss.phase("governed");
     // The governed target's role, user, key and grant are the run's first administrative writes: they load MikroORM.
     const beforeAdmin = await memoryNow();
     const governed = await governedTarget(passerelle.info.httpUrl, passerelle.info.adminKey, PUBLIC_MODEL);
@@ -359,6 +365,7 @@ export async function runInferenceBench(resultsDir: string): Promise<InferenceRe
     if (script && process.env.PASSERELLE_TEST_REDIS_URL && process.env.BENCH_POOL !== "0") {
       const workers = Math.max(2, os.availableParallelism());
       log(`worker pool: npm start's entry point with PASSERELLE_WORKERS=${workers}, c=32…`);
+      rss.phase("worker pool (other processes)");
       const pool = await startPool({
         buildDir,
         nodeFlags,
@@ -401,6 +408,7 @@ export async function runInferenceBench(resultsDir: string): Promise<InferenceRe
     /** Runs `load` with V8's sampling profiler on in Passerelle (an extra run, outside the measured figures). */
     const profileRun = async (key: string, what: string, load: () => Promise<unknown>) => {
       log(`profiling Passerelle: ${what} (extra run, not part of the figures above)…`);
+      rss.phase("profiling");
       const file = path.join(resultsDir, `passerelle-${key}.cpuprofile`);
       await mkdir(resultsDir, { recursive: true });
       await passerelle.call("profile-start");
@@ -434,6 +442,7 @@ export async function runInferenceBench(resultsDir: string): Promise<InferenceRe
     // ---------------------------------------------------------------- streams
     await sim.call("setOptions", { interTokenMs: STREAM_ITL_MS });
     log(`streams of ${TOKENS} chunks ${STREAM_ITL_MS} ms apart: reference, concurrency 1 and 64…`);
+    rss.phase("streams c=1, c=64");
     const [refRec] = await streams(targets.direct, 1);
     const ref = parseStream(refRec as StreamRecord);
     if (!ref.done || ref.frames.length !== TOKENS + 1) {
@@ -527,6 +536,7 @@ export async function runInferenceBench(resultsDir: string): Promise<InferenceRe
 
     // ---------------------------------------------------------------- concurrent streams held
     log(`concurrent streams: steps ${PLAN.maxSteps.join(", ")}…`);
+    rss.phase("concurrent streams");
     const stepRows: Row[] = [];
     const steps: Record<string, unknown>[] = [];
     let held = 0;
@@ -588,6 +598,9 @@ export async function runInferenceBench(resultsDir: string): Promise<InferenceRe
       idleCpuPct,
       passerelleHeapUsedMiB: { idle: heapIdle, afterRun: heapAfter },
       firstAdminWrite: { before: beforeAdmin, after: afterAdmin },
+      passerellePeakByPhaseMiB: Object.fromEntries(
+        Object.entries(rss.byPhase).map(([phase, peaksIn]) => [phase, peaksIn.passerelle ?? Number.NaN]),
+      ),
       ormLoadedAtIdle: idleMemory.ormLoaded,
     };
     emit({
@@ -601,7 +614,11 @@ export async function runInferenceBench(resultsDir: string): Promise<InferenceRe
         "after the run (what the run left: the tokenizer, caches, pools; a leak would show here). MikroORM " +
         `${idleMemory.ormLoaded ? "WAS" : "was not"} loaded at idle; the first administrative writes (the governed ` +
         `target's) loaded it: heap ${fx(beforeAdmin.heapMiB, 1)} → ${fx(afterAdmin.heapMiB, 1)} MiB, RSS ` +
-        `${fx(beforeAdmin.rssMiB, 1)} → ${fx(afterAdmin.rssMiB, 1)} MiB.`,
+        `${fx(beforeAdmin.rssMiB, 1)} → ${fx(afterAdmin.rssMiB, 1)} MiB. Passerelle's peak by phase: ` +
+        Object.entries(rss.byPhase)
+          .map(([phase, peaksIn]) => `${phase} ${fx(peaksIn.passerelle ?? Number.NaN, 1)}`)
+          .join(", ") +
+        ".",
       rows: Object.keys(pids).map((k) => ({
         process: k,
         "idle MiB": fx(idle[k] as number, 1),
