@@ -133,7 +133,11 @@ export function startRssSampler(pids: Record<string, number>, everyMs = 100) {
       const { rssMiB } = processRss(pid);
       if (!Number.isFinite(rssMiB)) continue;
       if (!(rssMiB <= (peaks[name] ?? 0))) peaks[name] = rssMiB;
-      const inPhase = (byPhase[current] ??= {});
+      let inPhase = byPhase[current];
+      if (!inPhase) {
+        inPhase = {};
+        byPhase[current] = inPhase;
+      }
       if (!(rssMiB <= (inPhase[name] ?? 0))) inPhase[name] = rssMiB;
     }
   };
