@@ -81,15 +81,18 @@ export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
 
   let orm: Promise<MikroORM> | undefined;
   const loadOrm = (): Promise<MikroORM> => {
-    orm ??= (async () => {
-      const entities = typeof opts.entities === "function" ? await opts.entities() : opts.entities;
-      const dbName = opts.url ? decodeURIComponent(new URL(opts.url).pathname.slice(1)) || "postgres" : "postgres";
-      return (await import("./orm.js")).initOrm({ pool, dbName, entities, logger: opts.logger });
-    })();
-    // A failed initialisation is retried on the next call rather than remembered.
-    orm.catch(() => {
-      orm = undefined;
-    });
+    if (!orm) {
+      const loading = (async () => {
+        const entities = typeof opts.entities === "function" ? await opts.entities() : opts.entities;
+        const dbName = opts.url ? decodeURIComponent(new URL(opts.url).pathname.slice(1)) || "postgres" : "postgres";
+        return (await import("./orm.js")).initOrm({ pool, dbName, entities, logger: opts.logger });
+      })();
+      orm = loading;
+      // A failed initialisation is retried on the next call rather than remembered.
+      loading.catch(() => {
+        if (orm === loading) orm = undefined;
+      });
+    }
     return orm;
   };
 
