@@ -29,7 +29,7 @@ async function main(): Promise<void> {
     ]);
     return { restApi: bridgePlugin, startPlatform };
   };
-  if (pooled && cluster.isWorker && process.env.PASSERELLE_POOL_TASK) {
+  if (cluster.isWorker && process.env.PASSERELLE_POOL_TASK) {
     const { runPoolTask } = await import("./workers.js");
     await runPoolTask(config, logger);
     process.exit(0);
@@ -55,6 +55,13 @@ async function main(): Promise<void> {
     if (early) stop("SIGTERM");
     return;
   }
+  // On PostgreSQL with migrations pending (a first start, an upgrade), one process prepares the database and exits,
+  // as a pool's primary has it done: migrating loads MikroORM, which this process would otherwise keep for good
+  // although serving never needs it (services/platform/db/database.ts).
+  const prepared =
+    !pooled && config.databaseUrl && (await migrationsPending(config.databaseUrl))
+      ? await (await import("./workers.js")).runTask("setup")
+      : undefined;
   const platform = pooled
     ? await (await import("./workers.js")).startWorkerPool(config, logger)
     : await (async () => {
@@ -62,7 +69,7 @@ async function main(): Promise<void> {
         return startPlatform(config, logger, { restApi });
       })();
   const ms = Math.round(performance.now() - started);
-  const bootstrap = "core" in platform ? platform.core.bootstrap : platform.bootstrap;
+  const bootstrap = prepared?.created ? prepared : "core" in platform ? platform.core.bootstrap : platform.bootstrap;
   // A pool always runs on PostgreSQL and Redis (config.ts refuses it otherwise).
   const db = "core" in platform ? platform.core.db.kind : "postgresql";
   const kv = "core" in platform ? platform.core.kv.kind : "redis";
@@ -100,6 +107,21 @@ async function main(): Promise<void> {
   handleSignals(logger, config.shutdownGraceMs, () => platform.close());
   process.stdout.write(`${lines.join("\n")}\n\n`);
   logger.info({ http: platform.httpUrl, grpc: platform.grpcUrl, startupMs: ms }, "listening");
+}
+
+/** Whether the database at `url` has committed migrations not applied yet (one query; a pool of one connection). */
+async function migrationsPending(url: string): Promise<boolean> {
+  const [{ default: pg }, { pendingMigrations }] = await Promise.all([
+    import("pg"),
+    import("./platform/db/database.js"),
+  ]);
+  const pool = new pg.Pool({ connectionString: url, max: 1 });
+  pool.on("error", () => undefined);
+  try {
+    return (await pendingMigrations(pool)).length > 0;
+  } finally {
+    await pool.end();
+  }
 }
 
 /** SIGTERM / SIGINT: drain and exit 0; a second signal exits at once. */

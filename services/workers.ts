@@ -118,11 +118,12 @@ export async function startWorkerPool(config: CoreConfig, logger: Logger): Promi
 }
 
 /**
- * Runs a pool task in a forked process and resolves with what it reports. The primary itself never loads the
+ * Runs a pool task in a forked process and resolves with what it reports (also used by a single process whose
+ * database has migrations pending: see main.ts). The primary itself never loads the
  * platform: it only forks and supervises, and weighs what a bare Node process does (~45 MiB) instead of a whole
  * platform's modules and start-up garbage (~150 MiB) for as long as the pool runs.
  */
-function runTask(task: PoolTask): Promise<BootstrapResult> {
+export function runTask(task: PoolTask): Promise<BootstrapResult> {
   return new Promise((resolve, reject) => {
     const child = cluster.fork({ PASSERELLE_POOL_TASK: task });
     let done: TaskDone | undefined;
