@@ -6,6 +6,7 @@ import pg from "pg";
 import type { Logger } from "pino";
 import { parse as parseArray } from "postgres-array";
 import type { EmbeddedPostgres, PgEndpoint } from "./embedded.js";
+import { once } from "./lazy.js";
 import { MIGRATIONS_TABLE, migrationNames } from "./migrations/names.js";
 
 /**
@@ -20,7 +21,7 @@ export interface Database {
    * pending); the same instance afterwards.
    */
   orm(): Promise<MikroORM>;
-  /** Whether `orm()` was ever called: what the test of the serving path checks stays false. */
+  /** Whether MikroORM is loaded or loading (a failed load is forgotten); the bench reports it at idle. */
   readonly ormLoaded: boolean;
   /** "postgresql" (DATABASE_URL) or "embedded" (PGlite). */
   readonly kind: "postgresql" | "embedded";
@@ -79,22 +80,11 @@ export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
     client.on("error", (err) => opts.logger?.warn({ err: err.message }, "PostgreSQL connection error")),
   );
 
-  let orm: Promise<MikroORM> | undefined;
-  const loadOrm = (): Promise<MikroORM> => {
-    if (!orm) {
-      const loading = (async () => {
-        const entities = typeof opts.entities === "function" ? await opts.entities() : opts.entities;
-        const dbName = opts.url ? decodeURIComponent(new URL(opts.url).pathname.slice(1)) || "postgres" : "postgres";
-        return (await import("./orm.js")).initOrm({ pool, dbName, entities, logger: opts.logger });
-      })();
-      orm = loading;
-      // A failed initialisation is retried on the next call rather than remembered.
-      loading.catch(() => {
-        if (orm === loading) orm = undefined;
-      });
-    }
-    return orm;
-  };
+  const loadOrm = once(async () => {
+    const entities = typeof opts.entities === "function" ? await opts.entities() : opts.entities;
+    const dbName = opts.url ? decodeURIComponent(new URL(opts.url).pathname.slice(1)) || "postgres" : "postgres";
+    return (await import("./orm.js")).initOrm({ pool, dbName, entities, logger: opts.logger });
+  });
 
   try {
     if ((opts.migrate ?? true) && (await pendingMigrations(pool)).length > 0) {
@@ -103,7 +93,8 @@ export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
       else await migrator.up();
     }
   } catch (err) {
-    await (orm ? orm.then((o) => o.close(true)) : pool.end()).catch(() => undefined);
+    const loaded = loadOrm.current();
+    await (loaded ? loaded.then((o) => o.close(true)) : pool.end()).catch(() => undefined);
     await embedded?.close();
     throw err;
   }
@@ -111,7 +102,7 @@ export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
     pool,
     orm: loadOrm,
     get ormLoaded() {
-      return orm !== undefined;
+      return loadOrm.current() !== undefined;
     },
     kind: embedded || opts.endpoint ? "embedded" : "postgresql",
     async ping() {
@@ -119,7 +110,7 @@ export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
     },
     async close() {
       // The ORM's Kysely dialect ends the pool it was given; without an ORM, the pool is ended here.
-      const loaded = orm && (await orm.catch(() => undefined));
+      const loaded = await loadOrm.current()?.catch(() => undefined);
       if (loaded) await loaded.close(true);
       else await pool.end();
       await embedded?.close();

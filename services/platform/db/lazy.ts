@@ -11,10 +11,13 @@ export function lazyMethods<T, K extends keyof T>(load: () => Promise<T>, names:
   return out as Pick<T, K>;
 }
 
-/** A memoized async loader whose failure is not remembered (the next call tries again). */
-export function once<T>(load: () => Promise<T>): () => Promise<T> {
+/**
+ * A memoized async loader whose failure is not remembered (the next call tries again). `current()` is the load
+ * started and not failed, if any, without starting one.
+ */
+export function once<T>(load: () => Promise<T>): (() => Promise<T>) & { current(): Promise<T> | undefined } {
   let pending: Promise<T> | undefined;
-  return () => {
+  const get = () => {
     if (!pending) {
       const p = load();
       pending = p;
@@ -24,4 +27,5 @@ export function once<T>(load: () => Promise<T>): () => Promise<T> {
     }
     return pending;
   };
+  return Object.assign(get, { current: () => pending });
 }
