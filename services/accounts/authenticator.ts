@@ -3,6 +3,7 @@ import type { Logger } from "pino";
 import type { Principal } from "../platform/context.js";
 import { unauthenticated } from "../platform/errors.js";
 import type { KvStore } from "../platform/kv/kv.js";
+import { PRECISE_TTL } from "../platform/ttl-cache.js";
 import type { AccountStore, KeyPrincipalRow } from "./account-store.js";
 import { hashApiKey } from "./secrets.js";
 
@@ -36,7 +37,7 @@ export async function createAuthenticator(deps: {
   now?: () => number;
 }): Promise<Authenticator> {
   const now = deps.now ?? Date.now;
-  const cache = new LRUCache<string, Entry>({ max: deps.maxEntries, ttl: Math.max(deps.ttlMs, 1) });
+  const cache = new LRUCache<string, Entry>({ ...PRECISE_TTL, max: deps.maxEntries, ttl: Math.max(deps.ttlMs, 1) });
   const negativeTtl = Math.min(deps.ttlMs, 5_000);
   const lastTouch = new LRUCache<string, number>({ max: deps.maxEntries });
   const inflight = new Map<string, Promise<Entry>>();

@@ -2,6 +2,7 @@ import { LRUCache } from "lru-cache";
 import pg from "pg";
 import { failedPrecondition, invalidArgument, notFound } from "../platform/errors.js";
 import { isUuid } from "../platform/paging.js";
+import { PRECISE_TTL } from "../platform/ttl-cache.js";
 import { createBudgetLeases, type LeaseOptions, type LeaseTicket } from "./budget-leases.js";
 import type { Owner, OwnerKind } from "./entities.js";
 
@@ -127,6 +128,7 @@ export function createBudgetStore(pool: pg.Pool, opts: BudgetStoreOptions = {}) 
   const now = opts.now ?? Date.now;
   const reservationTtlMs = opts.reservationTtlMs ?? 15 * 60_000;
   const hasBudget = new LRUCache<string, boolean>({
+    ...PRECISE_TTL,
     max: opts.cacheMaxEntries ?? 10_000,
     ttl: opts.cacheTtlMs ?? 10_000,
   });

@@ -4,6 +4,7 @@ import type { Logger } from "pino";
 import type { Principal } from "../platform/context.js";
 import { rpcError } from "../platform/errors.js";
 import type { KvStore } from "../platform/kv/kv.js";
+import { PRECISE_TTL } from "../platform/ttl-cache.js";
 import { type GrantLimits, isForbidden, type ModelDetail, type ModelStore } from "./model-store.js";
 import { isAdmin, type ModelTypeName, type ProviderTypeName } from "./validation.js";
 
@@ -126,7 +127,7 @@ export async function createModelRegistry(deps: {
   maxEntries?: number;
 }): Promise<ModelRegistry> {
   const ttl = Math.max(deps.ttlMs ?? 60_000, 1);
-  const cache = new LRUCache<string, { entry: Entry }>({ max: deps.maxEntries ?? 10_000, ttl });
+  const cache = new LRUCache<string, { entry: Entry }>({ ...PRECISE_TTL, max: deps.maxEntries ?? 10_000, ttl });
   const inflight = new Map<string, Promise<Entry>>();
   // Bumped on every invalidation, so that a load started before a write cannot cache what it read.
   let generation = 0;

@@ -148,11 +148,15 @@ export async function runInferenceBench(resultsDir: string): Promise<InferenceRe
   };
   const log = (msg: string) => process.stderr.write(`[bench] ${msg}\n`);
 
-  // The servers run compiled, like production (BENCH_FROM_SOURCE=1: from TypeScript through tsx instead).
+  // The servers run compiled, like production (BENCH_FROM_SOURCE=1: from TypeScript through tsx instead;
+  // BENCH_PREBUILT=1: this file already runs compiled or bundled, from a tree that holds test/bench/child.js and
+  // services/main.js, on a machine without the toolchain, so nothing is compiled).
   const root = path.resolve(import.meta.dirname, "../..");
-  const buildDir = path.join(resultsDir, "build");
+  const prebuilt = process.env.BENCH_PREBUILT === "1";
+  const buildDir = prebuilt ? root : path.join(resultsDir, "build");
   let script: string | undefined;
-  if (process.env.BENCH_FROM_SOURCE !== "1") {
+  if (prebuilt) script = path.join(buildDir, "test/bench/child.js");
+  else if (process.env.BENCH_FROM_SOURCE !== "1") {
     const t0 = performance.now();
     const files = await compileForBench(root, buildDir);
     script = path.join(buildDir, "test/bench/child.js");
@@ -363,7 +367,8 @@ export async function runInferenceBench(resultsDir: string): Promise<InferenceRe
 
     // ---------------------------------------------------------------- several processes (PASSERELLE_WORKERS)
     if (script && process.env.PASSERELLE_TEST_REDIS_URL && process.env.BENCH_POOL !== "0") {
-      const workers = Math.max(2, os.availableParallelism());
+      // BENCH_WORKERS: the pool's size (default: one worker per core, as an operator would start it).
+      const workers = Number(process.env.BENCH_WORKERS) || Math.max(2, os.availableParallelism());
       log(`worker pool: npm start's entry point with PASSERELLE_WORKERS=${workers}, c=32…`);
       rss.phase("worker pool (other processes)");
       const pool = await startPool({

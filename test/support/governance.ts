@@ -1,9 +1,9 @@
 import fs from "node:fs/promises";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import pino from "pino";
 import { bridgePlugin } from "../../bridge/app.js";
 import { type CoreConfig, loadConfig } from "../../services/config.js";
+import { createLogger } from "../../services/platform/logging.js";
 import { type Platform, startPlatform } from "../../services/server.js";
 import { SseReader } from "../upstream/sse.js";
 
@@ -281,7 +281,7 @@ export async function startPlatformOn(opts: {
     },
     opts.overrides,
   );
-  const logger = pino({ level: process.env.PASSERELLE_TEST_LOG ?? "silent" });
+  const logger = createLogger(process.env.PASSERELLE_TEST_LOG ?? "silent");
   const platform = await startPlatform(config, logger, { restApi: bridgePlugin });
   return { platform, httpUrl: platform.httpUrl, close: () => platform.close() };
 }

@@ -1,10 +1,10 @@
 import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import pino from "pino";
 import { bridgePlugin } from "../../bridge/app.js";
 import { generateApiKey } from "../../services/accounts/secrets.js";
 import { type CoreConfig, loadConfig } from "../../services/config.js";
+import { createLogger } from "../../services/platform/logging.js";
 import { type Platform, startPlatform } from "../../services/server.js";
 import { createTestDatabase, existingTestDatabase, type TestDatabase } from "./db.js";
 import { testRedisUrl } from "./env.js";
@@ -67,7 +67,7 @@ export async function startTestPlatform(
     },
     opts.overrides,
   );
-  const logger = pino({ level: process.env.PASSERELLE_TEST_LOG ?? "silent" });
+  const logger = createLogger(process.env.PASSERELLE_TEST_LOG ?? "silent");
   let platform: Platform;
   try {
     platform = await startPlatform(config, logger, { restApi: bridgePlugin });
