@@ -123,6 +123,20 @@ async function start(config: unknown): Promise<{ info: unknown; handlers: Record
             },
             "HeapProfiler.stopSampling",
           ),
+          // Waits until the usage journal is empty (every record written to PostgreSQL), or `timeoutMs` passed.
+          "usage-drained": async (p) => {
+            const { timeoutMs = 60_000 } = (p ?? {}) as { timeoutMs?: number };
+            const gauge = t.platform.core.metrics.registry.getSingleMetric("passerelle_usage_buffer_depth");
+            if (!gauge) throw new Error("no passerelle_usage_buffer_depth gauge");
+            const depth = async () => (await gauge.get()).values[0]?.value ?? 0;
+            const started = performance.now();
+            let d = await depth();
+            while (d > 0 && performance.now() - started < timeoutMs) {
+              await new Promise((r) => setTimeout(r, 50));
+              d = await depth();
+            }
+            return { depth: d, waitedMs: performance.now() - started };
+          },
           // process.memoryUsage() as it is (no collection): what the heap holds at a given moment under load.
           usage: async () => process.memoryUsage(),
           // Where the memory is: V8's heap spaces after a full collection, and process.memoryUsage().

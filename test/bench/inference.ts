@@ -108,6 +108,8 @@ export interface InferenceFigures {
   streamsC64?: Record<TargetName, StreamStats>;
   concurrentStreams?: { held: number; stoppedAt: number | null; steps: Record<string, unknown>[] };
   governed?: Awaited<ReturnType<typeof runGoverned>>["figures"];
+  /** How long the usage journal took to reach PostgreSQL before the governed section (its c=1 rounds start on an empty one). */
+  usageDrainBeforeGovernedMs?: number;
   pool?: { workers: number } & Awaited<ReturnType<typeof runPool>>["figures"];
   memory?: {
     idleMiB: Record<string, number>;
@@ -351,6 +353,11 @@ export async function runInferenceBench(resultsDir: string): Promise<InferenceRe
     const governed = await governedTarget(passerelle.info.httpUrl, passerelle.info.adminKey, PUBLIC_MODEL);
     const afterAdmin = await memoryNow();
     await closedLoop(governed, { connections: 32, durationMs: PLAN.warmupMs });
+    // The sections before left tens of thousands of usage records in the journal: the flusher writing them to
+    // PostgreSQL while the c=1 rounds run would be charged to the governed figures. Start with an empty journal.
+    const drained = await passerelle.call<{ depth: number; waitedMs: number }>("usage-drained", { timeoutMs: 60_000 });
+    log(`usage journal drained in ${Math.round(drained.waitedMs)} ms (depth ${drained.depth})`);
+    figures.usageDrainBeforeGovernedMs = drained.waitedMs;
     const gov = await runGoverned(
       { direct: targets.direct, ungoverned: targets.passerelle, governed },
       { c1Rounds: PLAN.c1Rounds, c1PerRound: PLAN.c1PerRound, c32Rounds: PLAN.c32Rounds, c32RoundMs: PLAN.c32RoundMs },
