@@ -1,4 +1,4 @@
-import { create, fromBinary, type JsonValue, toBinary } from "@bufbuild/protobuf";
+import { create, fromBinary, type JsonObject, type JsonValue, toBinary } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
 import { chatParamsFromJson, InvalidRequest } from "../bridge/openai/chat.js";
 import { chatChunkJson, chatCompletionJson } from "../bridge/openai/chat-response.js";
@@ -261,6 +261,44 @@ describe("chat response fidelity", () => {
     expect((out[3]?.choices as JsonValue[] | undefined)?.[0]).toMatchObject({ finish_reason: "tool_calls" });
     expect(out[4]).toMatchObject({ choices: [], usage: { prompt_tokens: 5, completion_tokens: 2, total_tokens: 7 } });
     expect(out.every((c) => c.model === "chat-default")).toBe(true);
+  });
+
+  it("chunks pass vendor fields of the delta and of the choice on, nulls and known fields once", () => {
+    const upstream = {
+      id: "c",
+      object: "chat.completion.chunk",
+      created: 1,
+      model: "u",
+      choices: [
+        {
+          index: 0,
+          delta: { content: "x", reasoning_content: "because", annotations: null },
+          logprobs: null,
+          finish_reason: null,
+          stop_reason: null,
+          token_ids: [17, 42],
+        },
+      ],
+    };
+    const out = chatChunkJson(chunkFromJson(upstream, "chat-default"));
+    validateOpenAI("CreateChatCompletionStreamResponse", out);
+    expect(out.choices).toEqual([
+      {
+        index: 0,
+        delta: { content: "x", reasoning_content: "because" },
+        finish_reason: null,
+        logprobs: null,
+        token_ids: [17, 42],
+      },
+    ]);
+    // Field order as OpenAI's: the modelled fields first, then what the model server added.
+    expect(Object.keys((out.choices as JsonObject[])[0] as JsonObject)).toEqual([
+      "index",
+      "delta",
+      "finish_reason",
+      "logprobs",
+      "token_ids",
+    ]);
   });
 
   it("an empty params message round-trips", () => {

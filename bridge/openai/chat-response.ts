@@ -110,13 +110,16 @@ export function chatChunkJson(c: ChatCompletionChunk): JsonObject {
           return tc;
         });
       }
-      return {
+      if (d?.extra) Object.assign(delta, d.extra);
+      const choice: JsonObject = {
         index: ch.index,
-        delta: { ...delta, ...(d?.extra ?? {}) },
+        delta,
         finish_reason: ch.finishReason ?? null,
         logprobs: logprobsJson(ch.logprobs),
-        ...(ch.extra ?? {}),
       };
+      // Assigned onto the fresh objects rather than spread into copies: once per streamed token.
+      if (ch.extra) Object.assign(choice, ch.extra);
+      return choice;
     }),
   };
   if (c.usage) out.usage = usageJson(c.usage);

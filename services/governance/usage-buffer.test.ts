@@ -74,6 +74,45 @@ describe("usage journal, on its own", () => {
   });
 });
 
+describe("usage journal writes", () => {
+  it("writes a segment in calls of writeSize records, and writes it again whole after a failed call", async () => {
+    const dir = tempDir();
+    const calls: number[] = [];
+    const stored = new Set<string>();
+    let failOnce = true;
+    const sink = async (batch: UsageRecord[]) => {
+      calls.push(batch.length);
+      // The second call of the first attempt fails: the first one's records are already stored.
+      if (calls.length === 2 && failOnce) {
+        failOnce = false;
+        throw new Error("connection reset");
+      }
+      for (const r of batch) stored.add(r.id);
+    };
+    const buf = await createUsageBuffer({
+      dir,
+      sink,
+      batchSize: 50,
+      writeSize: 10,
+      flushIntervalMs: 60_000,
+      retryMinMs: 1,
+      retryMaxMs: 1,
+    });
+    const recs = Array.from({ length: 25 }, () => record());
+    for (const r of recs) buf.record(r);
+    expect(await buf.flush()).toBe(false);
+    expect(calls).toEqual([10, 10]);
+    expect(buf.depth()).toBe(25);
+    expect(await buf.flush()).toBe(true);
+    // The retry starts the segment over: the idempotent sink sees the first ten again.
+    expect(calls).toEqual([10, 10, 10, 10, 5]);
+    expect([...stored].sort()).toEqual(recs.map((r) => r.id).sort());
+    expect(buf.stats()).toMatchObject({ depth: 0, flushed: 25, flushFailures: 1 });
+    expect(segments(dir)).toEqual([]);
+    await buf.close();
+  });
+});
+
 describe("usage journal on PostgreSQL", () => {
   let tdb: TestDatabase;
   let db: Database;

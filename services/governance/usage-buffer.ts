@@ -12,9 +12,9 @@ import type { UsageRecord } from "./entities.js";
  * write: once it returns, the record is in the kernel and survives a crash of the process. The active segment is
  * fdatasync'ed every `flushIntervalMs`, so an OS crash or power loss can lose at most that interval. A segment is
  * sealed at `batchSize` records or on the timer, and the flusher writes sealed segments one by one (read back from
- * disk: memory holds one batch at most) through `sink`, then deletes them. The sink is idempotent (insert … on
- * conflict do nothing, budgets settled only for new rows), so a segment written again after a failure or a crash
- * between commit and delete changes nothing. PostgreSQL down → records keep going to disk and the flusher retries
+ * disk: memory holds one batch at most) through `sink`, `writeSize` records per call, then deletes them. The sink is
+ * idempotent (insert … on conflict do nothing, budgets settled only for new rows), so a segment written again after
+ * a failure, a crash between commit and delete, or a failure after some of its calls succeeded, changes nothing. PostgreSQL down → records keep going to disk and the flusher retries
  * with exponential backoff; a start replays every segment left over. One process per directory (a lock file).
  */
 
@@ -23,8 +23,14 @@ export interface UsageBufferOptions {
   dir: string;
   /** Writes a batch durably and idempotently (usage-store `writeBatch`). */
   sink: (batch: UsageRecord[]) => Promise<unknown>;
-  /** Records per segment and per sink call (default 500). */
+  /** Records per segment (default 500). */
   batchSize?: number;
+  /**
+   * Records per sink call (default 100): a segment is written in several transactions. Each call serializes its
+   * records and parses what the database returns on the event loop; at 500 records a call held the loop ~6 ms at a
+   * time (profiled under load), long enough to show in the p99 latency of the requests it delayed.
+   */
+  writeSize?: number;
   /** Flush and fdatasync period (default 1000 ms). */
   flushIntervalMs?: number;
   retryMinMs?: number;
@@ -152,6 +158,7 @@ async function lock(dir: string): Promise<string> {
 export async function createUsageBuffer(opts: UsageBufferOptions): Promise<UsageBuffer> {
   const { dir, sink, logger } = opts;
   const batchSize = opts.batchSize ?? 500;
+  const writeSize = opts.writeSize ?? 100;
   const retryMinMs = opts.retryMinMs ?? 500;
   const retryMaxMs = opts.retryMaxMs ?? 30_000;
   const isPermanent = opts.isPermanentError ?? defaultPermanent;
@@ -247,7 +254,7 @@ export async function createUsageBuffer(opts: UsageBufferOptions): Promise<Usage
           const seg = sealed[0] as (typeof sealed)[number];
           await seg.ready;
           const records = seg.records ?? (await read(seg.file));
-          for (let i = 0; i < records.length; i += batchSize) await deliver(records.slice(i, i + batchSize));
+          for (let i = 0; i < records.length; i += writeSize) await deliver(records.slice(i, i + writeSize));
           await fsp.rm(path.join(dir, seg.file), { force: true });
           sealed.shift();
           counters.flushed += records.length;
