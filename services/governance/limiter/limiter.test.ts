@@ -241,6 +241,42 @@ describe.skipIf(!redisUrl)("redis limiter", () => {
     await limiter.close();
   });
 
+  it("sends the commands of one tick in one write: a pending settlement and several decisions", async () => {
+    const client = await createLimiterRedisClient(url);
+    const limiter = createRedisLimiter({ redis: client, keyPrefix: prefix(), windows: SHORT_WINDOWS });
+    const input = (subject: string): ReserveInput => ({
+      subject,
+      model: "m",
+      limits: limits({ requestsPerMinute: 100 }),
+      tokens: 1,
+    });
+    const first = await limiter.reserve(input("a"));
+    const settled = limiter.settle(first.reservation, 1);
+    // Count what reaches the socket's write functions (a corked socket hands its buffered chunks to _writev at once).
+    const socket = client.stream as unknown as {
+      _write: (...a: unknown[]) => void;
+      _writev: (...a: unknown[]) => void;
+    };
+    const writes: number[] = [];
+    const write = socket._write.bind(socket);
+    const writev = socket._writev.bind(socket);
+    socket._write = (...a: unknown[]) => {
+      writes.push(1);
+      write(...a);
+    };
+    socket._writev = (chunks: unknown, ...rest: unknown[]) => {
+      writes.push((chunks as unknown[]).length);
+      writev(chunks, ...rest);
+    };
+    const decisions = await Promise.all(["b", "c", "d"].map((s) => limiter.reserve(input(s))));
+    expect(decisions.every((d) => d.allowed)).toBe(true);
+    expect(await settled).toBe(true);
+    // One write carrying the settlement and the three decisions.
+    expect(writes).toEqual([4]);
+    await limiter.close();
+    client.disconnect();
+  });
+
   it("status writes nothing: no key for an unused subject, and a counter read is left as it was", async () => {
     const p = prefix();
     const limiter = await redisLimiter(url, SHORT_WINDOWS, p);

@@ -37,6 +37,28 @@ interface LimiterScripts {
 const SETTLE_DELAY_MS = 5;
 
 /**
+ * Returns a function that makes the commands issued in the current tick leave in one write: the client's socket is
+ * corked at the first call and uncorked on the next tick, as Node's HTTP server does with a response. It replaces
+ * ioredis's auto-pipelining, which builds a Pipeline object per batch and copies the client's commands onto it:
+ * ~45 µs of CPU and its garbage per governed request at concurrency 1 (profiled), a fifth of what Redis cost the
+ * request. A Cluster client has no single socket: its commands go as ioredis sends them.
+ */
+function tickWriter(client: Redis | Cluster): () => void {
+  let corked = false;
+  return () => {
+    if (corked) return;
+    const socket = (client as Partial<Redis>).stream;
+    if (!socket || typeof socket.cork !== "function") return;
+    corked = true;
+    socket.cork();
+    process.nextTick(() => {
+      corked = false;
+      socket.uncork();
+    });
+  };
+}
+
+/**
  * The Redis limiter: one EVALSHA per decision (RESERVE_LUA: all limits checked and counted atomically) and one
  * per settle (SETTLE_LUA), and a read-only one per status (STATUS_LUA); ioredis's defineCommand loads the script again after a NOSCRIPT (a restart, a
  * failover). Errors and timeouts are the caller's: wrap it in createResilientLimiter for the outage policy.
@@ -51,10 +73,11 @@ export function createRedisLimiter(opts: RedisLimiterOptions): RateLimiter {
   // readOnly: a Cluster client configured to read from replicas may send it there.
   client.defineCommand("passerelleRlStatus", { lua: STATUS_LUA, readOnly: true });
   const scripts = client as unknown as LimiterScripts;
+  const oneWrite = tickWriter(client);
   let closed = false;
   /**
    * Settlements are not sent at once: they go out with the next reservation or status read, issued in the same tick
-   * just before it, so that the client's auto-pipelining writes both in one go, or after SETTLE_DELAY_MS when no
+   * just before it, so that both leave in one write (`oneWrite`), or after SETTLE_DELAY_MS when no
    * other command comes. At concurrency 1 that is one write syscall and one reply read per governed request instead
    * of two; under load, one write for a whole turn's settlements (4 % of a governed request's CPU at c=32). Nothing
    * waits on a settlement, so the delay costs no latency; meanwhile the counters hold the reservation, which
@@ -68,7 +91,10 @@ export function createRedisLimiter(opts: RedisLimiterOptions): RateLimiter {
       clearTimeout(settleTimer);
       settleTimer = undefined;
     }
-    if (settles.length > 0) for (const send of settles.splice(0)) send();
+    if (settles.length > 0) {
+      oneWrite();
+      for (const send of settles.splice(0)) send();
+    }
   };
 
   function ensureOpen(): void {
@@ -84,6 +110,7 @@ export function createRedisLimiter(opts: RedisLimiterOptions): RateLimiter {
       if (refusal !== null) return refusal;
       const plan = planDecision(input, windows);
       if (plan.counters.length === 0) return unlimitedDecision();
+      oneWrite();
       flushSettles();
       const id = randomUUID();
       const marker = markerKey(plan, id);
@@ -141,6 +168,7 @@ export function createRedisLimiter(opts: RedisLimiterOptions): RateLimiter {
       const args: (string | number)[] = [];
       for (const c of plan.counters) args.push(c.bucketMs, c.buckets);
       const keys = plan.counters.map((c) => prefix + c.key);
+      oneWrite();
       flushSettles();
       const reply = integers(await scripts.passerelleRlStatus(keys.length, ...keys, ...args));
       const usage = plan.counters.map((_, i) => ({
@@ -160,16 +188,16 @@ export function createRedisLimiter(opts: RedisLimiterOptions): RateLimiter {
 
 /**
  * An ioredis client for the limiter that fails fast rather than queueing: no offline queue, no command retries,
- * a 1 s command timeout (the resilient wrapper bounds decisions tighter still). Commands issued in one tick share a
- * write (auto-pipelining; on a Cluster, per node). Resolves once connected; rejects
- * after `connectTimeoutMs`.
+ * a 1 s command timeout (the resilient wrapper bounds decisions tighter still). No auto-pipelining: the limiter
+ * corks the socket itself so that the commands of one tick share a write (see tickWriter). Resolves once connected;
+ * rejects after `connectTimeoutMs`.
  */
 export async function createLimiterRedisClient(url: string, connectTimeoutMs = 5_000): Promise<Redis> {
   const client = new Redis(url, {
     lazyConnect: true,
     connectTimeout: connectTimeoutMs,
     commandTimeout: 1_000,
-    enableAutoPipelining: true,
+    enableAutoPipelining: false,
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
     autoResendUnfulfilledCommands: false,
