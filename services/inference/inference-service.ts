@@ -15,7 +15,7 @@ import {
 } from "../../gen/passerelle/inference/v1/inference_service_pb.js";
 import type { Governor, Limits, Settled } from "../governance/index.js";
 import { statusOf } from "../governance/index.js";
-import { kLogger, kPrincipal, kRequestId, type Principal } from "../platform/context.js";
+import { kPrincipal, kRequestId, type Principal } from "../platform/context.js";
 import { invalidArgument, permissionDenied, rpcError, unauthenticated } from "../platform/errors.js";
 import { upstreamTarget, withFailover } from "./failover.js";
 import { chunkFromJson, completionFromJson, upstreamChatBody } from "./openai-json.js";
@@ -169,7 +169,7 @@ export function createInferenceService(deps: InferenceDeps): ServiceImpl<typeof 
       maxCompletionTokens: perChoice * Math.max(1, params.n ?? 1),
     });
     for (const [k, v] of Object.entries(admission.headers)) ctx.responseHeader.set(k, v);
-    return { model, params, admission, promptTokens, searchResults, log: ctx.values.get(kLogger) ?? deps.logger };
+    return { model, params, admission, promptTokens, searchResults };
   }
 
   /** Failover across the model's providers; upstream failures reach the client as Connect errors. */

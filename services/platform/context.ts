@@ -1,5 +1,4 @@
 import { createContextKey, type HandlerContext } from "@connectrpc/connect";
-import type { Logger } from "pino";
 import { unauthenticated } from "./errors.js";
 
 /** An API key's own rate limits (null = none of that kind, 0 = refused); the governance limiter's `Limits` shape. */
@@ -33,7 +32,6 @@ export interface Principal {
 /** Set by the auth interceptor on every authenticated call; undefined on public RPCs. */
 export const kPrincipal = createContextKey<Principal | undefined>(undefined, { description: "principal" });
 export const kRequestId = createContextKey<string>("", { description: "request id" });
-export const kLogger = createContextKey<Logger | undefined>(undefined, { description: "logger" });
 
 /**
  * The endpoint a model call is recorded under in the usage ledger, when a service calls another on a user's behalf

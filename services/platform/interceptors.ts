@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import type { Logger } from "pino";
-import { kLogger, kPrincipal, kRequestId, type Principal } from "./context.js";
+import { kPrincipal, kRequestId, type Principal } from "./context.js";
 import { internal, permissionDenied, unauthenticated } from "./errors.js";
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -11,32 +11,54 @@ export function requestIdFrom(header: string | null | undefined): string {
   return header && REQUEST_ID.test(header) ? header : randomUUID();
 }
 
+/** `package.Service/Method` of each method, built once (the log line's `rpc` field). */
+const rpcNames = new WeakMap<object, string>();
+function rpcName(req: { service: { typeName: string }; method: { name: string } }): string {
+  let name = rpcNames.get(req.method);
+  if (name === undefined) {
+    name = `${req.service.typeName}/${req.method.name}`;
+    rpcNames.set(req.method, name);
+  }
+  return name;
+}
+
 /**
- * Outermost interceptor: gives every call a request id (echoed in `x-request-id`), a child logger, one log line,
- * and turns anything that is not a ConnectError into a generic Internal error whose cause is logged, never sent.
+ * Outermost interceptor: gives every call a request id (echoed in `x-request-id`) and one log line (`reqId`, `rpc`,
+ * `ms`, and `userId` or the error's `code`), and turns anything that is not a ConnectError into a generic Internal
+ * error whose cause is logged, never sent. The line is written through `logger` with the request's fields, not
+ * through a child logger per call: pino serializes a child's bindings when it is created, once per request for a
+ * single line (2 % of a request's CPU at c=32, profiled).
  */
 export function createRequestContextInterceptor(logger: Logger): Interceptor {
   return (next) => async (req) => {
     const requestId = req.contextValues.get(kRequestId) || requestIdFrom(req.header.get("x-request-id"));
-    const log = logger.child({ reqId: requestId, rpc: `${req.service.typeName}/${req.method.name}` });
     req.contextValues.set(kRequestId, requestId);
-    req.contextValues.set(kLogger, log);
     const started = performance.now();
     try {
       const res = await next(req);
       res.header.set("x-request-id", requestId);
-      log.info(
-        { ms: Math.round(performance.now() - started), userId: req.contextValues.get(kPrincipal)?.userId },
+      logger.info(
+        {
+          reqId: requestId,
+          rpc: rpcName(req),
+          ms: Math.round(performance.now() - started),
+          userId: req.contextValues.get(kPrincipal)?.userId,
+        },
         "rpc ok",
       );
       return res;
     } catch (err) {
       const ce = err instanceof ConnectError ? err : internal(err);
       ce.metadata.set("x-request-id", requestId);
-      const fields = { ms: Math.round(performance.now() - started), code: Code[ce.code] };
+      const fields = {
+        reqId: requestId,
+        rpc: rpcName(req),
+        ms: Math.round(performance.now() - started),
+        code: Code[ce.code],
+      };
       if (ce.code === Code.Internal || ce.code === Code.Unknown)
-        log.error({ ...fields, err: ce.cause ?? ce }, "rpc failed");
-      else log.info(fields, "rpc refused");
+        logger.error({ ...fields, err: ce.cause ?? ce }, "rpc failed");
+      else logger.info(fields, "rpc refused");
       throw ce;
     }
   };
