@@ -167,7 +167,6 @@ export async function createCore(config: CoreConfig, logger: Logger): Promise<Co
     registry: models.registry,
     governor: governance.governor,
     defaultMaxTokens: config.governance.defaultMaxTokens,
-    logger,
     settings: config.inference,
   });
   metrics.setProviderSnapshot(() => inference.router.snapshot());

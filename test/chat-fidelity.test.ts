@@ -135,6 +135,11 @@ describe("chat request fidelity", () => {
   });
 });
 
+/** An upstream `chat.completion.chunk` with the given choices (and extra top-level fields). */
+function upstreamChunk(choices: unknown[], extra: Record<string, unknown> = {}) {
+  return { id: "c", object: "chat.completion.chunk", created: 1, model: "u", choices, ...extra };
+}
+
 describe("chat response fidelity", () => {
   const upstream = {
     id: "chatcmpl-abc",
@@ -187,58 +192,27 @@ describe("chat response fidelity", () => {
 
   it("chunks keep deltas and tool call fragments, valid per OpenAI", () => {
     const chunks = [
-      {
-        id: "c",
-        object: "chat.completion.chunk",
-        created: 1,
-        model: "u",
-        choices: [{ index: 0, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }],
-      },
-      {
-        id: "c",
-        object: "chat.completion.chunk",
-        created: 1,
-        model: "u",
-        choices: [
-          {
-            index: 0,
-            delta: {
-              tool_calls: [{ index: 0, id: "call_1", type: "function", function: { name: "lookup", arguments: "" } }],
-            },
-            logprobs: null,
-            finish_reason: null,
+      upstreamChunk([{ index: 0, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }]),
+      upstreamChunk([
+        {
+          index: 0,
+          delta: {
+            tool_calls: [{ index: 0, id: "call_1", type: "function", function: { name: "lookup", arguments: "" } }],
           },
-        ],
-      },
-      {
-        id: "c",
-        object: "chat.completion.chunk",
-        created: 1,
-        model: "u",
-        choices: [
-          {
-            index: 0,
-            delta: { tool_calls: [{ index: 0, function: { arguments: '{"q":' } }] },
-            logprobs: null,
-            finish_reason: null,
-          },
-        ],
-      },
-      {
-        id: "c",
-        object: "chat.completion.chunk",
-        created: 1,
-        model: "u",
-        choices: [{ index: 0, delta: {}, logprobs: null, finish_reason: "tool_calls" }],
-      },
-      {
-        id: "c",
-        object: "chat.completion.chunk",
-        created: 1,
-        model: "u",
-        choices: [],
-        usage: { prompt_tokens: 5, completion_tokens: 2, total_tokens: 7 },
-      },
+          logprobs: null,
+          finish_reason: null,
+        },
+      ]),
+      upstreamChunk([
+        {
+          index: 0,
+          delta: { tool_calls: [{ index: 0, function: { arguments: '{"q":' } }] },
+          logprobs: null,
+          finish_reason: null,
+        },
+      ]),
+      upstreamChunk([{ index: 0, delta: {}, logprobs: null, finish_reason: "tool_calls" }]),
+      upstreamChunk([], { usage: { prompt_tokens: 5, completion_tokens: 2, total_tokens: 7 } }),
     ];
     const out = chunks.map((c) => chatChunkJson(chunkFromJson(c, "chat-default")));
     for (const c of out) validateOpenAI("CreateChatCompletionStreamResponse", c);
@@ -264,22 +238,16 @@ describe("chat response fidelity", () => {
   });
 
   it("chunks pass vendor fields of the delta and of the choice on, nulls and known fields once", () => {
-    const upstream = {
-      id: "c",
-      object: "chat.completion.chunk",
-      created: 1,
-      model: "u",
-      choices: [
-        {
-          index: 0,
-          delta: { content: "x", reasoning_content: "because", annotations: null },
-          logprobs: null,
-          finish_reason: null,
-          stop_reason: null,
-          token_ids: [17, 42],
-        },
-      ],
-    };
+    const upstream = upstreamChunk([
+      {
+        index: 0,
+        delta: { content: "x", reasoning_content: "because", annotations: null },
+        logprobs: null,
+        finish_reason: null,
+        stop_reason: null,
+        token_ids: [17, 42],
+      },
+    ]);
     const out = chatChunkJson(chunkFromJson(upstream, "chat-default"));
     validateOpenAI("CreateChatCompletionStreamResponse", out);
     expect(out.choices).toEqual([

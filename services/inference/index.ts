@@ -1,4 +1,3 @@
-import type { Logger } from "pino";
 import type { CoreConfig } from "../config.js";
 import type { Governor } from "../governance/index.js";
 import type { ModelRegistry, ResolvedModel } from "../models/index.js";
@@ -60,7 +59,6 @@ export function setupInference(deps: {
   governor: Governor;
   /** Completion tokens reserved when a request sets no max_tokens. */
   defaultMaxTokens: number;
-  logger: Logger;
   settings: CoreConfig["inference"];
   /** The `search` tool's retrieval (the SearchService); absent when RAG is not configured. */
   retrieve?: Retrieve;
@@ -90,7 +88,6 @@ export function setupInference(deps: {
     router,
     governor: deps.governor,
     defaultMaxTokens: deps.defaultMaxTokens,
-    logger: deps.logger,
     maxAttempts: deps.settings.maxAttempts,
     firstTokenTimeoutMs: deps.settings.firstTokenTimeoutMs,
     idleTimeoutMs: deps.settings.idleTimeoutMs,

@@ -1,7 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, type ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
-import type { Logger } from "pino";
 import {
   type ChatCompletionChunk,
   ChatCompletionChunkSchema,
@@ -51,7 +50,6 @@ export interface InferenceDeps {
   governor: Governor;
   /** Completion tokens reserved when the request sets no max_tokens (times n). */
   defaultMaxTokens: number;
-  logger: Logger;
   /** Providers tried per request at most (first try included). */
   maxAttempts: number;
   /** Streaming: longest wait for the first token (the whole answer for unary calls uses the provider timeout). */
