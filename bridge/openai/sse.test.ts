@@ -1,4 +1,4 @@
-import { createServer, type Server } from "node:http";
+import { createServer, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { createSseWriter } from "./sse.js";
@@ -11,9 +11,11 @@ describe("createSseWriter", () => {
     await new Promise<void>((r) => (server ? server.close(() => r()) : r()));
   });
 
-  async function serve(handler: (write: ReturnType<typeof createSseWriter>) => Promise<void>): Promise<string> {
+  async function serve(
+    handler: (write: ReturnType<typeof createSseWriter>, res: ServerResponse) => Promise<void>,
+  ): Promise<string> {
     server = createServer((_req, res) => {
-      void handler(createSseWriter(res, { "x-test": "1" }));
+      void handler(createSseWriter(res, { "x-test": "1" }), res);
     });
     await new Promise<void>((r) => server?.listen(0, "127.0.0.1", r));
     return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -32,6 +34,53 @@ describe("createSseWriter", () => {
     expect(await res.text()).toBe('data: {"a":"é😀"}\n\ndata: {"b":2}\n\ndata: [DONE]\n\n');
     // The connection stays usable (the last chunk was written): a second request on it works.
     expect((await fetch(url)).status).toBe(200);
+  });
+
+  it("writes the events of one tick in one system call, and never holds an event for a later one", async () => {
+    const writes: number[] = [];
+    let flushedBeforeNextTick: number | undefined;
+    const url = await serve(async (sse, res) => {
+      await sse.event({ warm: true });
+      await new Promise((r) => setImmediate(r));
+      // The socket's own write methods, spied on: each call is one system call.
+      const raw = res.socket as unknown as {
+        _writev: (chunks: unknown[], cb: () => void) => void;
+        _write: (chunk: unknown, enc: string, cb: () => void) => void;
+      };
+      const writev = raw._writev.bind(raw);
+      const write = raw._write.bind(raw);
+      raw._writev = (chunks, cb) => {
+        writes.push(chunks.length);
+        writev(chunks, cb);
+      };
+      raw._write = (chunk, enc, cb) => {
+        writes.push(1);
+        write(chunk, enc, cb);
+      };
+      // Three events in one tick (what a gateway that fell behind reads from the upstream at once): one write.
+      sse.event({ i: 1 });
+      sse.event({ i: 2 });
+      sse.event({ i: 3 });
+      await new Promise((r) => setImmediate(r));
+      // An event alone leaves at the end of its own tick, before any timer or I/O callback could run.
+      sse.event({ i: 4 });
+      await new Promise<void>((r) => process.nextTick(r));
+      flushedBeforeNextTick = writes.length;
+      await new Promise((r) => setImmediate(r));
+      await sse.done();
+    });
+    const res = await fetch(url);
+    const text = await res.text();
+    expect(text.split("\n\n").filter(Boolean)).toEqual([
+      'data: {"warm":true}',
+      'data: {"i":1}',
+      'data: {"i":2}',
+      'data: {"i":3}',
+      'data: {"i":4}',
+      "data: [DONE]",
+    ]);
+    expect(writes.slice(0, 2)).toEqual([3, 1]);
+    expect(flushedBeforeNextTick).toBe(2);
   });
 
   it("waits for the socket to drain when the client does not read, then delivers everything in order", async () => {

@@ -6,8 +6,8 @@ const DATA_FRAMING = Buffer.byteLength("data: \n\n");
 
 /**
  * Writes Server-Sent Events exactly as OpenAI frames them: `data: <json>\n\n` per event, `data: [DONE]\n\n` at the
- * end. Each event is written (and so flushed: TCP_NODELAY is on) as soon as it is produced; when the socket's buffer
- * is full, the writer waits for `drain` rather than buffering without bound.
+ * end. Each event is written (and so flushed: TCP_NODELAY is on) in the tick it is produced, together with the others
+ * of that tick; when the socket's buffer is full, the writer waits for `drain` rather than buffering without bound.
  */
 export function createSseWriter(res: ServerResponse, headers: Record<string, string>) {
   res.writeHead(200, {
@@ -24,6 +24,14 @@ export function createSseWriter(res: ServerResponse, headers: Record<string, str
   res.flushHeaders();
   const socket = (res as { chunkedEncoding?: boolean }).chunkedEncoding === true ? res.socket : null;
   const target: NodeJS.EventEmitter = socket ?? res;
+  // Events produced in the same tick leave in one write: the first corks the socket, the end of the tick uncorks
+  // it. An event is never held for a later one; events that arrived together from the upstream (a gateway that
+  // fell behind reads several at once) stop costing a system call each, which is what lets it catch up.
+  let corked = false;
+  const uncork = () => {
+    corked = false;
+    socket?.uncork();
+  };
 
   /**
    * Writes one event, `data: <payload>\n\n`; returns a promise only when the socket's buffer is full (the caller
@@ -32,9 +40,15 @@ export function createSseWriter(res: ServerResponse, headers: Record<string, str
    */
   function write(payload: string): Promise<void> | undefined {
     if (res.destroyed || res.writableEnded) return undefined;
-    const ok = socket
-      ? socket.write(`${(Buffer.byteLength(payload) + DATA_FRAMING).toString(16)}\r\ndata: ${payload}\n\n\r\n`)
-      : res.write(`data: ${payload}\n\n`);
+    let ok: boolean;
+    if (socket) {
+      if (!corked) {
+        corked = true;
+        socket.cork();
+        process.nextTick(uncork);
+      }
+      ok = socket.write(`${(Buffer.byteLength(payload) + DATA_FRAMING).toString(16)}\r\ndata: ${payload}\n\n\r\n`);
+    } else ok = res.write(`data: ${payload}\n\n`);
     if (ok) return undefined;
     return new Promise<void>((resolve) => {
       const done = () => {

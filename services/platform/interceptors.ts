@@ -78,7 +78,7 @@ export interface AuthInterceptorOptions {
 export function createAuthInterceptor(opts: AuthInterceptorOptions): Interceptor {
   const now = opts.now ?? Date.now;
   return (next) => async (req) => {
-    const name = `${req.service.typeName}/${req.method.name}`;
+    const name = rpcName(req);
     if (opts.publicMethods.has(name)) return next(req);
     // A call a service makes in this process on behalf of a user it already authenticated (ingestion and search
     // embedding with the uploader's principal). Context values are created per call by the server: no network
