@@ -83,6 +83,36 @@ describe("createSseWriter", () => {
     expect(flushedBeforeNextTick).toBe(2);
   });
 
+  it("sends the headers in the same write as the first event", async () => {
+    const writes: string[][] = [];
+    server = createServer((_req, res) => {
+      const raw = res.socket as unknown as {
+        _writev: (chunks: { chunk: unknown }[], cb: () => void) => void;
+        _write: (chunk: unknown, enc: string, cb: () => void) => void;
+      };
+      const writev = raw._writev.bind(raw);
+      const write = raw._write.bind(raw);
+      raw._writev = (chunks, cb) => {
+        writes.push(chunks.map((c) => String(c.chunk)));
+        writev(chunks, cb);
+      };
+      raw._write = (chunk, enc, cb) => {
+        writes.push([String(chunk)]);
+        write(chunk, enc, cb);
+      };
+      const sse = createSseWriter(res, {});
+      sse.event({ first: true });
+      setImmediate(() => void sse.done());
+    });
+    await new Promise<void>((r) => server?.listen(0, "127.0.0.1", r));
+    const res = await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+    expect(await res.text()).toBe('data: {"first":true}\n\ndata: [DONE]\n\n');
+    const first = writes[0] ?? [];
+    expect(first).toHaveLength(2);
+    expect(first[0]).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
+    expect(first[1]).toContain('data: {"first":true}');
+  });
+
   it("waits for the socket to drain when the client does not read, then delivers everything in order", async () => {
     const big = "x".repeat(64 * 1024);
     let pending = 0;

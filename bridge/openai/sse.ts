@@ -17,21 +17,30 @@ export function createSseWriter(res: ServerResponse, headers: Record<string, str
     "x-accel-buffering": "no",
     ...headers,
   });
-  res.socket?.setNoDelay(true);
-  // Each event goes to the socket as one HTTP/1.1 chunk in one write (RFC 9112 §7.1: size in hex, CRLF, data,
-  // CRLF): `res.write` frames the same chunk as three buffers behind a cork released on the next tick, and the
-  // bench measured that path at a third more CPU per event. Headers go first; `res.end()` writes the last chunk.
-  res.flushHeaders();
-  const socket = (res as { chunkedEncoding?: boolean }).chunkedEncoding === true ? res.socket : null;
-  const target: NodeJS.EventEmitter = socket ?? res;
-  // Events produced in the same tick leave in one write: the first corks the socket, the end of the tick uncorks
-  // it. An event is never held for a later one; events that arrived together from the upstream (a gateway that
-  // fell behind reads several at once) stop costing a system call each, which is what lets it catch up.
+  const raw = res.socket;
+  raw?.setNoDelay(true);
+  // What is written in one tick leaves in one write: the first write corks the socket, the end of the tick uncorks
+  // it. The headers leave with the first event (written in the same tick by the route), and events that arrived
+  // together from the upstream (a gateway that fell behind reads several at once) stop costing a system call
+  // each, which is what lets it catch up. Nothing is ever held for a later tick.
   let corked = false;
   const uncork = () => {
     corked = false;
-    socket?.uncork();
+    raw?.uncork();
   };
+  const cork = () => {
+    if (corked || !raw) return;
+    corked = true;
+    raw.cork();
+    process.nextTick(uncork);
+  };
+  // Each event goes to the socket as one HTTP/1.1 chunk (RFC 9112 §7.1: size in hex, CRLF, data, CRLF), one
+  // string: `res.write` frames the same chunk as three buffers, and the bench measured that path at a third more
+  // CPU per event. Headers go first; `res.end()` writes the last chunk.
+  cork();
+  res.flushHeaders();
+  const socket = (res as { chunkedEncoding?: boolean }).chunkedEncoding === true ? raw : null;
+  const target: NodeJS.EventEmitter = socket ?? res;
 
   /**
    * Writes one event, `data: <payload>\n\n`; returns a promise only when the socket's buffer is full (the caller
@@ -40,13 +49,9 @@ export function createSseWriter(res: ServerResponse, headers: Record<string, str
    */
   function write(payload: string): Promise<void> | undefined {
     if (res.destroyed || res.writableEnded) return undefined;
+    cork();
     let ok: boolean;
     if (socket) {
-      if (!corked) {
-        corked = true;
-        socket.cork();
-        process.nextTick(uncork);
-      }
       ok = socket.write(`${(Buffer.byteLength(payload) + DATA_FRAMING).toString(16)}\r\ndata: ${payload}\n\n\r\n`);
     } else ok = res.write(`data: ${payload}\n\n`);
     if (ok) return undefined;
