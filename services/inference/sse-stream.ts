@@ -24,6 +24,9 @@ export interface SseStreamOptions {
   errorEvent(data: string): Error | undefined;
 }
 
+/** TextDecoder options of every body chunk, allocated once (a chunk can split a UTF-8 sequence). */
+const DECODE_STREAM = { stream: true } as const;
+
 /** Events held before the upstream socket is paused (back-pressure towards the model server). */
 const HIGH_WATER = 64;
 
@@ -159,7 +162,7 @@ export function openSseStream(o: SseStreamOptions): AsyncIterableIterator<string
           errorBody.push(chunk);
           return;
         }
-        parser.feed(decoder.decode(chunk, { stream: true }));
+        parser.feed(decoder.decode(chunk, DECODE_STREAM));
         if (queue.length >= HIGH_WATER && !c.paused) c.pause();
         settle();
       },
