@@ -68,6 +68,8 @@ export function createSseWriter(res: ServerResponse, headers: Record<string, str
 
   return {
     event: (json: unknown) => write(JSON.stringify(json)),
+    /** An event whose JSON the caller serialized already. */
+    data: (json: string) => write(json),
     /** After the first byte, errors travel inside the stream, in OpenAI's shape. */
     error: (e: HttpError) => write(JSON.stringify(e.body)),
     async done() {

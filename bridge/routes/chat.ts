@@ -1,6 +1,6 @@
 import type { FastifyInstance } from "fastify";
 import { chatParamsFromJson } from "../openai/chat.js";
-import { chatChunkJson, chatCompletionJson } from "../openai/chat-response.js";
+import { chatCompletionJson, createChunkSerializer } from "../openai/chat-response.js";
 import { fromConnectError, rateLimitHeadersOf } from "../openai/errors.js";
 import { createSseWriter } from "../openai/sse.js";
 import { type Clients, callOptions } from "../rpc.js";
@@ -45,10 +45,11 @@ export function chatRoutes(app: FastifyInstance, clients: Clients): void {
       const set: Record<string, string> = {};
       for (const [k, v] of Object.entries(reply.getHeaders())) if (v !== undefined) set[k] = String(v);
       const sse = createSseWriter(reply.raw, { ...set, "x-request-id": req.requestId });
+      const serialize = createChunkSerializer();
       try {
         while (!next.done) {
           if (next.value.chunk) {
-            const full = sse.event(chatChunkJson(next.value.chunk));
+            const full = sse.data(serialize(next.value.chunk));
             if (full) await full; // back-pressure only: no extra hop per event otherwise
           }
           next = await it.next();
