@@ -11,15 +11,18 @@ import { validateOpenAI } from "./support/openai-schema.js";
  * chunk's opening from one chunk to the next).
  */
 
+/** An upstream chunk as JSON.parse would give it. */
 function upstream(choices: unknown[], extra: Record<string, unknown> = {}, id = "chatcmpl-1"): JsonObject {
-  return {
-    id,
-    object: "chat.completion.chunk",
-    created: 1_763_950_000,
-    model: "Qwen/Qwen2.5-7B-Instruct",
-    choices,
-    ...extra,
-  };
+  return JSON.parse(
+    JSON.stringify({
+      id,
+      object: "chat.completion.chunk",
+      created: 1_763_950_000,
+      model: "Qwen/Qwen2.5-7B-Instruct",
+      choices,
+      ...extra,
+    }),
+  ) as JsonObject;
 }
 
 const choice = (delta: unknown, more: Record<string, unknown> = {}) => ({
