@@ -93,6 +93,8 @@ describe("createChunkSerializer", () => {
       { ...base, choices: [{ ...c0, extra: { index: 7, z: true } }] },
       // An own "__proto__" field: Object.assign sets a prototype, JSON.stringify then leaves it out.
       { ...base, choices: [{ ...c0, extra: JSON.parse('{"__proto__":{"x":1},"y":2}') as JsonObject }] },
+      // Fields named like array indices: an object lists them first, whatever the order they were added in.
+      { ...base, choices: [{ ...c0, extra: { z: 1, "7": true, "01": 2 } }] },
       { ...base, choices: [{ ...c0, index: Number.NaN }] },
       { ...base, created: 0n, id: "", model: 'quote"d' },
     ];

@@ -174,13 +174,16 @@ export function createChunkSerializer(): (c: ChatCompletionChunk) => string {
     const delta = textOnly ? `{"content":${JSON.stringify(d.content)}}` : JSON.stringify(deltaJson(d));
     let extra = "";
     // What Object.assign copies in chatChunkJson: own enumerable fields (`__proto__` would set a prototype instead).
-    // A vendor field named like one of the choice's own would replace it in place: left to chatChunkJson.
+    // Left to chatChunkJson: a vendor field named like one of the choice's own (it would replace it in place), and
+    // one named like an array index (an object lists those first).
     const x = ch.extra;
     if (x) {
       for (const k in x) {
         const v = x[k];
         if (v === undefined || k === "__proto__" || !Object.hasOwn(x, k)) continue;
-        if (CHOICE_FIELDS.has(k)) return JSON.stringify(chatChunkJson(c));
+        if (CHOICE_FIELDS.has(k) || (k.charCodeAt(0) >= 48 && k.charCodeAt(0) <= 57)) {
+          return JSON.stringify(chatChunkJson(c));
+        }
         extra += `,${JSON.stringify(k)}:${JSON.stringify(v)}`;
       }
     }
