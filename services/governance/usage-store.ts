@@ -217,29 +217,29 @@ export function createUsageStore(pool: pg.Pool) {
       if (records.length === 0) return 0;
       return inTransaction(pool, async (client) => {
         await client.query("set local statement_timeout = '30s'");
-        const { rows } = await client.query<{
-          id: string;
-          user_id: string;
-          organization_id: string | null;
-          cost_nanos: string;
-        }>(
+        // Only the ids of the new rows come back: the rest of each is in `records` already.
+        const { rows } = await client.query<{ id: string }>(
           `insert into usage_record (${COLUMNS.join(", ")})
            select ${COLUMNS.join(", ")} from jsonb_to_recordset($1::jsonb) as r(${RECORDSET})
            on conflict (id) do nothing
-           returning id, user_id, organization_id, cost_nanos`,
+           returning id`,
           [JSON.stringify(records.map(toRow))],
         );
-        const leases = new Map(records.filter((r) => r.budgetLeaseIds).map((r) => [r.id, r.budgetLeaseIds]));
-        await settleUsage(
-          client,
-          rows.map((r) => ({
-            id: r.id,
-            userId: r.user_id,
-            organizationId: r.organization_id,
-            costNanos: BigInt(r.cost_nanos),
-            leaseIds: leases.get(r.id),
-          })),
-        );
+        // PostgreSQL prints uuids in lower case: so are the keys here, and the owners settlement groups by.
+        const byId = new Map(records.map((r) => [r.id.toLowerCase(), r]));
+        const fresh: Parameters<typeof settleUsage>[1] = [];
+        for (const { id } of rows) {
+          const r = byId.get(id);
+          if (!r) throw new Error(`usage ledger returned an id it was not given: ${id}`);
+          fresh.push({
+            id,
+            userId: r.userId.toLowerCase(),
+            organizationId: r.organizationId?.toLowerCase() ?? null,
+            costNanos: r.costNanos,
+            leaseIds: r.budgetLeaseIds,
+          });
+        }
+        await settleUsage(client, fresh);
         return rows.length;
       });
     },
