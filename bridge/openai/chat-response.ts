@@ -136,6 +136,11 @@ export function chatChunkJson(c: ChatCompletionChunk): JsonObject {
 /** The fields chatChunkJson writes on a choice. */
 const CHOICE_FIELDS = new Set(["index", "delta", "finish_reason", "logprobs"]);
 
+/** The reference text of a chunk, which the serializer below must equal. */
+function whole(c: ChatCompletionChunk): string {
+  return JSON.stringify(chatChunkJson(c));
+}
+
 /** A JSON number as JSON.stringify writes it (non-finite numbers are null). */
 function num(x: number): string {
   return Number.isFinite(x) ? String(x) : "null";
@@ -156,7 +161,7 @@ export function createChunkSerializer(): (c: ChatCompletionChunk) => string {
   let head = "";
   return (c) => {
     const ch = c.choices[0];
-    if (c.choices.length !== 1 || !ch || c.usage || c.searchResults.length > 0) return JSON.stringify(chatChunkJson(c));
+    if (c.choices.length !== 1 || !ch || c.usage || c.searchResults.length > 0) return whole(c);
     if (c.id !== id || c.created !== created || c.model !== model) {
       id = c.id;
       created = c.created;
@@ -182,7 +187,7 @@ export function createChunkSerializer(): (c: ChatCompletionChunk) => string {
         const v = x[k];
         if (v === undefined || k === "__proto__" || !Object.hasOwn(x, k)) continue;
         if (CHOICE_FIELDS.has(k) || (k.charCodeAt(0) >= 48 && k.charCodeAt(0) <= 57)) {
-          return JSON.stringify(chatChunkJson(c));
+          return whole(c);
         }
         extra += `,${JSON.stringify(k)}:${JSON.stringify(v)}`;
       }

@@ -14,8 +14,9 @@ import type { UsageRecord } from "./entities.js";
  * sealed at `batchSize` records or on the timer, and the flusher writes sealed segments one by one (read back from
  * disk: memory holds one batch at most) through `sink`, `writeSize` records per call, then deletes them. The sink is
  * idempotent (insert … on conflict do nothing, budgets settled only for new rows), so a segment written again after
- * a failure, a crash between commit and delete, or a failure after some of its calls succeeded, changes nothing. PostgreSQL down → records keep going to disk and the flusher retries
- * with exponential backoff; a start replays every segment left over. One process per directory (a lock file).
+ * a failure, a crash between commit and delete, or a failure after some of its calls succeeded, changes nothing.
+ * PostgreSQL down → records keep going to disk and the flusher retries with exponential backoff; a start replays
+ * every segment left over. One process per directory (a lock file).
  */
 
 export interface UsageBufferOptions {
