@@ -21,8 +21,8 @@ export function upstreamTarget(
 }
 
 /**
- * Runs `attempt` on the model's providers until one succeeds. Connect errors, 5xx and 429 are retried on a provider
- * not tried yet (at most `maxAttempts` in all); anything else, or the last failure, is thrown as the UpstreamError
+ * Runs `attempt` on the model's providers until one succeeds. Connect errors, 5xx, 429 and a refused provider key
+ * (401/403) are retried on a provider not tried yet (at most `maxAttempts` in all); anything else, or the last failure, is thrown as the UpstreamError
  * for the caller to translate. Callers use it only while nothing has reached their client. Timeouts and protocol
  * errors count against the provider's health without being retried (the request may have run). With `hold`, a
  * successful attempt keeps its lease (a stream in progress): the caller releases it.

@@ -7,7 +7,7 @@ import type { Retrieve } from "./search-tool.js";
 import { createUpstreamClient } from "./upstream-client.js";
 
 export { upstreamTarget, withFailover } from "./failover.js";
-export { type ChatModel, createInferenceService, type ModelResolver, toConnectError } from "./inference-service.js";
+export { type ChatModel, createInferenceService, type ModelResolver } from "./inference-service.js";
 export {
   admitCall,
   type ModelCallDeps,
@@ -18,6 +18,7 @@ export {
 export { type Lease, type ProviderRoute, type ProviderRouter, servedBy } from "./provider-router.js";
 export { checkTemplate, DEFAULT_SEARCH_TEMPLATE, type Retrieve } from "./search-tool.js";
 export { createUpstreamClient, type UpstreamClient, UpstreamError, type UpstreamTarget } from "./upstream-client.js";
+export { toConnectError } from "./upstream-errors.js";
 
 const HEALTH_TIMEOUTS = { connectMs: 2_000, headersMs: 5_000, firstTokenMs: 5_000, idleMs: 5_000, totalMs: 5_000 };
 

@@ -1,6 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import { Code, type ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import { Code, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import {
   type ChatCompletionChunk,
   ChatCompletionChunkSchema,
@@ -16,12 +16,14 @@ import type { Governor, Limits, Settled } from "../governance/index.js";
 import { statusOf } from "../governance/index.js";
 import { kPrincipal, kRequestId, type Principal } from "../platform/context.js";
 import { invalidArgument, permissionDenied, rpcError, unauthenticated } from "../platform/errors.js";
+import { choicesGenerated, refuseStreamOptions } from "./chat-checks.js";
 import { upstreamTarget, withFailover } from "./failover.js";
 import { chunkFromJson, completionFromJson, upstreamChatBody } from "./openai-json.js";
 import { type Lease, type ProviderRoute, type ProviderRouter, servedBy } from "./provider-router.js";
 import { applySearchTool, DEFAULT_SEARCH_TEMPLATE, type Retrieve } from "./search-tool.js";
 import { countedUsage, countPromptTokens, countTextTokens, usageOf } from "./token-count.js";
 import { type UpstreamClient, UpstreamError } from "./upstream-client.js";
+import { toConnectError } from "./upstream-errors.js";
 
 /** What inference needs to know about a model: the port the model registry fills. */
 export interface ChatModel {
@@ -65,58 +67,6 @@ export interface InferenceDeps {
 
 const CHAT_TYPES = new Set(["text-generation", "image-text-to-text"]);
 
-/** The upstream failure as the client should see it. 4xx keep their status and message. */
-export function toConnectError(e: UpstreamError): ConnectError {
-  const f = e.failure;
-  switch (f.kind) {
-    case "http": {
-      if (f.status >= 400 && f.status < 500) {
-        const code =
-          f.status === 404
-            ? Code.NotFound
-            : f.status === 429
-              ? Code.ResourceExhausted
-              : f.status === 401 || f.status === 403
-                ? Code.PermissionDenied
-                : Code.InvalidArgument;
-        return rpcError(code, f.message, "UPSTREAM_REJECTED", {
-          upstreamStatus: f.status,
-          retryAfterSeconds: f.retryAfterSeconds,
-          cause: e,
-        });
-      }
-      return rpcError(Code.Unavailable, `The model's server failed (HTTP ${f.status}).`, "UPSTREAM_ERROR", {
-        retryAfterSeconds: f.retryAfterSeconds ?? 1,
-        cause: e,
-      });
-    }
-    case "connect":
-      return rpcError(Code.Unavailable, "The model is temporarily unreachable.", "UPSTREAM_UNREACHABLE", {
-        retryAfterSeconds: 1,
-        cause: e,
-      });
-    case "timeout":
-      return rpcError(
-        Code.DeadlineExceeded,
-        `The model did not answer in time (${f.phase.replace("_", " ")}).`,
-        "UPSTREAM_TIMEOUT",
-        {
-          cause: e,
-        },
-      );
-    case "stream_error":
-      return rpcError(Code.Unavailable, `The model failed while generating: ${f.message}`, "UPSTREAM_STREAM_ERROR", {
-        cause: e,
-      });
-    case "aborted":
-      return rpcError(Code.Canceled, "The request was cancelled.", "CANCELLED", { cause: e });
-    default:
-      return rpcError(Code.Unavailable, "The model's server sent an invalid answer.", "UPSTREAM_PROTOCOL_ERROR", {
-        cause: e,
-      });
-  }
-}
-
 /** The gateway's additions to OpenAI's usage: cost and carbon. */
 function withImpact(usage: Usage, settled: Settled): Usage {
   usage.cost = settled.cost;
@@ -157,6 +107,7 @@ export function createInferenceService(deps: InferenceDeps): ServiceImpl<typeof 
     const needs = deps.governor.needsPromptTokens(principal, model, limits);
     const promptTokens = needs === true || (needs !== false && (await needs)) ? countPromptTokens(params) : 0;
     const perChoice = params.maxCompletionTokens ?? params.maxTokens ?? deps.defaultMaxTokens;
+    const choices = choicesGenerated(params);
     const admission = await deps.governor.admit({
       principal,
       requestId: ctx.values.get(kRequestId),
@@ -164,7 +115,7 @@ export function createInferenceService(deps: InferenceDeps): ServiceImpl<typeof 
       model,
       limits,
       promptTokens,
-      maxCompletionTokens: perChoice * Math.max(1, params.n ?? 1),
+      maxCompletionTokens: perChoice * choices,
     });
     for (const [k, v] of Object.entries(admission.headers)) ctx.responseHeader.set(k, v);
     return { model, params, admission, promptTokens, searchResults };
@@ -201,6 +152,7 @@ export function createInferenceService(deps: InferenceDeps): ServiceImpl<typeof 
     },
 
     async createChatCompletion(req, ctx) {
+      if (req.params) refuseStreamOptions(req.params);
       const { model, params, admission, searchResults } = await prepare(req.params, ctx);
       let provider: ProviderRoute | undefined;
       try {

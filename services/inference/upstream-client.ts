@@ -41,12 +41,15 @@ export class UpstreamError extends Error {
     this.name = "UpstreamError";
   }
 
-  /** Connect errors, 5xx and 429 may be retried on another provider — if nothing reached the client yet. */
+  /**
+   * Connect errors, 5xx, 429, and 401/403 (the provider refused the gateway's own key: another provider's may be
+   * good) may be retried on another provider — if nothing reached the client yet.
+   */
   get retryable(): boolean {
     const f = this.failure;
     if (f.kind === "connect") return true;
     if (f.kind === "timeout") return f.phase === "connect";
-    if (f.kind === "http") return f.status >= 500 || f.status === 429;
+    if (f.kind === "http") return f.status >= 500 || f.status === 429 || f.status === 401 || f.status === 403;
     return false;
   }
 }
@@ -173,7 +176,13 @@ export function createUpstreamClient(opts: { connectionsPerOrigin?: number } = {
     return new UpstreamError({ kind: "protocol", message: "upstream request failed" }, { cause: err });
   }
 
-  function httpFailureOf(status: number, text: string, retryAfter?: string | string[]): UpstreamError {
+  function httpFailureOf(
+    target: UpstreamTarget,
+    status: number,
+    raw: string,
+    retryAfter?: string | string[],
+  ): UpstreamError {
+    const text = redactKey(raw, target);
     let body: unknown = text;
     try {
       body = JSON.parse(text);
@@ -191,8 +200,13 @@ export function createUpstreamClient(opts: { connectionsPerOrigin?: number } = {
   }
 
   /** A whole JSON answer: its body parsed, or the upstream's failure (non-2xx, or not JSON) thrown. */
-  function answerOf(status: number, text: string, retryAfter?: string | string[]): JsonResponse {
-    if (status < 200 || status >= 300) throw httpFailureOf(status, text, retryAfter);
+  function answerOf(
+    target: UpstreamTarget,
+    status: number,
+    text: string,
+    retryAfter?: string | string[],
+  ): JsonResponse {
+    if (status < 200 || status >= 300) throw httpFailureOf(target, status, text, retryAfter);
     try {
       return { status, body: text ? JSON.parse(text) : null };
     } catch (err) {
@@ -265,7 +279,7 @@ export function createUpstreamClient(opts: { connectionsPerOrigin?: number } = {
           onResponseEnd() {
             const text = chunks.length === 1 ? (chunks[0] as Buffer).toString() : Buffer.concat(chunks).toString();
             try {
-              finish(answerOf(status, text, retryAfter));
+              finish(answerOf(target, status, text, retryAfter));
             } catch (err) {
               finish(undefined, err);
             }
@@ -291,7 +305,7 @@ export function createUpstreamClient(opts: { connectionsPerOrigin?: number } = {
         headersTimeout: target.timeouts.headersMs,
         bodyTimeout: target.timeouts.idleMs,
       });
-      return answerOf(res.statusCode, await res.body.text(), res.headers["retry-after"]);
+      return answerOf(target, res.statusCode, await res.body.text(), res.headers["retry-after"]);
     } catch (err) {
       throw translate(d.signal.reason === TIMEOUT_REASON ? TIMEOUT_REASON : err, "total");
     } finally {
@@ -326,9 +340,9 @@ export function createUpstreamClient(opts: { connectionsPerOrigin?: number } = {
           if (err instanceof ProtocolEnd) return new UpstreamError({ kind: "protocol", message: err.message });
           return translate(err, phase);
         },
-        httpFailure: (status, text, retryAfter) => httpFailureOf(status, text, retryAfter),
+        httpFailure: (status, text, retryAfter) => httpFailureOf(target, status, text, retryAfter),
         errorEvent(data) {
-          const parsed = safeJson(data);
+          const parsed = safeJson(redactKey(data, target));
           if (!isErrorEvent(parsed)) return undefined;
           return new UpstreamError({
             kind: "stream_error",
@@ -344,6 +358,15 @@ export function createUpstreamClient(opts: { connectionsPerOrigin?: number } = {
       pools.clear();
     },
   };
+}
+
+/**
+ * An upstream's error text without the provider's API key. Some servers and proxies quote the credentials they
+ * were sent ("Incorrect API key provided: …"); the text reaches the caller, who must never see the gateway's key.
+ */
+export function redactKey(text: string, target: UpstreamTarget): string {
+  const key = target.apiKey;
+  return key && key.length >= 4 && text.includes(key) ? text.split(key).join("[redacted]") : text;
 }
 
 function safeJson(text: string): unknown {

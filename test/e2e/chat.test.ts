@@ -168,12 +168,13 @@ describe("chat completions", () => {
     await expect(anonymous.chat.completions.create({ model: "qwen2.5-7b", messages: msg })).rejects.toBeInstanceOf(
       OpenAI.AuthenticationError,
     );
-    // An upstream 4xx keeps its status and message.
-    const tooMany = await openai.chat.completions
-      .create({ model: "qwen2.5-7b", messages: msg, n: 0 })
+    // An upstream 4xx keeps its status, message and the field it names.
+    const rejected = await openai.chat.completions
+      .create({ model: "qwen2.5-7b", messages: msg, top_logprobs: 2 })
       .catch((e: unknown) => e);
-    expect(tooMany).toBeInstanceOf(OpenAI.BadRequestError);
-    expect((tooMany as InstanceType<typeof OpenAI.APIError>).message).toMatch(/n/);
+    expect(rejected).toBeInstanceOf(OpenAI.BadRequestError);
+    expect((rejected as InstanceType<typeof OpenAI.APIError>).message).toMatch(/`logprobs` must be set/);
+    expect((rejected as InstanceType<typeof OpenAI.APIError>).param).toBe("top_logprobs");
     // Every provider overloaded: their 429 comes through as a 429 (RateLimitError), with Retry-After.
     for (const s of sims) s.setOptions({ failureRate: 1, failureStatus: 429, failureRetryAfterS: 2 });
     const limited = await openai.chat.completions
