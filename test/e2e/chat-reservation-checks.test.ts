@@ -1,6 +1,7 @@
 import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
+import type { JsonObject } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -46,7 +47,8 @@ describe("chat: the fields a reservation reads", () => {
   it("refuses over RPC the cost fields sent in `extra`, before anything reaches the model", async () => {
     const client = createClient(InferenceService, createConnectTransport({ baseUrl: t.httpUrl, httpVersion: "1.1" }));
     const before = chatCalls();
-    for (const extra of [{ max_tokens: 400 }, { n: 3 }, { max_completion_tokens: 9 }, { stream: true }]) {
+    const extras: JsonObject[] = [{ max_tokens: 400 }, { n: 3 }, { max_completion_tokens: 9 }, { stream: true }];
+    for (const extra of extras) {
       const err = await client
         .createChatCompletion(
           {
