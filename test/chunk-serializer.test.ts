@@ -75,12 +75,31 @@ const STREAM: JsonObject[] = [
 
 describe("createChunkSerializer", () => {
   it("writes exactly what JSON.stringify(chatChunkJson(chunk)) writes, chunk after chunk", () => {
-    const serialize = createChunkSerializer();
-    for (const raw of [...STREAM, ...STREAM.slice().reverse()]) {
+    for (const nullUsage of [false, true]) {
+      const serialize = createChunkSerializer(nullUsage);
+      for (const raw of [...STREAM, ...STREAM.slice().reverse()]) {
+        const chunk = chunkFromJson(raw, "chat-default");
+        const expected = JSON.stringify(chatChunkJson(chunk, nullUsage));
+        expect(serialize(chunk)).toBe(expected);
+        validateOpenAI("CreateChatCompletionStreamResponse", JSON.parse(expected));
+      }
+    }
+  });
+
+  it("says usage: null on every chunk without usage when the client asked for usage, as OpenAI does", () => {
+    const serialize = createChunkSerializer(true);
+    const plain = createChunkSerializer();
+    for (const raw of STREAM) {
       const chunk = chunkFromJson(raw, "chat-default");
-      const expected = JSON.stringify(chatChunkJson(chunk));
-      expect(serialize(chunk)).toBe(expected);
-      validateOpenAI("CreateChatCompletionStreamResponse", JSON.parse(expected));
+      const asked = JSON.parse(serialize(chunk)) as { usage?: unknown };
+      const notAsked = JSON.parse(plain(chunk)) as { usage?: unknown };
+      if (chunk.usage) {
+        expect(asked.usage).toMatchObject({ prompt_tokens: 5 });
+        expect(notAsked.usage).toMatchObject({ prompt_tokens: 5 });
+      } else {
+        expect(asked).toHaveProperty("usage", null);
+        expect(notAsked).not.toHaveProperty("usage");
+      }
     }
   });
 
@@ -98,7 +117,11 @@ describe("createChunkSerializer", () => {
       { ...base, choices: [{ ...c0, index: Number.NaN }] },
       { ...base, created: 0n, id: "", model: 'quote"d' },
     ];
-    const serialize = createChunkSerializer();
-    for (const chunk of variants) expect(serialize(chunk)).toBe(JSON.stringify(chatChunkJson(chunk)));
+    for (const nullUsage of [false, true]) {
+      const serialize = createChunkSerializer(nullUsage);
+      for (const chunk of variants) {
+        expect(serialize(chunk)).toBe(JSON.stringify(chatChunkJson(chunk, nullUsage)));
+      }
+    }
   });
 });

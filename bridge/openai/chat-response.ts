@@ -108,8 +108,11 @@ function deltaJson(d: ChatDelta | undefined): JsonObject {
   return delta;
 }
 
-/** One chunk as OpenAI's `chat.completion.chunk` object. */
-export function chatChunkJson(c: ChatCompletionChunk): JsonObject {
+/**
+ * One chunk as OpenAI's `chat.completion.chunk` object. `nullUsage`: the client asked for usage
+ * (`stream_options.include_usage`), so every chunk without it says `"usage": null`, as OpenAI's do.
+ */
+export function chatChunkJson(c: ChatCompletionChunk, nullUsage = false): JsonObject {
   const out: JsonObject = {
     id: c.id,
     object: "chat.completion.chunk",
@@ -128,6 +131,7 @@ export function chatChunkJson(c: ChatCompletionChunk): JsonObject {
     }),
   };
   if (c.usage) out.usage = usageJson(c.usage);
+  else if (nullUsage) out.usage = null;
   if (c.systemFingerprint !== undefined) out.system_fingerprint = c.systemFingerprint;
   if (c.searchResults.length > 0) out.search_results = c.searchResults.map(searchResultJson) as JsonValue;
   return out;
@@ -137,8 +141,8 @@ export function chatChunkJson(c: ChatCompletionChunk): JsonObject {
 const CHOICE_FIELDS = new Set(["index", "delta", "finish_reason", "logprobs"]);
 
 /** The reference text of a chunk, which the serializer below must equal. */
-function whole(c: ChatCompletionChunk): string {
-  return JSON.stringify(chatChunkJson(c));
+function whole(c: ChatCompletionChunk, nullUsage: boolean): string {
+  return JSON.stringify(chatChunkJson(c, nullUsage));
 }
 
 /** A JSON number as JSON.stringify writes it (non-finite numbers are null). */
@@ -147,21 +151,22 @@ function num(x: number): string {
 }
 
 /**
- * Serializes a stream's chunks to exactly the text `JSON.stringify(chatChunkJson(chunk))` gives, faster for the
+ * Serializes a stream's chunks to exactly the text `JSON.stringify(chatChunkJson(chunk, nullUsage))` gives, faster for the
  * chunk every token is: one choice, no usage. The chunk's opening (`id`, `object`, `created`, `model`), the same in
  * every chunk of a stream, is written once and reused while it does not change; the choice is written field by field
  * in chatChunkJson's order, its delta too when it holds only text. Anything else (several choices, usage, search
  * results) goes through chatChunkJson. One serializer per stream. Measured: ~0.2 µs per token chunk instead of
  * ~1.5–2 µs, and no intermediate objects.
  */
-export function createChunkSerializer(): (c: ChatCompletionChunk) => string {
+export function createChunkSerializer(nullUsage = false): (c: ChatCompletionChunk) => string {
+  const usage = nullUsage ? ',"usage":null' : "";
   let id: string | undefined;
   let created = 0n;
   let model: string | undefined;
   let head = "";
   return (c) => {
     const ch = c.choices[0];
-    if (c.choices.length !== 1 || !ch || c.usage || c.searchResults.length > 0) return whole(c);
+    if (c.choices.length !== 1 || !ch || c.usage || c.searchResults.length > 0) return whole(c, nullUsage);
     if (c.id !== id || c.created !== created || c.model !== model) {
       id = c.id;
       created = c.created;
@@ -187,13 +192,15 @@ export function createChunkSerializer(): (c: ChatCompletionChunk) => string {
         const v = x[k];
         if (v === undefined || k === "__proto__" || !Object.hasOwn(x, k)) continue;
         if (CHOICE_FIELDS.has(k) || (k.charCodeAt(0) >= 48 && k.charCodeAt(0) <= 57)) {
-          return whole(c);
+          return whole(c, nullUsage);
         }
         extra += `,${JSON.stringify(k)}:${JSON.stringify(v)}`;
       }
     }
     const tail =
-      c.systemFingerprint === undefined ? "]}" : `],"system_fingerprint":${JSON.stringify(c.systemFingerprint)}}`;
+      c.systemFingerprint === undefined
+        ? `]${usage}}`
+        : `]${usage},"system_fingerprint":${JSON.stringify(c.systemFingerprint)}}`;
     return `${head}{"index":${num(ch.index)},"delta":${delta},"finish_reason":${ch.finishReason === undefined ? "null" : JSON.stringify(ch.finishReason)},"logprobs":${JSON.stringify(logprobsJson(ch.logprobs))}${extra}}${tail}`;
   };
 }

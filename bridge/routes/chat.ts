@@ -45,7 +45,7 @@ export function chatRoutes(app: FastifyInstance, clients: Clients): void {
       const set: Record<string, string> = {};
       for (const [k, v] of Object.entries(reply.getHeaders())) if (v !== undefined) set[k] = String(v);
       const sse = createSseWriter(reply.raw, { ...set, "x-request-id": req.requestId });
-      const serialize = createChunkSerializer();
+      const serialize = createChunkSerializer(params.streamOptions?.includeUsage === true);
       try {
         while (!next.done) {
           if (next.value.chunk) {

@@ -95,6 +95,8 @@ describe("chat completions", () => {
     expect(last?.choices).toEqual([]);
     expect(last?.usage).toMatchObject({ completion_tokens: whole.usage?.completion_tokens });
     expect(chunks.slice(0, -1).every((c) => c.model === "qwen2.5-7b" && !c.usage)).toBe(true);
+    // As OpenAI's: the chunks before the last one say "usage": null.
+    expect(chunks.slice(0, -1).every((c) => c.usage === null)).toBe(true);
   });
 
   it("asks the upstream for usage but strips it when the client did not ask", async () => {
