@@ -1,5 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient, createRouterTransport, type Interceptor } from "@connectrpc/connect";
+import pino from "pino";
 import { describe, expect, it } from "vitest";
 import { TextInputsSchema, TokenInputsSchema } from "../../gen/passerelle/embeddings/v1/embeddings_pb.js";
 import {
@@ -8,11 +9,15 @@ import {
 } from "../../gen/passerelle/embeddings/v1/embeddings_service_pb.js";
 import { ErrorInfoSchema } from "../../gen/passerelle/errors/v1/error_info_pb.js";
 import { TEST_PRINCIPAL } from "../../test/support/principal.js";
+import type { BudgetStore } from "../governance/budget-store.js";
+import { createGovernor, type Governor } from "../governance/governor.js";
+import { createMemoryLimiter } from "../governance/limiter/memory-limiter.js";
+import type { UsageBuffer } from "../governance/usage-buffer.js";
 import type { ChatModel, ProviderRoute, UpstreamClient } from "../inference/index.js";
 import { UpstreamError } from "../inference/index.js";
 import { createProviderRouter } from "../inference/provider-router.js";
 import { modelNotFound } from "../models/registry.js";
-import { kPrincipal } from "../platform/context.js";
+import { kPrincipal, type Principal } from "../platform/context.js";
 import { createEmbeddingsService } from "./embeddings-service.js";
 
 /**
@@ -107,7 +112,10 @@ function fakeUpstream(opts: { fail?: (call: Call, n: number) => UpstreamError | 
   return { client, calls, stats: () => ({ maxInFlight, aborted }) };
 }
 
-function setup(upstream: UpstreamClient, settings: { maxBatch?: number; concurrency?: number } = {}) {
+function setup(
+  upstream: UpstreamClient,
+  settings: { maxBatch?: number; concurrency?: number; governor?: Governor; principal?: Principal } = {},
+) {
   const router = createProviderRouter({
     queueTimeoutMs: 1000,
     ejectAfterFailures: 100,
@@ -124,8 +132,9 @@ function setup(upstream: UpstreamClient, settings: { maxBatch?: number; concurre
     },
     upstream,
     router,
-    // Admits everything: limits, budgets and the ledger have their own tests (services/governance, test/e2e).
-    governor: {
+    // Admits everything unless told otherwise: limits, budgets and the ledger have their own tests
+    // (services/governance, test/e2e).
+    governor: settings.governor ?? {
       needsPromptTokens: () => true,
       admit: async () => ({
         usageId: "u",
@@ -140,7 +149,7 @@ function setup(upstream: UpstreamClient, settings: { maxBatch?: number; concurre
     concurrency: settings.concurrency ?? 4,
   });
   const authenticate: Interceptor = (next) => (req) => {
-    req.contextValues.set(kPrincipal, principal);
+    req.contextValues.set(kPrincipal, settings.principal ?? principal);
     return next(req);
   };
   const transport = createRouterTransport((r) => r.service(EmbeddingsService, service), {
@@ -262,6 +271,22 @@ describe("EmbeddingsService", () => {
     const err = await rejection(setup(short).client.createEmbeddings({ model: "embed", input: texts(["1", "2"]) }));
     expect(err.code).toBe(Code.Unavailable);
     expect(reasonOf(err)).toBe("UPSTREAM_PROTOCOL_ERROR");
+  });
+
+  it("enforces a key's token limit before forwarding, on a free model the role does not limit", async () => {
+    const up = fakeUpstream();
+    const governor = createGovernor({
+      limiter: createMemoryLimiter(),
+      budgets: { mayHaveBudget: () => false } as unknown as BudgetStore,
+      buffer: { record: () => undefined } as unknown as UsageBuffer,
+      logger: pino({ level: "silent" }),
+    });
+    const keyLimits = { requestsPerMinute: null, requestsPerDay: null, tokensPerMinute: 50, tokensPerDay: null };
+    const { client } = setup(up.client, { governor, principal: { ...principal, keyLimits } });
+    const big = Array.from({ length: 10 }, () => Array.from({ length: 100 }, () => "word").join(" "));
+    const err = await rejection(client.createEmbeddings({ model: "embed", input: texts(big) }));
+    expect([err.code, reasonOf(err)]).toEqual([Code.ResourceExhausted, "RATE_LIMIT_EXCEEDED"]);
+    expect(up.calls).toHaveLength(0);
   });
 
   it("refuses bad requests before calling any upstream", async () => {

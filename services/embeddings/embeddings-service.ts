@@ -96,9 +96,10 @@ export function createEmbeddingsService(deps: EmbeddingsDeps): ServiceImpl<typeo
         EMBEDDINGS_TYPE,
         "an embeddings model",
       );
-      // Counted before forwarding when limits or prices depend on it (they reserve it); the upstream's count is billed.
-      const priced = model.costPromptPerMillion > 0;
-      const counted = limits || priced ? countInputTokens(inputs) : 0;
+      // Counted before forwarding when something reserves it (a token limit, the role's or the key's; a budget), as
+      // for chat; the upstream's count is billed.
+      const needs = deps.governor.needsPromptTokens(principal, model, limits);
+      const counted = needs === true || (needs !== false && (await needs)) ? countInputTokens(inputs) : 0;
       const admission = await admitCall(deps.governor, ctx, {
         principal,
         endpoint: "embeddings",

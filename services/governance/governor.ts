@@ -4,7 +4,7 @@ import { ErrorInfoSchema } from "../../gen/passerelle/errors/v1/error_info_pb.js
 import type { Principal } from "../platform/context.js";
 import { rpcError } from "../platform/errors.js";
 import { uuidv7 } from "../platform/ids.js";
-import type { BudgetStore } from "./budget-store.js";
+import type { Reservation as BudgetReservation, BudgetStore } from "./budget-store.js";
 import { estimateCarbon } from "./carbon.js";
 import type { Owner, UsageRecord } from "./entities.js";
 import { rateLimitHeaders } from "./limiter/headers.js";
@@ -121,28 +121,27 @@ export function createGovernor(deps: GovernorDeps): Governor {
     headers: Record<string, string>,
     retry?: number,
   ) {
-    journal(
-      deps,
-      input,
-      usageId,
-      started,
-      now(),
-      {
-        status: code === Code.Unavailable ? 503 : 429,
-        errorCode: reason,
-        promptTokens: 0,
-        completionTokens: 0,
-      },
-      0n,
-      ZERO_CARBON,
-    );
-    return refusal(code, message, reason, headers, retry);
-  }
-
-  function refusal(code: Code, message: string, reason: string, headers: Record<string, string>, retry?: number) {
+    const status = code === Code.Unavailable ? 503 : 429;
+    const outcome: Outcome = { status, errorCode: reason, promptTokens: 0, completionTokens: 0 };
+    journal(deps, input, usageId, started, now(), outcome, 0n, ZERO_CARBON);
     const err = rpcError(code, message, reason, { retryAfterSeconds: retry });
     for (const [k, v] of Object.entries(headers)) err.metadata.set(k, v);
     return err;
+  }
+
+  /** Settles in the background: a failed settlement costs the window's precision, never the request. */
+  function settle(reservation: Parameters<RateLimiter["settle"]>[0], tokens: number): void {
+    deps.limiter
+      .settle(reservation, tokens)
+      .catch((err: unknown) => deps.logger.warn({ err, tokens }, "rate-limit settlement failed"));
+  }
+
+  /** Gives back a budget reservation that the request will not use: its lease's share, or its own row. */
+  function giveBack(usageId: string, held: (BudgetReservation & { admitted: true }) | undefined): void {
+    if (held?.lease) held.lease.finish(0n);
+    else if (held && held.owners.length > 0) {
+      deps.budgets.release(usageId).catch((err: unknown) => deps.logger.warn({ err }, "budget release failed"));
+    }
   }
 
   const tokenLimited = (l: { tokensPerMinute: number | null; tokensPerDay: number | null } | null | undefined) =>
@@ -167,16 +166,22 @@ export function createGovernor(deps: GovernorDeps): Governor {
         prices,
       );
       // Limits (Redis) and budgets (PostgreSQL) are reserved at once: one round trip of latency, not two. The rare
-      // request that one admits and the other refuses gives the first back.
+      // request that one admits and the other refuses gives the first back; so does one where either side throws.
+      type LimitOutcome = { decision: Awaited<ReturnType<RateLimiter["reserve"]>> } | { error: unknown };
       type BudgetOutcome = Awaited<ReturnType<BudgetStore["reserve"]>> | { error: unknown } | undefined;
-      const [decision, budget] = await Promise.all([
-        deps.limiter.reserve({
-          subject: principal.userId,
-          model: model.name,
-          limits: input.limits ?? UNLIMITED,
-          key: principal.keyLimits ? { id: principal.keyId, limits: principal.keyLimits } : undefined,
-          tokens: estimate,
-        }),
+      const [limited, budget] = await Promise.all([
+        deps.limiter
+          .reserve({
+            subject: principal.userId,
+            model: model.name,
+            limits: input.limits ?? UNLIMITED,
+            key: principal.keyLimits ? { id: principal.keyId, limits: principal.keyLimits } : undefined,
+            tokens: estimate,
+          })
+          .then(
+            (decision): LimitOutcome => ({ decision }),
+            (error: unknown): LimitOutcome => ({ error }),
+          ),
         worst > 0n
           ? deps.budgets.reserve(usageId, owners, worst).then(
               (b): BudgetOutcome => b,
@@ -184,14 +189,17 @@ export function createGovernor(deps: GovernorDeps): Governor {
             )
           : Promise.resolve<BudgetOutcome>(undefined),
       ]);
-      const headers = rateLimitHeaders(decision);
       /** The budget reservation this request holds, if any: on a lease (in memory) or a row of its own. */
       const held = budget && "admitted" in budget && budget.admitted ? budget : undefined;
+      if ("error" in limited) {
+        // A limiter that throws (an input it rejects, such as an estimate beyond 2^53) rather than answering.
+        giveBack(usageId, held);
+        throw limited.error;
+      }
+      const { decision } = limited;
+      const headers = rateLimitHeaders(decision);
       if (!decision.allowed) {
-        if (held?.lease) held.lease.finish(0n);
-        else if (held && held.owners.length > 0) {
-          deps.budgets.release(usageId).catch((err: unknown) => deps.logger.warn({ err }, "budget release failed"));
-        }
+        giveBack(usageId, held);
         const r = decision.refusal;
         if (r?.reason === "unavailable") {
           throw refused(
@@ -205,7 +213,7 @@ export function createGovernor(deps: GovernorDeps): Governor {
             decision.retryAfterSeconds ?? 1,
           );
         }
-        const what = r?.limit ? describeLimit(r.limit) : "rate limit";
+        const what = r?.limit ? LIMIT_NAMES[r.limit] : "rate limit";
         if (r?.reason === "forbidden") {
           const whose = r.scope === "key" ? "This API key's" : "Your role's";
           throw refused(
@@ -234,7 +242,7 @@ export function createGovernor(deps: GovernorDeps): Governor {
         );
       }
       if (budget && "error" in budget) {
-        void deps.limiter.settle(decision.reservation, 0);
+        settle(decision.reservation, 0);
         deps.logger.error({ err: budget.error }, "budget reservation failed (database unreachable?)");
         throw refused(
           input,
@@ -248,7 +256,7 @@ export function createGovernor(deps: GovernorDeps): Governor {
         );
       }
       if (budget && !budget.admitted) {
-        void deps.limiter.settle(decision.reservation, 0);
+        settle(decision.reservation, 0);
         const whose = budget.owner.kind === "organization" ? "Your organization's" : "Your";
         throw refused(
           input,
@@ -266,12 +274,19 @@ export function createGovernor(deps: GovernorDeps): Governor {
       return {
         usageId,
         headers,
-        finish(outcome) {
+        finish(reported) {
           if (finished) return finished;
-          const total = outcome.promptTokens + outcome.completionTokens;
-          void deps.limiter.settle(decision.reservation, total);
+          // Counts come from upstreams and token counters: one that is not a count (10.5, -5, NaN) must not leave
+          // the request unsettled. Everything that can throw is computed before the first side effect, so the
+          // limiter, the budget lease and the journal each hear of the request exactly once.
+          const outcome: Outcome = {
+            ...reported,
+            promptTokens: tokenCount(reported.promptTokens),
+            completionTokens: tokenCount(reported.completionTokens),
+          };
+          const ended = now();
+          const seconds = Math.max(0, ended - started) / 1000;
           const cost = costNanos(outcome, prices);
-          lease?.finish(cost);
           const c = outcome.servedBy
             ? estimateCarbon({
                 activeParamsB: outcome.servedBy.carbon.activeParamsB,
@@ -279,18 +294,28 @@ export function createGovernor(deps: GovernorDeps): Governor {
                 zone: outcome.servedBy.carbon.zone,
                 completionTokens: outcome.completionTokens,
                 promptTokens: outcome.promptTokens,
-                latencySeconds: (now() - started) / 1000,
+                latencySeconds: seconds,
               })
             : null;
           const carbon = c ? { kWh: c.kWh, kgCO2eq: c.kgCO2eq } : ZERO_CARBON;
           finished = { cost: nanosToUnits(cost), carbon };
-          journal(deps, input, usageId, started, now(), outcome, cost, carbon, lease?.ids);
-          deps.onFinish?.(input, outcome, (now() - started) / 1000);
+          settle(decision.reservation, outcome.promptTokens + outcome.completionTokens);
+          lease?.finish(cost);
+          journal(deps, input, usageId, started, ended, outcome, cost, carbon, lease?.ids);
+          deps.onFinish?.(input, outcome, seconds);
           return finished;
         },
       };
     },
   };
+}
+
+/** The usage record's largest token count (a PostgreSQL integer). */
+const MAX_RECORDED_TOKENS = 2_147_483_647;
+
+/** A reported token count as governance counts it: a whole number from 0 to what the record holds; 0 for NaN. */
+function tokenCount(n: number): number {
+  return Number.isNaN(n) ? 0 : Math.min(MAX_RECORDED_TOKENS, Math.max(0, Math.trunc(n)));
 }
 
 /** Journals a request's usage record (the journal settles its budget reservation when written to the database). */
@@ -338,18 +363,12 @@ function journal(
   }
 }
 
-function describeLimit(limit: keyof Limits): string {
-  switch (limit) {
-    case "requestsPerMinute":
-      return "requests per minute";
-    case "requestsPerDay":
-      return "requests per day";
-    case "tokensPerMinute":
-      return "tokens per minute";
-    default:
-      return "tokens per day";
-  }
-}
+const LIMIT_NAMES: Record<keyof Limits, string> = {
+  requestsPerMinute: "requests per minute",
+  requestsPerDay: "requests per day",
+  tokensPerMinute: "tokens per minute",
+  tokensPerDay: "tokens per day",
+};
 
 /** The status recorded for an error that ended a request. */
 export function statusOf(err: unknown): { status: number; errorCode: string } {

@@ -155,14 +155,29 @@ function restOf(o: Record<string, JsonValue>, known: ReadonlySet<string>): JsonO
 
 const USAGE_KEYS = new Set(["prompt_tokens", "completion_tokens", "total_tokens"]);
 
+const MAX_UINT32 = 0xffff_ffff;
+
+/** A token count as the Usage proto holds it (uint32); `undefined` for anything else (10.5, -5, "10", 2^40). */
+function tokenCount(v: unknown): number | undefined {
+  return Number.isSafeInteger(v) && (v as number) >= 0 && (v as number) <= MAX_UINT32 ? (v as number) : undefined;
+}
+
+/**
+ * The upstream's usage, or `undefined` when it sent none or a count that is not a token count: governance settles
+ * limits and bills from these numbers, so a broken count makes the caller count the tokens itself (as when the
+ * upstream sends no usage) rather than pass it on. An absent count reads as 0.
+ */
 export function usageFromJson(v: unknown): Usage | undefined {
   if (!isObject(v)) return undefined;
+  const prompt = v.prompt_tokens == null ? 0 : tokenCount(v.prompt_tokens);
+  const completion = v.completion_tokens == null ? 0 : tokenCount(v.completion_tokens);
+  if (prompt === undefined || completion === undefined) return undefined;
   const details = restOf(v, USAGE_KEYS);
   return {
     $typeName: "passerelle.inference.v1.Usage",
-    promptTokens: n(v.prompt_tokens),
-    completionTokens: n(v.completion_tokens),
-    totalTokens: n(v.total_tokens) || n(v.prompt_tokens) + n(v.completion_tokens),
+    promptTokens: prompt,
+    completionTokens: completion,
+    totalTokens: tokenCount(v.total_tokens) || Math.min(prompt + completion, MAX_UINT32),
     details,
   };
 }

@@ -85,7 +85,10 @@ function fakeUpstream(opts: { answer?: (call: Call) => unknown } = {}) {
   return { client, calls };
 }
 
-function setup(upstream: UpstreamClient, limited = false) {
+/** `needs`: what the governor answers to needsPromptTokens (whether a token limit or a budget needs the count). */
+function setup(upstream: UpstreamClient, opts: { limited?: boolean; needs?: boolean | Promise<boolean> } = {}) {
+  const { limited = false, needs = false } = opts;
+  const asked: unknown[][] = [];
   const admitted: AdmitInput[] = [];
   const finished: Outcome[] = [];
   const service = createRerankService({
@@ -109,7 +112,10 @@ function setup(upstream: UpstreamClient, limited = false) {
       probe: async () => true,
     }),
     governor: {
-      needsPromptTokens: () => true,
+      needsPromptTokens: (...args) => {
+        asked.push(args);
+        return needs;
+      },
       admit: async (input) => {
         admitted.push(input);
         return {
@@ -133,7 +139,7 @@ function setup(upstream: UpstreamClient, limited = false) {
   const transport = createRouterTransport((r) => r.service(RerankService, service), {
     router: { interceptors: [authenticate] },
   });
-  return { client: createClient(RerankService, transport), admitted, finished };
+  return { client: createClient(RerankService, transport), admitted, finished, asked };
 }
 
 async function rejection(p: Promise<unknown>): Promise<ConnectError> {
@@ -214,8 +220,8 @@ describe("RerankService", () => {
     ]);
   });
 
-  it("counts before forwarding when limits or prices need it, and passes the rate-limit headers on", async () => {
-    const limited = setup(fakeUpstream().client, true);
+  it("counts before forwarding when the governor needs it, and passes the rate-limit headers on", async () => {
+    const limited = setup(fakeUpstream().client, { limited: true, needs: true });
     const headers = new Headers();
     await limited.client.rerank(
       { model: "vllm", query: "hello", documents: DOCS },
@@ -226,10 +232,14 @@ describe("RerankService", () => {
       },
     );
     expect(limited.admitted[0]?.promptTokens).toBe(countRerankTokens("hello", DOCS));
+    expect(limited.asked).toEqual([[principal, MODELS.vllm, expect.objectContaining({ requestsPerMinute: 10 })]]);
     expect(headers.get("x-ratelimit-limit-requests")).toBe("10");
-    const priced = setup(fakeUpstream().client);
-    await priced.client.rerank({ model: "priced", query: "hello", documents: DOCS });
-    expect(priced.admitted[0]?.promptTokens).toBe(countRerankTokens("hello", DOCS));
+    // A free model the role does not limit, for a caller whose key has a token limit or who has a budget: the
+    // governor's answer decides (a promise when it had to look the budget up).
+    const keyLimited = setup(fakeUpstream().client, { needs: Promise.resolve(true) });
+    await keyLimited.client.rerank({ model: "tei", query: "hello", documents: DOCS });
+    expect(keyLimited.admitted[0]?.promptTokens).toBe(countRerankTokens("hello", DOCS));
+    expect(keyLimited.asked).toEqual([[principal, MODELS.tei, null]]);
   });
 
   it("fails over to another provider, switching dialect", async () => {

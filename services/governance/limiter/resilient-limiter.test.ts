@@ -180,6 +180,26 @@ describe("resilient limiter timing", () => {
     await limiter.close();
   });
 
+  it("answers false, and reports, a settle with a count that is not one (it runs unawaited)", async () => {
+    const { primary, calls } = slowPrimary(0);
+    const errors: [unknown, string][] = [];
+    const limiter = createResilientLimiter({
+      primary,
+      policy: "fail-closed",
+      onError: (e, op) => errors.push([e, op]),
+    });
+    const { reservation } = await limiter.reserve(input(limits({ tokensPerMinute: 100 }), 7));
+    expect(await limiter.settle(reservation, 30.5)).toBe(false);
+    expect(await limiter.settle(reservation, -5)).toBe(false);
+    expect(errors.map(([e, op]) => [e instanceof RangeError, op])).toEqual([
+      [true, "settle"],
+      [true, "settle"],
+    ]);
+    expect(calls.settle).toEqual([]);
+    expect(await limiter.settle(reservation, 30)).toBe(true);
+    await limiter.close();
+  });
+
   it("validates its bounds", () => {
     const { primary } = slowPrimary(0);
     expect(() => createResilientLimiter({ primary, policy: "local", timeoutMs: 0 })).toThrow(RangeError);

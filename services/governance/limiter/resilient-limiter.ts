@@ -49,8 +49,9 @@ export interface ResilientLimiterOptions {
  * The outage policy around a shared limiter: bounds every primary call, and when it fails or times out decides by
  * `policy` (a degraded decision, reported through onDecision). After an error, or `SLOW_BEFORE_SKIP` late answers in
  * a row (one late answer on a busy event loop is not an outage), it stops asking the primary for `retryIntervalMs`. A reservation the primary makes after its
- * reserve timed out is settled back with 0 tokens. settle() never throws on store failures (it answers false): it
- * runs in finally blocks. Reservations go back to the limiter that made them (a "local" one stays local).
+ * reserve timed out is settled back with 0 tokens. settle() never throws, on store failures nor on invalid counts
+ * (it answers false): it runs in finally blocks. Reservations go back to the limiter that made them (a "local" one
+ * stays local).
  */
 export function createResilientLimiter(opts: ResilientLimiterOptions): RateLimiter {
   const { primary, policy } = opts;
@@ -126,12 +127,14 @@ export function createResilientLimiter(opts: ResilientLimiterOptions): RateLimit
     },
 
     async settle(reservation, actualTokens) {
-      validateActualTokens(actualTokens);
-      if (reservation === null) return false;
-      if (local !== undefined && reservation.backend === "memory" && primary.kind !== "memory") {
-        return local.settle(reservation, actualTokens);
-      }
+      // Inside the try: settle runs in finally blocks and fire-and-forget, where a rejection would go unhandled; a
+      // count it cannot take (10.5, -5) is reported and answered false like a store failure.
       try {
+        validateActualTokens(actualTokens);
+        if (reservation === null) return false;
+        if (local !== undefined && reservation.backend === "memory" && primary.kind !== "memory") {
+          return await local.settle(reservation, actualTokens);
+        }
         return await withTimeout(primary.settle(reservation, actualTokens), settleTimeoutMs);
       } catch (err) {
         failed(err, "settle");
