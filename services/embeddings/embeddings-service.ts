@@ -87,6 +87,10 @@ export function createEmbeddingsService(deps: EmbeddingsDeps): ServiceImpl<typeo
       if (req.input.case === "tokens") {
         const empty = req.input.value.inputs.findIndex((t) => t.ids.length === 0);
         if (empty >= 0) throw invalidArgument(`'input[${empty}]' must not be an empty token list.`, "input");
+      } else if (req.input.case === "texts") {
+        // OpenAI's rule ("cannot be an empty string"); the reference system answers 422.
+        const empty = req.input.value.texts.indexOf("");
+        if (empty >= 0) throw invalidArgument(`'input[${empty}]' must not be an empty string.`, "input");
       }
       if (req.dimensions === 0) throw invalidArgument("'dimensions' must be at least 1.", "dimensions");
       const { model, limits } = await resolveOfType(

@@ -212,6 +212,8 @@ describe("embeddings", () => {
       [{ model: "embeddings-default", input: [] }, "input"],
       [{ model: "embeddings-default", input: ["a", 1] }, "input"],
       [{ model: "embeddings-default", input: [[1], []] }, "input[1]"],
+      [{ model: "embeddings-default", input: "" }, "input"],
+      [{ model: "embeddings-default", input: ["a", ""] }, "input"],
       [{ model: "embeddings-default" }, "input"],
       [{ model: "embeddings-default", input: "x", encoding_format: "int8" }, "encoding_format"],
       [{ model: "embeddings-default", input: "x", dimensions: 0 }, "dimensions"],
