@@ -5,6 +5,7 @@ import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
 import { Ajv, type ValidateFunction } from "ajv";
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { MeView } from "../gen/passerelle/accounts/v1/account_service_pb.js";
 import { maxFileBytesFromEnv } from "./config.js";
 import { InvalidRequest } from "./openai/chat.js";
 import { fromConnectError, type HttpError, openAIError, restParam } from "./openai/errors.js";
@@ -25,7 +26,7 @@ import { providerStateRoutes } from "./routes/provider-states.js";
 import { rerankRoutes } from "./routes/rerank.js";
 import { searchRoutes } from "./routes/search.js";
 import { usageRoutes } from "./routes/usage.js";
-import { createClients } from "./rpc.js";
+import { callOptions, createClients } from "./rpc.js";
 import { apiKeySchema, meSchema, organizationSchema, roleSchema, userSchema } from "./schemas/accounts.js";
 import { collectionSchemas } from "./schemas/collections.js";
 import { errorSchema } from "./schemas/common.js";
@@ -36,6 +37,11 @@ declare module "fastify" {
   interface FastifyContextConfig {
     /** Route callable without an API key. */
     public?: boolean;
+    /**
+     * The route reads its body outside `bodyLimit` (multipart parts, read by the route itself): the key is verified
+     * with an RPC before any of it is read, so that a caller with a made-up key gets a 401 and costs no buffering.
+     */
+    verifyKeyFirst?: boolean;
   }
   interface FastifyRequest {
     /** The caller's `x-request-id` when well-formed, else the server's request id; echoed and sent to RPCs. */
@@ -142,7 +148,10 @@ export async function bridgePlugin(app: FastifyInstance, opts: BridgeOptions): P
       reply.code(401).send(e.body);
       return;
     }
-    done();
+    if (!req.routeOptions.config.verifyKeyFirst) return done();
+    // GetMe BASIC: the cheapest authenticated RPC (a cached key lookup and one profile read). Its error, a 401 for a
+    // bad key, goes through the error handler like any RPC's. The unread body is then discarded by Node, not kept.
+    clients.accounts.getMe({ view: MeView.BASIC }, callOptions(req, reply)).then(() => done(), done);
   });
 
   app.setErrorHandler((err: FastifyError, req: FastifyRequest, reply: FastifyReply) => {

@@ -7,6 +7,13 @@ import { InvalidRequest } from "../openai/invalid-request.js";
 import { type Clients, callOptions } from "../rpc.js";
 import { errorResponses } from "../schemas/common.js";
 
+/**
+ * Text fields of a transcription form: OpenAI's (model, language, prompt, response_format, temperature, user,
+ * stream, two timestamp_granularities) and a few extras forwarded upstream. 16 KiB each holds the longest prompt a
+ * speech model reads (Whisper: 224 tokens); what is buffered besides the file stays under 400 KiB.
+ */
+const FORM_LIMITS = { fields: 24, fieldSize: 16 * 1024 };
+
 interface Form {
   fields: Map<string, string[]>;
   upload?: AudioUpload;
@@ -23,12 +30,13 @@ export async function audioRoutes(app: FastifyInstance, clients: Clients, opts: 
   // Multipart only here (as for documents): every other route keeps answering 415 to anything but JSON.
   await app.register(async (scope) => {
     await scope.register(multipart, {
-      limits: { fileSize: opts.maxFileBytes, files: 1, fields: 64, parts: 80, fieldSize: 1024 * 1024 },
+      limits: { fileSize: opts.maxFileBytes, files: 1, parts: FORM_LIMITS.fields + 1, ...FORM_LIMITS },
     });
 
     scope.post(
       "/v1/audio/transcriptions",
       {
+        config: { verifyKeyFirst: true },
         schema: {
           tags: ["inference"],
           summary:
@@ -57,6 +65,13 @@ export async function audioRoutes(app: FastifyInstance, clients: Clients, opts: 
                 }
                 form.upload = { data: await part.toBuffer(), fileName: part.filename };
               } else {
+                // Busboy cuts a field at `fieldSize` without an error: refuse it rather than forward a truncated value.
+                if (part.valueTruncated) {
+                  throw new InvalidRequest(
+                    `'${part.fieldname}' is longer than ${FORM_LIMITS.fieldSize} bytes.`,
+                    part.fieldname,
+                  );
+                }
                 const list = form.fields.get(part.fieldname) ?? [];
                 list.push(String(part.value));
                 form.fields.set(part.fieldname, list);

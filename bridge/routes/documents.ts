@@ -58,6 +58,12 @@ interface Upload {
 const tags = ["documents"];
 const security = [{ bearer: [] }];
 const JSON_MIME = "application/json";
+/**
+ * Text fields of an upload form: the fields `createDocumentBody` knows, with `separators` repeated up to 32 times.
+ * Each is at most 32 KiB, room for the largest `metadata` allowed (16 keys of 255 characters, even when a client's
+ * JSON escapes every character as \uXXXX): what is buffered besides the file stays around 1.5 MiB at most.
+ */
+const FORM_LIMITS = { fields: 48, fieldSize: 32 * 1024 };
 /** The RPC's field names → the REST API's (`content` is the uploaded file). */
 const REST_NAMES: Readonly<Record<string, string>> = { content: "file" };
 
@@ -91,12 +97,13 @@ export async function documentRoutes(app: FastifyInstance, clients: Clients, opt
   // Multipart only here: every other route keeps answering 415 to anything but JSON.
   await app.register(async (scope) => {
     await scope.register(multipart, {
-      limits: { fileSize: opts.maxFileBytes, files: 1, fields: 64, parts: 80, fieldSize: 1024 * 1024 },
+      limits: { fileSize: opts.maxFileBytes, files: 1, parts: FORM_LIMITS.fields + 1, ...FORM_LIMITS },
     });
 
     scope.post<{ Body: CreateBody }>(
       "/v1/documents",
       {
+        config: { verifyKeyFirst: true },
         schema: {
           tags,
           security,
@@ -122,6 +129,12 @@ export async function documentRoutes(app: FastifyInstance, clients: Clients, opt
                 const data = await part.toBuffer();
                 uploads.set(req, { data, fileName: part.filename, mimeType: part.mimetype });
               } else {
+                // Busboy cuts a field at `fieldSize` without an error: refuse it rather than use a truncated value.
+                if (part.valueTruncated)
+                  throw new InvalidRequest(
+                    `'${part.fieldname}' is longer than ${FORM_LIMITS.fieldSize} bytes.`,
+                    part.fieldname,
+                  );
                 const list = fields.get(part.fieldname) ?? [];
                 list.push(part.value);
                 fields.set(part.fieldname, list);

@@ -41,26 +41,50 @@ export async function createAuthenticator(deps: {
   const negativeTtl = Math.min(deps.ttlMs, 5_000);
   const lastTouch = new LRUCache<string, number>({ max: deps.maxEntries });
   const inflight = new Map<string, Promise<Entry>>();
+  // Bumped on every invalidation, so that a lookup whose database read may predate a revocation or a role change
+  // cannot cache what it read once that change's invalidation has run (it would be served until the TTL).
+  let generation = 0;
+
+  // Drops cached and in-flight lookups: callers arriving after an invalidation must read the database again
+  // rather than join a read that may have happened before the change committed.
+  function forget(hashes: string[]): void {
+    generation++;
+    for (const h of hashes) {
+      cache.delete(h);
+      inflight.delete(h);
+    }
+  }
+  function forgetAll(): void {
+    generation++;
+    cache.clear();
+    inflight.clear();
+  }
 
   const unsubscribe = await deps.kv.subscribe(
     CHANNEL,
     (message) => {
-      if (message === ALL) cache.clear();
-      else for (const hash of message.split(",")) cache.delete(hash);
+      if (message === ALL) forgetAll();
+      else forget(message.split(","));
     },
-    () => cache.clear(),
+    forgetAll,
   );
 
   async function load(hash: string): Promise<Entry> {
     const pending = inflight.get(hash);
     if (pending) return pending;
-    const p = deps.store
+    const started = generation;
+    const p: Promise<Entry> = deps.store
       .findByKeyHash(hash)
       .then((row): Entry => {
-        if (deps.ttlMs > 0) cache.set(hash, { row }, row ? undefined : { ttl: negativeTtl });
+        if (deps.ttlMs > 0 && started === generation) {
+          cache.set(hash, { row }, row ? undefined : { ttl: negativeTtl });
+        }
         return { row };
       })
-      .finally(() => inflight.delete(hash));
+      .finally(() => {
+        // An invalidation may have replaced this lookup with a newer one; leave that one in place.
+        if (inflight.get(hash) === p) inflight.delete(hash);
+      });
     inflight.set(hash, p);
     return p;
   }
@@ -112,11 +136,11 @@ export async function createAuthenticator(deps: {
     },
     async invalidateKeys(keyHashes) {
       if (keyHashes.length === 0) return;
-      for (const h of keyHashes) cache.delete(h);
+      forget(keyHashes);
       await broadcast(keyHashes.join(","));
     },
     async invalidateAll() {
-      cache.clear();
+      forgetAll();
       await broadcast(ALL);
     },
     async close() {
