@@ -9,6 +9,7 @@ import type { Logger } from "pino";
 import { ErrorInfoSchema } from "../gen/passerelle/errors/v1/error_info_pb.js";
 import type { CoreConfig } from "./config.js";
 import { type Core, createCore } from "./core.js";
+import { RATE_LIMIT_HEADERS } from "./governance/index.js";
 import { kRequestId } from "./platform/context.js";
 import { createInProcessTransport } from "./platform/in-process-transport.js";
 import { requestIdFrom } from "./platform/interceptors.js";
@@ -58,8 +59,10 @@ export async function startPlatform(
   await http.register(fastifyCors, {
     origin: config.corsOrigins.includes("*") ? true : [...config.corsOrigins],
     methods: [...connectCors.allowedMethods, "PATCH", "DELETE"],
-    allowedHeaders: [...connectCors.allowedHeaders, "Authorization", "X-Request-Id"],
-    exposedHeaders: [...connectCors.exposedHeaders, "X-Request-Id", "Retry-After"],
+    // No list of allowed headers: the preflight's are reflected. Clients add headers of their own (the OpenAI SDKs
+    // send ten X-Stainless-* on every call; a fixed list made each browser call fail its preflight). Origins are the
+    // boundary here, and the key travels in a header, not in a cookie.
+    exposedHeaders: [...connectCors.exposedHeaders, "X-Request-Id", "Retry-After", ...RATE_LIMIT_HEADERS],
     maxAge: 7200,
   });
   // The RPC interceptor keeps Fastify's request id (taken from a well-formed x-request-id, else generated).

@@ -12,6 +12,7 @@ import { createUsageStore, type UsageStore } from "./usage-store.js";
 
 export type { Admission, AdmitInput, Governor, Outcome, ServedBy, Settled } from "./governor.js";
 export { statusOf } from "./governor.js";
+export { RATE_LIMIT_HEADERS } from "./limiter/headers.js";
 export type { Limits } from "./limiter/limiter.js";
 
 export interface GovernanceSettings {

@@ -268,6 +268,40 @@ describe("chat completions", () => {
     expect(String((err as Error).message)).toMatch(/generating/);
   });
 
+  it("passes the preflight of the OpenAI SDK in a browser, and lets the page read the rate-limit headers", async () => {
+    // What a browser sends before openai.chat.completions.create() from a page (openai-node's header set).
+    const requested =
+      "authorization,content-type,x-stainless-arch,x-stainless-lang,x-stainless-os,x-stainless-package-version," +
+      "x-stainless-retry-count,x-stainless-runtime,x-stainless-runtime-version,x-stainless-timeout";
+    const preflight = await fetch(`${t.httpUrl}/v1/chat/completions`, {
+      method: "OPTIONS",
+      headers: {
+        origin: "http://app.example.test",
+        "access-control-request-method": "POST",
+        "access-control-request-headers": requested,
+      },
+    });
+    expect(preflight.status).toBe(204);
+    const allowed = (preflight.headers.get("access-control-allow-headers") ?? "").toLowerCase().split(/\s*,\s*/);
+    expect(allowed).toEqual(expect.arrayContaining(requested.split(",")));
+    const res = await fetch(`${t.httpUrl}/v1/chat/completions`, {
+      method: "POST",
+      headers: {
+        authorization: `Bearer ${t.adminKey}`,
+        "content-type": "application/json",
+        origin: "http://app.example.test",
+      },
+      body: JSON.stringify({ model: "qwen2.5-7b", messages: [{ role: "user", content: "x" }] }),
+    });
+    expect(res.status).toBe(200);
+    const exposed = (res.headers.get("access-control-expose-headers") ?? "").toLowerCase().split(/\s*,\s*/);
+    for (const kind of ["requests", "tokens"]) {
+      for (const what of ["limit", "remaining", "reset"]) expect(exposed).toContain(`x-ratelimit-${what}-${kind}`);
+    }
+    expect(exposed).toEqual(expect.arrayContaining(["x-request-id", "retry-after"]));
+    await res.text();
+  });
+
   it("streams to a browser origin with CORS headers and the request id", async () => {
     const res = await fetch(`${t.httpUrl}/v1/chat/completions`, {
       method: "POST",

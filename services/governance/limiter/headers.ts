@@ -1,5 +1,10 @@
 import type { Decision } from "./limiter.js";
 
+/** Every header rateLimitHeaders may set but retry-after: what a browser client must be allowed to read (CORS). */
+export const RATE_LIMIT_HEADERS: readonly string[] = ["requests", "tokens"].flatMap((kind) =>
+  ["limit", "remaining", "reset"].map((what) => `x-ratelimit-${what}-${kind}`),
+);
+
 /**
  * The OpenAI rate-limit headers of a decision, for refusals (429) and successful responses alike:
  * x-ratelimit-{limit,remaining,reset}-{requests,tokens} from the tightest limit of each kind (absent when that
