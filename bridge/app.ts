@@ -138,7 +138,7 @@ export async function bridgePlugin(app: FastifyInstance, opts: BridgeOptions): P
       const missing = !auth;
       const e = openAIError(
         401,
-        "authentication_error",
+        "invalid_request_error",
         missing
           ? "Missing API key. Send it as 'Authorization: Bearer <API key>'."
           : "Malformed Authorization header; expected 'Bearer <API key>'.",
@@ -166,7 +166,7 @@ export async function bridgePlugin(app: FastifyInstance, opts: BridgeOptions): P
   app.setNotFoundHandler((req, reply) => {
     const e = openAIError(
       404,
-      "not_found_error",
+      "invalid_request_error",
       `Unknown route: ${req.method} ${req.url.split("?")[0]}`,
       null,
       "unknown_route",

@@ -176,8 +176,8 @@ async function metricsRefusal(core: Core, logger: Logger, header: string | undef
   const token = header ? BEARER.exec(header)?.[1] : undefined;
   if (!token) {
     return header
-      ? refusal(401, "authentication_error", "invalid_authorization_header", "Expected 'Bearer <API key>'.")
-      : refusal(401, "authentication_error", "missing_api_key", "Send an API key as 'Authorization: Bearer <key>'.");
+      ? refusal(401, "invalid_request_error", "invalid_authorization_header", "Expected 'Bearer <API key>'.")
+      : refusal(401, "invalid_request_error", "missing_api_key", "Send an API key as 'Authorization: Bearer <key>'.");
   }
   try {
     const principal = await core.authenticate(token);
@@ -190,7 +190,7 @@ async function metricsRefusal(core: Core, logger: Logger, header: string | undef
     const ce = ConnectError.from(err);
     if (ce.code === Code.Unauthenticated) {
       const reason = ce.findDetails(ErrorInfoSchema)[0]?.reason ?? "INVALID_API_KEY";
-      return refusal(401, "authentication_error", reason.toLowerCase(), ce.rawMessage);
+      return refusal(401, "invalid_request_error", reason.toLowerCase(), ce.rawMessage);
     }
     logger.error({ err }, "could not verify the key of a metrics request");
     return refusal(503, "service_unavailable_error", "unavailable", "Could not verify the API key; try again shortly.");

@@ -29,7 +29,7 @@ const DOCUMENTED: Record<string, { status: number; type: string }> = {
   Unknown: { status: 500, type: "server_error" },
   InvalidArgument: { status: 400, type: "invalid_request_error" },
   DeadlineExceeded: { status: 504, type: "timeout_error" },
-  NotFound: { status: 404, type: "not_found_error" },
+  NotFound: { status: 404, type: "invalid_request_error" },
   AlreadyExists: { status: 409, type: "conflict_error" },
   PermissionDenied: { status: 403, type: "permission_error" },
   ResourceExhausted: { status: 429, type: "rate_limit_error" },
@@ -40,7 +40,7 @@ const DOCUMENTED: Record<string, { status: number; type: string }> = {
   Internal: { status: 500, type: "server_error" },
   Unavailable: { status: 503, type: "service_unavailable_error" },
   DataLoss: { status: 500, type: "server_error" },
-  Unauthenticated: { status: 401, type: "authentication_error" },
+  Unauthenticated: { status: 401, type: "invalid_request_error" },
 };
 const SECRET_CODES = new Set<Code>([Code.Unknown, Code.Internal, Code.DataLoss]);
 
@@ -311,11 +311,11 @@ describe("restParam: RPC field names → REST names", () => {
 
 describe("openAIError", () => {
   it("builds OpenAI's shape with null defaults", () => {
-    const e = openAIError(404, "not_found_error", "Unknown route: GET /nope");
+    const e = openAIError(404, "invalid_request_error", "Unknown route: GET /nope");
     expect(e).toEqual({
       status: 404,
       headers: {},
-      body: { error: { message: "Unknown route: GET /nope", type: "not_found_error", param: null, code: null } },
+      body: { error: { message: "Unknown route: GET /nope", type: "invalid_request_error", param: null, code: null } },
     });
     expectWellFormed(e);
     expect(openAIError(400, "invalid_request_error", "m", "p", "c").body.error).toMatchObject({

@@ -22,7 +22,7 @@ export const ERROR_TABLE: Readonly<Record<Code, { status: number; type: string }
   [Code.Unknown]: { status: 500, type: "server_error" },
   [Code.InvalidArgument]: { status: 400, type: "invalid_request_error" },
   [Code.DeadlineExceeded]: { status: 504, type: "timeout_error" },
-  [Code.NotFound]: { status: 404, type: "not_found_error" },
+  [Code.NotFound]: { status: 404, type: "invalid_request_error" },
   [Code.AlreadyExists]: { status: 409, type: "conflict_error" },
   [Code.PermissionDenied]: { status: 403, type: "permission_error" },
   [Code.ResourceExhausted]: { status: 429, type: "rate_limit_error" },
@@ -33,7 +33,7 @@ export const ERROR_TABLE: Readonly<Record<Code, { status: number; type: string }
   [Code.Internal]: { status: 500, type: "server_error" },
   [Code.Unavailable]: { status: 503, type: "service_unavailable_error" },
   [Code.DataLoss]: { status: 500, type: "server_error" },
-  [Code.Unauthenticated]: { status: 401, type: "authentication_error" },
+  [Code.Unauthenticated]: { status: 401, type: "invalid_request_error" },
 };
 
 /** Codes whose message may carry internals: the client gets a generic text, the logs get the cause. */

@@ -58,10 +58,10 @@ describe("accounts: isolation, admin API and keys", () => {
       await rest(t, "PATCH", `/v1/me/keys/${id}`, { key: a.key, body: { name: "pwned" } }),
       await rest(t, "DELETE", `/v1/me/keys/${id}`, { key: a.key }),
     ];
-    for (const res of attempts) expectOpenAIError(res, 404, "not_found_error");
+    for (const res of attempts) expectOpenAIError(res, 404, "invalid_request_error");
     // Same answer as for a key that does not exist at all: existence is not leaked.
     const ghost = await rest(t, "GET", "/v1/me/keys/01900000-0000-7000-8000-000000000000", { key: a.key });
-    expectOpenAIError(ghost, 404, "not_found_error");
+    expectOpenAIError(ghost, 404, "invalid_request_error");
     expect(ghost.body.error.code).toBe(attempts[0]?.body.error.code);
     // Over RPC too, including an explicit owner scope of B.
     expect(await connectCode(connect.getApiKey({ id }, bearer(a.key)))).toBe(Code.NotFound);
@@ -94,7 +94,7 @@ describe("accounts: isolation, admin API and keys", () => {
     const revoked = await rest(t, "DELETE", `/v1/admin/keys/${id}`, { key: t.adminKey });
     expect(revoked.status).toBe(200);
     expect(revoked.body.revoked).toEqual(expect.any(Number));
-    expectOpenAIError(await rest(t, "GET", "/v1/me", { key: bKey.body.key }), 401, "authentication_error");
+    expectOpenAIError(await rest(t, "GET", "/v1/me", { key: bKey.body.key }), 401, "invalid_request_error");
     // An admin may name any owner, themselves included.
     const adminId: string = (await rest(t, "GET", "/v1/me", { key: t.adminKey })).body.id;
     const own = await rest(t, "POST", "/v1/admin/keys", { key: t.adminKey, body: { name: "own", user: adminId } });
@@ -233,11 +233,15 @@ describe("accounts: isolation, admin API and keys", () => {
       status: 200,
       body: { id: org.id, object: "organization.deleted", deleted: true },
     });
-    expectOpenAIError(await rest(t, "GET", `/v1/admin/roles/${role.id}`, { key: t.adminKey }), 404, "not_found_error");
+    expectOpenAIError(
+      await rest(t, "GET", `/v1/admin/roles/${role.id}`, { key: t.adminKey }),
+      404,
+      "invalid_request_error",
+    );
     expectOpenAIError(
       await rest(t, "DELETE", `/v1/admin/organizations/${org.id}`, { key: t.adminKey }),
       404,
-      "not_found_error",
+      "invalid_request_error",
     );
     const me = await rest(t, "GET", "/v1/me", { key: u.key });
     expect(me.body).toMatchObject({ organization: null, role: { id: plainRole.id } });

@@ -111,7 +111,7 @@ describe("accounts: authentication on every surface", () => {
 
     // No sleep: revocation is effective at once, although every surface has just cached the key.
     const after = await rest(t, "GET", "/v1/me", { key });
-    expectOpenAIError(after, 401, "authentication_error");
+    expectOpenAIError(after, 401, "invalid_request_error");
     expect(after.body.error.code).toBe("api_key_revoked");
     expect(await connectCode(connect.getMe({}, bearer(key)))).toBe(Code.Unauthenticated);
     expect(await connectCode(grpcWeb.getMe({}, bearer(key)))).toBe(Code.Unauthenticated);
@@ -124,18 +124,18 @@ describe("accounts: authentication on every surface", () => {
   it("refuses a missing key, an unknown key and a malformed Authorization header with 401 / Unauthenticated", async () => {
     const garbage = "sk-this-key-does-not-exist-0123456789";
     const missing = await rest(t, "GET", "/v1/me");
-    expectOpenAIError(missing, 401, "authentication_error");
+    expectOpenAIError(missing, 401, "invalid_request_error");
     expect(missing.body.error.code).toBe("missing_api_key");
     const unknown = await rest(t, "GET", "/v1/me", { key: garbage });
-    expectOpenAIError(unknown, 401, "authentication_error");
+    expectOpenAIError(unknown, 401, "invalid_request_error");
     expect(unknown.body.error.code).toBe("invalid_api_key");
     for (const authorization of ["Basic dXNlcjpwYXNz", "Bearer", "Bearer a b", t.adminKey, "Token sk-abc"]) {
       const res = await rest(t, "GET", "/v1/me", { authorization });
-      expectOpenAIError(res, 401, "authentication_error");
+      expectOpenAIError(res, 401, "invalid_request_error");
     }
     // A route that would be valid for an admin is still a 401 first.
-    expectOpenAIError(await rest(t, "GET", "/v1/admin/users", { key: garbage }), 401, "authentication_error");
-    expectOpenAIError(await rest(t, "POST", "/v1/me/keys", { body: { name: "x" } }), 401, "authentication_error");
+    expectOpenAIError(await rest(t, "GET", "/v1/admin/users", { key: garbage }), 401, "invalid_request_error");
+    expectOpenAIError(await rest(t, "POST", "/v1/me/keys", { body: { name: "x" } }), 401, "invalid_request_error");
 
     for (const client of [connect, grpcWeb]) {
       expect(await connectCode(client.getMe({}))).toBe(Code.Unauthenticated);

@@ -193,7 +193,7 @@ describe("audio transcriptions", () => {
     expect(large.error).toMatchObject({ param: "file", code: "file_too_large" });
     const wrongType = await expectOpenAIError(await post(wavFile(1), { model: "qwen-chat" }), 400);
     expect(wrongType.error).toMatchObject({ param: "model", code: "wrong_model_type" });
-    await expectOpenAIError(await post(wavFile(1), { model: "no-such-model" }), 404, "not_found_error");
+    await expectOpenAIError(await post(wavFile(1), { model: "no-such-model" }), 404, "invalid_request_error");
     const format = await expectOpenAIError(await post(wavFile(1), { response_format: "mp3" }), 400);
     expect(format.error.param).toBe("response_format");
     const temperature = await expectOpenAIError(await post(wavFile(1), { temperature: "hot" }), 400);

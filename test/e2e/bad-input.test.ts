@@ -73,7 +73,7 @@ function client(t: TestPlatform) {
     const body = await expectOpenAIError(
       await req(),
       status,
-      want.type ?? (status === 404 ? "not_found_error" : "invalid_request_error"),
+      want.type ?? (status === 404 ? "invalid_request_error" : "invalid_request_error"),
     );
     if ("param" in want) expect(body.error.param, JSON.stringify(body)).toBe(want.param);
     if ("code" in want) expect(body.error.code, JSON.stringify(body)).toBe(want.code);
@@ -347,7 +347,7 @@ describe("bad input over REST", () => {
       "/v1/me/keys/sk-not-an-id",
       "/v1/admin/keys/%20",
     ])("GET %s (a non-UUID id) → 404", async (path) => {
-      await c.rejects(() => c.send("GET", path), 404, { type: "not_found_error" });
+      await c.rejects(() => c.send("GET", path), 404, { type: "invalid_request_error" });
     });
 
     it("PATCH and DELETE with a non-UUID id → 404, nothing changed", async () => {

@@ -48,7 +48,7 @@ describe("bridge against a remote core", () => {
 
       const bad = await fetch(`${url}/v1/me`, { headers: { authorization: "Bearer sk-not-a-real-key-000000000000" } });
       expect(bad.status).toBe(401);
-      expect(await bad.json()).toMatchObject({ error: { type: "authentication_error", code: "invalid_api_key" } });
+      expect(await bad.json()).toMatchObject({ error: { type: "invalid_request_error", code: "invalid_api_key" } });
 
       const created = await fetch(`${url}/v1/admin/organizations`, {
         method: "POST",

@@ -61,7 +61,7 @@ describe("collections isolation", () => {
     new Response(JSON.stringify(r.body), { status: r.status, headers: r.headers });
   const notFound = async (r: { status: number; body: unknown; headers: Headers }, what: string) => {
     expect(r.status, `${what}: ${JSON.stringify(r.body)}`).toBe(404);
-    await expectOpenAIError(asResponse(r), 404, "not_found_error");
+    await expectOpenAIError(asResponse(r), 404, "invalid_request_error");
   };
 
   /** A collection of `owner`'s with one ingested document. */

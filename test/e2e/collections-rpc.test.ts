@@ -312,7 +312,7 @@ describe("collections over RPC", () => {
       messages: [{ role: "user", content: "x" }],
       tools: [{ type: "search", collection_ids: ["0190e0e0-0000-7000-8000-000000000000"] }],
     });
-    await expectOpenAIError(unknownCollection, 404, "not_found_error");
+    await expectOpenAIError(unknownCollection, 404, "invalid_request_error");
   });
 
   it("records the embeddings of ingestion and search under their own endpoints", async () => {

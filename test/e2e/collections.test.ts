@@ -163,7 +163,7 @@ describe("collections, documents, chunks and search over REST", () => {
       object: "collection.deleted",
       deleted: true,
     });
-    await expectOpenAIError(asResponse(await call("GET", `/v1/collections/${other.id}`)), 404, "not_found_error");
+    await expectOpenAIError(asResponse(await call("GET", `/v1/collections/${other.id}`)), 404, "invalid_request_error");
   });
 
   it("ingests Markdown with wait=true: ready, chunked with the options given, metadata on every chunk", async () => {
@@ -353,7 +353,11 @@ describe("collections, documents, chunks and search over REST", () => {
     expect(second.first_id).toBe(2);
     const chunk = await ok("GET", `/v1/documents/${md.id}/chunks/2`);
     expect(chunk).toEqual(second.data[0]);
-    await expectOpenAIError(asResponse(await call("GET", `/v1/documents/${md.id}/chunks/999`)), 404, "not_found_error");
+    await expectOpenAIError(
+      asResponse(await call("GET", `/v1/documents/${md.id}/chunks/999`)),
+      404,
+      "invalid_request_error",
+    );
 
     const collection = await ok("GET", `/v1/collections/${collectionId}`);
     const total = Object.values(docs).reduce((n, d) => n + d.chunks, 0);
@@ -613,7 +617,7 @@ describe("collections, documents, chunks and search over REST", () => {
       const bad = await upload(t, ada.key, { collection: "not-an-id" }, md());
       await expectError(bad, 400, "invalid_request_error");
       const unknown = await upload(t, ada.key, { collection: "0190a0a0-0000-7000-8000-000000000000" }, md());
-      await expectError(unknown, 404, "not_found_error");
+      await expectError(unknown, 404, "invalid_request_error");
       await refused({ colour: "blue" }, md(), 400, { param: "colour" });
       await refused({ collection_id: "0190a0a0-0000-7000-8000-000000000000" }, md(), 400, { param: "collection_id" });
 
@@ -656,7 +660,7 @@ describe("collections, documents, chunks and search over REST", () => {
     await expectOpenAIError(
       asResponse(await call("GET", `/v1/documents/${docs.manual.id}/chunks/2`)),
       404,
-      "not_found_error",
+      "invalid_request_error",
     );
     const remaining = await ok("GET", `/v1/documents/${docs.manual.id}/chunks`);
     expect(remaining.data.map((c: Json) => c.id)).toEqual([1, 3]);
@@ -673,7 +677,11 @@ describe("collections, documents, chunks and search over REST", () => {
       object: "document.deleted",
       deleted: true,
     });
-    await expectOpenAIError(asResponse(await call("GET", `/v1/documents/${docs.pdf.id}`)), 404, "not_found_error");
+    await expectOpenAIError(
+      asResponse(await call("GET", `/v1/documents/${docs.pdf.id}`)),
+      404,
+      "invalid_request_error",
+    );
     expect(await ok("GET", `/v1/collections/${collectionId}`)).toMatchObject({
       documents: before.documents - 1,
       chunks: before.chunks - 1 - docs.pdf.chunks,
@@ -682,8 +690,16 @@ describe("collections, documents, chunks and search over REST", () => {
     expect(radis.body.data).toEqual([]);
 
     expect(await ok("DELETE", `/v1/collections/${collectionId}`)).toMatchObject({ deleted: true });
-    await expectOpenAIError(asResponse(await call("GET", `/v1/collections/${collectionId}`)), 404, "not_found_error");
-    await expectOpenAIError(asResponse(await call("GET", `/v1/documents/${docs.markdown.id}`)), 404, "not_found_error");
+    await expectOpenAIError(
+      asResponse(await call("GET", `/v1/collections/${collectionId}`)),
+      404,
+      "invalid_request_error",
+    );
+    await expectOpenAIError(
+      asResponse(await call("GET", `/v1/documents/${docs.markdown.id}`)),
+      404,
+      "invalid_request_error",
+    );
     expect((await ok("GET", "/v1/documents?limit=100")).data).toEqual([]);
     const after = await call("POST", "/v1/search", { query: "compost", method: "lexical" });
     expect(after.body.data).toEqual([]);

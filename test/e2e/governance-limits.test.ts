@@ -154,7 +154,12 @@ describe.skipIf(!redisUrl)("rate limits over REST (the test Redis)", () => {
     const key = keys[0] as string;
     const names = async () => (await ok(t.httpUrl, "GET", "/v1/models", key)).data.map((m: Json) => m.id);
     expect(await names()).toEqual([EMBED]);
-    expectError(await call(t.httpUrl, "GET", `/v1/models/${CHAT}`, { key }), 404, "not_found_error", "model_not_found");
+    expectError(
+      await call(t.httpUrl, "GET", `/v1/models/${CHAT}`, { key }),
+      404,
+      "invalid_request_error",
+      "model_not_found",
+    );
     expectError(await chat(key), 403, "permission_error", "model_forbidden");
 
     await grant(t.httpUrl, t.adminKey, role, CHAT, { requests_per_minute: 2 });

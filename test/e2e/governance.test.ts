@@ -424,8 +424,8 @@ describe("governance over HTTP", () => {
         owner_id: org.id,
         deleted: true,
       });
-      expectError(await asAdmin("GET", budgetPath("organization", org.id)), 404, "not_found_error");
-      expectError(await asAdmin("DELETE", budgetPath("organization", org.id)), 404, "not_found_error");
+      expectError(await asAdmin("GET", budgetPath("organization", org.id)), 404, "invalid_request_error");
+      expectError(await asAdmin("DELETE", budgetPath("organization", org.id)), 404, "invalid_request_error");
     });
 
     it("answer 400 naming `amount` for bad amounts", async () => {
@@ -458,13 +458,17 @@ describe("governance over HTTP", () => {
 
     it("answer 404 for budgets and owners that do not exist", async () => {
       const ghost = uuidv7();
-      expectError(await asAdmin("GET", budgetPath("user", ghost)), 404, "not_found_error");
-      expectError(await asAdmin("GET", budgetPath("user", "nope")), 404, "not_found_error");
-      expectError(await asAdmin("POST", `${budgetPath("user", bob.id)}/top-up`, { amount: 1 }), 404, "not_found_error");
-      expectError(await asAdmin("DELETE", budgetPath("user", ghost)), 404, "not_found_error");
+      expectError(await asAdmin("GET", budgetPath("user", ghost)), 404, "invalid_request_error");
+      expectError(await asAdmin("GET", budgetPath("user", "nope")), 404, "invalid_request_error");
+      expectError(
+        await asAdmin("POST", `${budgetPath("user", bob.id)}/top-up`, { amount: 1 }),
+        404,
+        "invalid_request_error",
+      );
+      expectError(await asAdmin("DELETE", budgetPath("user", ghost)), 404, "invalid_request_error");
       // Setting a budget for a user or organization that does not exist.
-      expectError(await asAdmin("PUT", budgetPath("user", ghost), { amount: 1 }), 404, "not_found_error");
-      expectError(await asAdmin("PUT", budgetPath("organization", ghost), { amount: 1 }), 404, "not_found_error");
+      expectError(await asAdmin("PUT", budgetPath("user", ghost), { amount: 1 }), 404, "invalid_request_error");
+      expectError(await asAdmin("PUT", budgetPath("organization", ghost), { amount: 1 }), 404, "invalid_request_error");
     });
 
     it("settle recorded usage, and refuse (409) to go below what was spent", async () => {

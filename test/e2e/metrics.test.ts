@@ -81,13 +81,13 @@ describe("GET /metrics", () => {
 
   it("needs a key: 401 without one or with a bad one, in OpenAI's error shape", async () => {
     const none = await rest(t, "GET", "/metrics");
-    expectOpenAIError(none, 401, "authentication_error");
+    expectOpenAIError(none, 401, "invalid_request_error");
     expect(none.body.error.code).toBe("missing_api_key");
     const bad = await rest(t, "GET", "/metrics", { key: "sk-not-a-real-key-0123456789abcdef" });
-    expectOpenAIError(bad, 401, "authentication_error");
+    expectOpenAIError(bad, 401, "invalid_request_error");
     expect(bad.body.error.code).toBe("invalid_api_key");
     const malformed = await rest(t, "GET", "/metrics", { authorization: "Basic abc" });
-    expectOpenAIError(malformed, 401, "authentication_error");
+    expectOpenAIError(malformed, 401, "invalid_request_error");
   });
 
   it("needs the read_metrics or admin permission: 403 otherwise", async () => {

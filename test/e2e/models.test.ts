@@ -200,7 +200,7 @@ describe("models over REST", () => {
 
       const del = await asAdmin("DELETE", `/v1/admin/models/${id}`);
       expect(del.body).toEqual({ id, object: "model.deleted", deleted: true });
-      expectOpenAIError(await asAdmin("GET", `/v1/admin/models/${id}`), 404, "not_found_error");
+      expectOpenAIError(await asAdmin("GET", `/v1/admin/models/${id}`), 404, "invalid_request_error");
     });
   });
 
@@ -232,16 +232,16 @@ describe("models over REST", () => {
         validateOpenAI("Model", res.body);
         expect(res.body, path).toEqual(entry);
       }
-      expectOpenAIError(await asAdmin("GET", "/v1/models/QWEN"), 404, "not_found_error");
-      expectOpenAIError(await asAdmin("GET", "/v1/models/Qwen/nope"), 404, "not_found_error");
-      expectOpenAIError(await call("GET", "/v1/models"), 401, "authentication_error");
+      expectOpenAIError(await asAdmin("GET", "/v1/models/QWEN"), 404, "invalid_request_error");
+      expectOpenAIError(await asAdmin("GET", "/v1/models/Qwen/nope"), 404, "invalid_request_error");
+      expectOpenAIError(await call("GET", "/v1/models"), 401, "invalid_request_error");
     });
 
     it("a model not granted to the caller's role is hidden and 404; a grant shows it; a revocation hides it", async () => {
       const list = await call("GET", "/v1/models", { key: user.key });
       expect(list.body).toEqual({ object: "list", data: [] });
       const hidden = await call("GET", "/v1/models/qwen", { key: user.key });
-      expectOpenAIError(hidden, 404, "not_found_error");
+      expectOpenAIError(hidden, 404, "invalid_request_error");
       expect(hidden.body.error).toMatchObject({
         code: "model_not_found",
         message: "The model 'qwen' does not exist or you do not have access to it.",
@@ -273,11 +273,11 @@ describe("models over REST", () => {
 
       const revoked = await asAdmin("DELETE", `/v1/admin/roles/${role.id}/models/${qwen.id}`);
       expect(revoked.body).toEqual({ id: grant.body.id, object: "model_grant.deleted", deleted: true });
-      expectOpenAIError(await call("GET", "/v1/models/qwen", { key: user.key }), 404, "not_found_error");
+      expectOpenAIError(await call("GET", "/v1/models/qwen", { key: user.key }), 404, "invalid_request_error");
       expectOpenAIError(
         await asAdmin("DELETE", `/v1/admin/roles/${role.id}/models/${qwen.id}`),
         404,
-        "not_found_error",
+        "invalid_request_error",
       );
       await expect(client.models.retrieve("qwen")).rejects.toBeInstanceOf(OpenAI.NotFoundError);
     });

@@ -249,7 +249,11 @@ describe("ocr", () => {
   it("answers 400 for a model of another type and 404 for an unknown model", async () => {
     const wrong = await expectOpenAIError(await post({ model: "qwen-chat", document: pdfDocument(pdf) }), 400);
     expect(wrong.error).toMatchObject({ code: "wrong_model_type", param: "model" });
-    await expectOpenAIError(await post({ model: "no-such-model", document: pdfDocument(pdf) }), 404, "not_found_error");
+    await expectOpenAIError(
+      await post({ model: "no-such-model", document: pdfDocument(pdf) }),
+      404,
+      "invalid_request_error",
+    );
     const unsupported = await expectOpenAIError(
       await post({ model: "qwen-vl", document: pdfDocument(pdf), document_annotation_format: { type: "json_schema" } }),
       400,

@@ -304,7 +304,7 @@ describe("GET /openapi.json", () => {
           expect(res.status, key).not.toBe(401);
           await res.body?.cancel();
         } else {
-          const body = await expectOpenAIError(res, 401, "authentication_error");
+          const body = await expectOpenAIError(res, 401, "invalid_request_error");
           expect(body.error.code, key).toBe("missing_api_key");
         }
       }
@@ -366,7 +366,7 @@ describe("GET /openapi.json", () => {
 
     it("documented error responses match the live errors (and OpenAI's schema)", async () => {
       const res = await fetch(`${t.httpUrl}/v1/admin/users/nope`, { headers: auth() });
-      const body = await expectOpenAIError(res, 404, "not_found_error");
+      const body = await expectOpenAIError(res, 404, "invalid_request_error");
       validate("/v1/admin/users/{id}", "get", 404, body);
       const bad = await fetch(`${t.httpUrl}/v1/admin/roles?limit=0`, { headers: auth() });
       validate("/v1/admin/roles", "get", 400, await expectOpenAIError(bad, 400, "invalid_request_error"));

@@ -66,7 +66,7 @@ function expect401(answer: { status: number; body: string } | "no answer") {
   if (answer === "no answer") return;
   expect(answer.status, answer.body).toBe(401);
   const body = JSON.parse(answer.body) as { error: { type: string; code: string | null; message: string } };
-  expect(body.error).toMatchObject({ type: "authentication_error", param: null });
+  expect(body.error).toMatchObject({ type: "invalid_request_error", param: null });
   expect(body.error.message).toMatch(/API key/);
 }
 

@@ -49,7 +49,7 @@ export async function startFakeUpstream(initial: Partial<FakeUpstreamSettings> =
       };
       if (s.status) return send(s.status, { error: { message: "forced failure" } });
       if (s.key && req.headers.authorization !== `Bearer ${s.key}`) {
-        return send(401, { error: { message: "invalid key", type: "authentication_error" } });
+        return send(401, { error: { message: "invalid key", type: "invalid_request_error" } });
       }
       if (req.method === "GET" && req.url === "/v1/models") {
         return send(200, {
