@@ -96,7 +96,7 @@ export function limiterContract(name: string, make: (windows: LimiterWindows) =>
       expect(d.tokens).toMatchObject({ remaining: 0 }); // 10 + 45 + 40 + 5
     });
 
-    it("settles into the day window too, and not after the reservation's windows have passed", async () => {
+    it("settles into the day window too; after the reservation's windows have passed, only an excess", async () => {
       const l = { tokensPerMinute: 100, tokensPerDay: 150 };
       const a = await limiter.reserve(input(l, 100));
       expect(a.tokens).toMatchObject({ limit: 100, remaining: 0 }); // the minute (0 left) is tighter than the day (50)
@@ -104,10 +104,19 @@ export function limiterContract(name: string, make: (windows: LimiterWindows) =>
       const b = await limiter.reserve(input(l, 80));
       expect(b.tokens).toMatchObject({ limit: 100, remaining: 0 });
       expect((await limiter.reserve(input(l, 60))).refusal?.limit).toBe("tokensPerDay");
-      const late = await limiter.reserve({ ...input({ tokensPerMinute: 10 }, 10), model: "late" });
-      expect(late.allowed).toBe(true);
+      // A request that outlives its window (a long stream): what it did not use is not given back to a window it no
+      // longer counts in, and what it used beyond its reservation is charged when it ends.
+      const tpm = { tokensPerMinute: 10 };
+      const late = await limiter.reserve({ ...input(tpm, 10), model: "late" });
+      const long = await limiter.reserve({ ...input(tpm, 4), model: "long" });
+      expect(late.allowed && long.allowed).toBe(true);
       await sleep(750);
-      expect(await limiter.settle(late.reservation, 0)).toBe(false);
+      expect(await limiter.settle(late.reservation, 0)).toBe(true);
+      expect((await limiter.reserve({ ...input(tpm, 10), model: "late" })).tokens).toMatchObject({ remaining: 0 });
+      expect(await limiter.settle(long.reservation, 9)).toBe(true); // 5 beyond its reservation
+      expect(await limiter.settle(long.reservation, 9)).toBe(false); // once
+      expect((await limiter.reserve({ ...input(tpm, 6), model: "long" })).allowed).toBe(false);
+      expect((await limiter.reserve({ ...input(tpm, 5), model: "long" })).tokens).toMatchObject({ remaining: 0 });
     });
 
     it("refuses a zero limit as forbidden and an estimate above a limit as too large, counting nothing", async () => {

@@ -34,12 +34,20 @@ export interface CounterPlan {
   tokens: number | null;
 }
 
+/**
+ * The least a reservation can still be settled after it was made. A request may outlive its minute window (a long
+ * stream, whose client set no max_tokens, reserved the default and generated more): its excess must still be charged
+ * when it ends. A provider's timeout is one hour at most (models/validation.ts), so two hours cover any request. A
+ * settled marker is deleted at once; only a reservation never settled (a crashed process) waits this long.
+ */
+export const SETTLE_HORIZON_MS = 2 * 3_600_000;
+
 /** Everything a store needs to take one decision. */
 export interface Plan {
   tag: string;
   tokens: number;
   counters: CounterPlan[];
-  /** How long a reservation marker must live: the longest counter window plus one bucket. */
+  /** How long a reservation marker lives: the longest counter window plus one bucket, and SETTLE_HORIZON_MS at least. */
   markerTtlMs: number;
 }
 
@@ -110,7 +118,7 @@ export function planDecision(input: ReserveInput, windows: LimiterWindows): Plan
   };
   add("subject", `{${tag}}:s`, input.limits);
   if (input.key !== undefined) add("key", `{${tag}}:k:${shortHash(input.key.id, 12)}`, input.key.limits);
-  const markerTtlMs = Math.max(0, ...counters.map((c) => c.windowMs + c.bucketMs));
+  const markerTtlMs = Math.max(SETTLE_HORIZON_MS, ...counters.map((c) => c.windowMs + c.bucketMs));
   return { tag, tokens: input.tokens, counters, markerTtlMs };
 }
 
