@@ -55,6 +55,7 @@ const PLAN = QUICK
       s64Rounds: 1,
       streamWarmBatches: 1,
       maxSteps: [64, 128, 256, 512],
+      silenceS: 0,
     }
   : {
       warmupMs: 2_000,
@@ -68,6 +69,7 @@ const PLAN = QUICK
       s64Rounds: 4,
       streamWarmBatches: 4,
       maxSteps: [64, 128, 256, 512],
+      silenceS: 65,
     };
 
 type Row = Record<string, string | number | boolean | null>;
@@ -113,6 +115,8 @@ export interface InferenceFigures {
   /** How long the usage journal took to reach PostgreSQL before the governed section (its c=1 rounds start on an empty one). */
   usageDrainBeforeGovernedMs?: number;
   pool?: { workers: number } & Awaited<ReturnType<typeof runPool>>["figures"];
+  /** Latency (ms) of one request after `seconds` without any: caches and idle connections expired meanwhile. */
+  afterSilence?: { seconds: number; ms: Record<TargetName, number> };
   memory?: {
     idleMiB: Record<string, number>;
     passerelleHeapUsedMiB?: { idle: number; afterRun: number };
@@ -603,6 +607,30 @@ export async function runInferenceBench(resultsDir: string): Promise<InferenceRe
       rows: stepRows,
     });
 
+    // ---------------------------------------------------------------- the first request after a silence
+    // What a low-traffic deployment meets most: a request after a minute without any. The auth cache (30 s), the
+    // model registry's (60 s) and the budget owners' have expired, idle connections may have been closed. One
+    // request per path, direct first, after one shared silence: a single sample, informative.
+    if (PLAN.silenceS > 0) {
+      log(`the first request after ${PLAN.silenceS} s of silence…`);
+      rss.phase("silence");
+      await sleep(PLAN.silenceS * 1000);
+      const ms = {} as Record<TargetName, number>;
+      for (const name of TARGETS) {
+        ms[name] = (await closedLoop(targets[name], { connections: 1, requests: 1 })).latencies[0] ?? Number.NaN;
+      }
+      figures.afterSilence = { seconds: PLAN.silenceS, ms };
+      emit({
+        title: `The first request after ${PLAN.silenceS} s without any (latency, ms; one sample per path)`,
+        note: "Direct first, then Passerelle, then the ceiling; each path's keep-alive connections may have closed.",
+        rows: TARGETS.map((n) => ({
+          path: n,
+          ms: fx(ms[n], 2),
+          "added ms": n === "direct" ? "—" : signed(ms[n] - ms.direct, 2),
+        })),
+      });
+    }
+
     // ---------------------------------------------------------------- memory
     const peaks = rss.stop();
     const hwm = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, processRss(pid).hwmMiB]));
@@ -777,6 +805,17 @@ export function headline(r: InferenceResults): Section {
         "25",
       ),
       row("concurrent streams with 0 lost frames", f.concurrentStreams.held, "—", "≥ 512", "—"),
+      ...(f.afterSilence
+        ? [
+            row(
+              `added latency, first request after ${f.afterSilence.seconds} s of silence (ms)`,
+              fx(f.afterSilence.ms.passerelle - f.afterSilence.ms.direct, 2),
+              fx(f.afterSilence.ms.ceiling - f.afterSilence.ms.direct, 2),
+              "—",
+              "—",
+            ),
+          ]
+        : []),
       row(
         "RSS idle (MiB)",
         fx(mem.idleMiB.passerelle as number, 1),

@@ -72,7 +72,17 @@ export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
     const endpoint = opts.endpoint ?? (embedded as EmbeddedPostgres).endpoint;
     connection = { host: endpoint.host, port: endpoint.port, user: "postgres", database: "postgres" };
   }
-  const pool = new pg.Pool({ ...connection, min: 0, max: poolMax, types: typeOverrides() });
+  // A real server keeps four connections open through idle time (a cold request resolves its model with parallel
+  // queries). Opening one (TCP, then SCRAM's key derivation on both sides) cost the first request after 10 s of
+  // silence ~20 ms (measured), when a cache had expired meanwhile. The embedded server's connections are a local
+  // socket without authentication: none is kept.
+  const pool = new pg.Pool({
+    ...connection,
+    min: opts.url ? Math.min(4, poolMax) : 0,
+    max: poolMax,
+    keepAlive: true,
+    types: typeOverrides(),
+  });
   // A connection the server drops is discarded by the pool and reported as an 'error' event; unheard, that event
   // would end the process. The query in flight, if any, fails on its own.
   pool.on("error", (err) => opts.logger?.warn({ err: err.message }, "PostgreSQL pool error"));
