@@ -614,6 +614,8 @@ export async function runInferenceBench(resultsDir: string): Promise<InferenceRe
     if (PLAN.silenceS > 0) {
       log(`the first request after ${PLAN.silenceS} s of silence…`);
       rss.phase("silence");
+      // Back to the unary sections' upstream: answers at once (the stream sections paced tokens 5 ms apart).
+      await sim.call("setOptions", { interTokenMs: 0 });
       await sleep(PLAN.silenceS * 1000);
       const ms = {} as Record<TargetName, number>;
       for (const name of TARGETS) {
