@@ -132,23 +132,20 @@ export async function createModelRegistry(deps: {
   // Bumped on every invalidation, so that a load started before a write cannot cache what it read.
   let generation = 0;
 
-  const unsubscribe = await deps.kv.subscribe(
-    CHANNEL,
-    () => {
-      generation++;
-      cache.clear();
-    },
-    () => {
-      generation++;
-      cache.clear();
-    },
-  );
+  // Another process changed a model (or the subscription dropped): forget what is cached, and the loads in flight,
+  // which may have read before that change (later callers must not join them).
+  const forgetAll = () => {
+    generation++;
+    cache.clear();
+    inflight.clear();
+  };
+  const unsubscribe = await deps.kv.subscribe(CHANNEL, forgetAll, forgetAll);
 
   function load(name: string): Promise<Entry> {
     const pending = inflight.get(name);
     if (pending) return pending;
     const started = generation;
-    const p = deps.store
+    const p: Promise<Entry> = deps.store
       .findByName(name)
       .then((d): Entry => {
         const entry = d
@@ -165,7 +162,10 @@ export async function createModelRegistry(deps: {
         if (started === generation) cache.set(name, { entry }, entry ? undefined : { ttl: Math.min(ttl, 5_000) });
         return entry;
       })
-      .finally(() => inflight.delete(name));
+      .finally(() => {
+        // An invalidation may have replaced this load with a newer one; leave that one in place.
+        if (inflight.get(name) === p) inflight.delete(name);
+      });
     inflight.set(name, p);
     return p;
   }
@@ -194,9 +194,7 @@ export async function createModelRegistry(deps: {
       return r;
     },
     async invalidateAll() {
-      generation++;
-      cache.clear();
-      inflight.clear();
+      forgetAll();
       try {
         await deps.kv.publish(CHANNEL, "*");
       } catch (err) {
