@@ -38,7 +38,9 @@ export function toConnectError(e: UpstreamError): ConnectError {
       if (f.status >= 400 && f.status < 500) {
         const code =
           f.status === 404 ? Code.NotFound : f.status === 429 ? Code.ResourceExhausted : Code.InvalidArgument;
-        const named = upstreamErrorFields(f.body);
+        // Not a 429's: its code speaks of the gateway's own account with the provider (OpenAI's `insufficient_quota`
+        // would read as the caller's quota), and the limit is the provider's, not a field of the request.
+        const named = f.status === 429 ? {} : upstreamErrorFields(f.body);
         return rpcError(code, f.message, named.code ?? "UPSTREAM_REJECTED", {
           param: named.param,
           upstreamStatus: f.status,

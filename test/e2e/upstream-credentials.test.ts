@@ -28,7 +28,7 @@ function leakyUpstream(): http.Server {
       const auth = req.headers.authorization ?? "";
       if (req.method === "GET") {
         res.setHeader("content-type", "application/json");
-        const data = ["up-bad-key", "up-400", "up-stream-err"].map((id) => ({
+        const data = ["up-bad-key", "up-400", "up-429", "up-stream-err"].map((id) => ({
           id,
           object: "model",
           max_model_len: 8192,
@@ -42,6 +42,14 @@ function leakyUpstream(): http.Server {
         res.end(
           JSON.stringify({ error: { message: `Incorrect API key provided: ${auth}`, type: "invalid_request_error" } }),
         );
+      } else if (body.model === "up-429") {
+        res.writeHead(429, { "content-type": "application/json" });
+        const error = {
+          message: "You exceeded your current quota.",
+          type: "insufficient_quota",
+          code: "insufficient_quota",
+        };
+        res.end(JSON.stringify({ error }));
       } else if (body.model === "up-400") {
         res.writeHead(400, { "content-type": "application/json" });
         const message = `This model's maximum context length is 4096 tokens (request authorized by ${auth}).`;
@@ -92,6 +100,9 @@ describe("upstream errors and the provider's credentials", () => {
         "  - name: rejects",
         "    type: text-generation",
         `    providers: [${provider("up-400")}]`,
+        "  - name: out-of-quota",
+        "    type: text-generation",
+        `    providers: [${provider("up-429")}]`,
         "  - name: breaks",
         "    type: text-generation",
         `    providers: [${provider("up-stream-err")}]`,
@@ -105,7 +116,13 @@ describe("upstream errors and the provider's credentials", () => {
       ].join("\n"),
     );
     t = await startTestPlatform({ env: { PASSERELLE_MODELS_FILE: file } });
-    const roleId = await createRole(t.httpUrl, t.adminKey, { "bad-key": {}, rejects: {}, breaks: {}, "half-bad": {} });
+    const roleId = await createRole(t.httpUrl, t.adminKey, {
+      "bad-key": {},
+      rejects: {},
+      "out-of-quota": {},
+      breaks: {},
+      "half-bad": {},
+    });
     memberKey = (await createMember(t.httpUrl, t.adminKey, roleId)).keys[0] as string;
     client = new OpenAI({ apiKey: memberKey, baseURL: `${t.httpUrl}/v1`, maxRetries: 0 });
   });
@@ -158,6 +175,12 @@ describe("upstream errors and the provider's credentials", () => {
     expect(body.error.message).toContain("maximum context length is 4096 tokens");
     expect(body.error.message).toContain("[redacted]");
     expect(body.error.message).not.toContain(PROVIDER_KEY);
+  });
+
+  it("never passes on the code of a provider's 429: it speaks of the gateway's account, not the caller's", async () => {
+    const res = await chat("out-of-quota");
+    const body = await expectOpenAIError(res, 429, "rate_limit_error");
+    expect(body.error.code).toBe("upstream_rejected");
   });
 
   it("redacts the provider's key from an error sent inside a stream", async () => {
