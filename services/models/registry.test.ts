@@ -54,7 +54,10 @@ function slowStore() {
       return snapshot;
     },
   } as unknown as ModelStore;
-  return { db, store, reads: () => reads, release: () => held.splice(0).forEach((r) => r()) };
+  const release = () => {
+    for (const r of held.splice(0)) r();
+  };
+  return { db, store, reads: () => reads, release };
 }
 
 async function codeOf(p: Promise<unknown>): Promise<string> {
