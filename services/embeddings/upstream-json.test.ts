@@ -51,6 +51,15 @@ describe("embeddings upstream JSON", () => {
     expect(batchFromJson({ data: [{ embedding: [1] }] }, 1)).toEqual({ vectors: [[1]], usage: undefined });
   });
 
+  it("treats a usage whose count is not one as no usage (the gateway counts), rather than billing 0", () => {
+    const at = (usage: unknown) => batchFromJson({ data: [{ embedding: [1] }], usage }, 1).usage;
+    for (const bad of [{ prompt_tokens: 10.5 }, { prompt_tokens: -5 }, { prompt_tokens: "7" }, {}]) {
+      expect(at(bad), JSON.stringify(bad)).toBeUndefined();
+    }
+    expect(at({ total_tokens: 6 })).toEqual({ promptTokens: 6, totalTokens: 6 });
+    expect(at({ prompt_tokens: 6, total_tokens: 6.5 })).toEqual({ promptTokens: 6, totalTokens: 6 });
+  });
+
   it("counts input tokens when an upstream sends no usage: exact for ids, o200k for text", () => {
     expect(countInputTokens([[1, 2, 3], [4]])).toBe(4);
     expect(countInputTokens(["", "hello world"])).toBe(2);

@@ -66,7 +66,7 @@ export function countInputTokens(input: EmbeddingInputs): number {
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
-const count = (v: unknown): number => (typeof v === "number" && Number.isInteger(v) && v >= 0 ? v : 0);
+const isCount = (v: unknown): v is number => typeof v === "number" && Number.isSafeInteger(v) && v >= 0;
 
 function protocol(message: string): UpstreamError {
   return new UpstreamError({ kind: "protocol", message });
@@ -111,7 +111,11 @@ export function batchFromJson(body: unknown, expected: number): BatchResult {
     vectors[at] = vector(isObject(d) ? d.embedding : undefined, `data[${i}]`);
   });
   const usage = isObject(body) && isObject(body.usage) ? body.usage : undefined;
-  if (!usage) return { vectors, usage: undefined };
-  const promptTokens = count(usage.prompt_tokens);
-  return { vectors, usage: { promptTokens, totalTokens: count(usage.total_tokens) || promptTokens } };
+  // A usage whose count is not one (10.5, -5, absent) is no usage: the caller counts, as chat does, rather than bill 0.
+  const promptTokens = usage?.prompt_tokens ?? usage?.total_tokens;
+  if (!usage || !isCount(promptTokens)) return { vectors, usage: undefined };
+  return {
+    vectors,
+    usage: { promptTokens, totalTokens: isCount(usage.total_tokens) ? usage.total_tokens : promptTokens },
+  };
 }
