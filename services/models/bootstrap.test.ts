@@ -141,7 +141,7 @@ models:
     await stop(second.core);
   });
 
-  it("adds a provider skipped earlier once its upstream answers, and re-creates what the file lists and the database lost", async () => {
+  it("adds a provider skipped earlier once its upstream answers; never re-creates what an administrator deleted", async () => {
     const file = path.join(dir, "models.yaml");
     const up = await startFakeUpstream({ models: [{ id: "Qwen/Qwen2.5-7B-Instruct", max_model_len: 32768 }] });
     try {
@@ -153,12 +153,37 @@ models:
 
       const { core, models } = await start(file);
       const list = await allModels(models);
-      expect(list.map((m) => m.name)).toEqual(["qwen2.5-7b", "bge-m3"]);
+      expect(list.map((m) => m.name)).toEqual(["qwen2.5-7b"]);
       expect(list[0]?.providers.map((p) => p.url).sort()).toEqual([vllm.url, up.url].sort());
-      expect(list[1]?.id).not.toBe(bge?.id);
+      expect(JSON.stringify(logs)).toContain("left out (renamed or deleted since a start created it)");
       await stop(core);
     } finally {
       await up.close();
+    }
+  });
+
+  it("does not re-create a model an administrator renamed, nor a provider they re-pointed", async () => {
+    const file = path.join(dir, "models.yaml");
+    const other = await startFakeUpstream({ models: [{ id: "Qwen/Qwen2.5-7B-Instruct", max_model_len: 32768 }] });
+    // A database of its own: the tests above leave theirs changed.
+    const own = await createTestDatabase("mboot2");
+    try {
+      await fs.writeFile(file, fileText());
+      const first = await start(file, own.url);
+      const [qwen, bge] = await allModels(first.models);
+      const vllmProvider = qwen?.providers.find((p) => p.url === vllm.url);
+      await first.models.updateProvider({ id: vllmProvider?.id ?? "", url: other.url }, asAdmin);
+      await first.models.updateModel({ id: bge?.id ?? "", name: "bge-renamed" }, asAdmin);
+      await stop(first.core);
+
+      const { core, models } = await start(file, own.url);
+      const list = await allModels(models);
+      expect(list.map((m) => m.name).sort()).toEqual(["bge-renamed", "qwen2.5-7b"]);
+      expect(list.find((m) => m.name === "qwen2.5-7b")?.providers.map((p) => p.url)).toEqual([other.url]);
+      await stop(core);
+    } finally {
+      await other.close();
+      await own.drop();
     }
   });
 
@@ -170,7 +195,8 @@ models:
     const file = await writeFile("taken.yaml", "models:\n  - name: mistral\n    type: text-generation\n");
     logs.length = 0;
     const { core, models } = await start(file);
-    expect((await allModels(models)).map((m) => m.name)).toEqual(["qwen2.5-7b", "bge-m3"]);
+    // (bge-m3 was deleted by the test before, for good.)
+    expect((await allModels(models)).map((m) => m.name)).toEqual(["qwen2.5-7b"]);
     expect(logs.find((l) => l.msg === "models file: skipped")?.why).toBe("'mistral' is an alias of model 'qwen2.5-7b'");
     await stop(core);
   });

@@ -21,13 +21,18 @@ function skippable(err: unknown): err is ConnectError {
   );
 }
 
+/** The key of a models file entry in `models_file_entry`. */
+const modelKey = (name: string) => `model:${name}`;
+const providerKey = (model: string, url: string, upstreamModel: string) => `provider:${model} ${url} ${upstreamModel}`;
+
 /**
  * Creates, at start, the models and providers of the models file that the database does not have yet. The database
  * wins afterwards: an existing model (same name) keeps its fields and aliases, an existing provider (same model,
- * URL and upstream model) keeps its settings and key. What the file lists and the database lacks is created again
- * at each start — to remove a model or provider for good, remove it from the file too. A provider whose upstream
- * cannot be used (unreachable, model not served, inconsistent) is skipped with a warning and tried again at the
- * next start; so is a model whose name or an alias is taken by another model.
+ * URL and upstream model) keeps its settings and key, and an entry created (or found) at an earlier start is never
+ * created again (`models_file_entry`): a model an administrator renamed or deleted, a provider re-pointed or
+ * removed, stays so. A provider whose upstream cannot be used (unreachable, model not served, inconsistent) is
+ * skipped with a warning and tried again at the next start; so is a model whose name or an alias is taken by
+ * another model.
  */
 export async function bootstrapModels(
   specs: ModelSpec[],
@@ -39,11 +44,17 @@ export async function bootstrapModels(
     result.skipped.push(`${what}: ${why}`);
     logger.warn({ what, why }, "models file: skipped");
   };
+  const applied = await store.fileEntriesApplied();
+  const done: string[] = [];
 
   // One model after the other, each provider after the other: the consistency check of a provider depends on the
   // ones registered before it (and the embedded database prefers one transaction at a time).
   for (const spec of specs) {
     let model = await store.findByName(spec.name);
+    if (!model && applied.has(modelKey(spec.name))) {
+      logger.info({ model: spec.name }, "models file: left out (renamed or deleted since a start created it)");
+      continue;
+    }
     if (model && model.name !== spec.name) {
       skip(`model '${spec.name}'`, `'${spec.name}' is an alias of model '${model.name}'`);
       continue;
@@ -59,9 +70,15 @@ export async function bootstrapModels(
         continue;
       }
     }
+    done.push(modelKey(spec.name));
     for (const p of spec.providers) {
       const what = `provider ${p.url} (${p.upstreamModel}) of model '${spec.name}'`;
-      if (model.providers.some((e) => e.url === p.url && e.upstreamModel === p.upstreamModel)) continue;
+      const key = providerKey(spec.name, p.url, p.upstreamModel);
+      if (model.providers.some((e) => e.url === p.url && e.upstreamModel === p.upstreamModel)) {
+        done.push(key);
+        continue;
+      }
+      if (applied.has(key)) continue; // re-pointed or removed by an administrator since
       try {
         checkProviderFits(p.type, model.type);
         const learned = await probe({
@@ -77,6 +94,7 @@ export async function bootstrapModels(
           continue;
         }
         result.providersCreated++;
+        done.push(key);
         logger.info({ model: spec.name, url: p.url }, "models file: created provider");
       } catch (err) {
         if (err instanceof FieldError) {
@@ -88,6 +106,7 @@ export async function bootstrapModels(
       }
     }
   }
+  await store.markFileEntries(done.filter((k) => !applied.has(k)));
   if (result.modelsCreated + result.providersCreated > 0) await deps.registry.invalidateAll();
   return result;
 }

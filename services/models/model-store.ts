@@ -36,6 +36,17 @@ export function createModelStore(db: Pick<Database, "pool" | "orm">) {
   const crud = once(async () => (await import("./model-crud.js")).createModelCrud(await db.orm()));
   const { pool } = db;
   return {
+    /** The models file's entries created (or found) at an earlier start (bootstrap.ts): never created again. */
+    async fileEntriesApplied(): Promise<Set<string>> {
+      const { rows } = await pool.query<{ key: string }>(`select key from models_file_entry`);
+      return new Set(rows.map((r) => r.key));
+    },
+
+    async markFileEntries(keys: string[]): Promise<void> {
+      if (keys.length === 0) return;
+      await pool.query(`insert into models_file_entry (key) select unnest($1::text[]) on conflict do nothing`, [keys]);
+    },
+
     /** A model by name or alias, with providers (keys included) and grants: what resolution needs. */
     async findByName(nameOrAlias: string): Promise<ModelDetail | null> {
       const { rows } = await pool.query<Record<string, unknown>>(

@@ -5,6 +5,7 @@ import { Migration20261123020000Governance } from "./20261123020000-governance.j
 import { Migration20261123030000GrantLimits } from "./20261123030000-grant-limits.js";
 import { Migration20261123040000KeyLimits } from "./20261123040000-key-limits.js";
 import { Migration20261123050000Collections } from "./20261123050000-collections.js";
+import { Migration20261124000000ModelsFileEntries } from "./20261124000000-models-file-entries.js";
 
 type MigrationClass = new (...args: ConstructorParameters<typeof Migration>) => Migration;
 
@@ -16,4 +17,5 @@ export const migrations: { name: string; class: MigrationClass }[] = [
   { name: "20261123030000-grant-limits", class: Migration20261123030000GrantLimits },
   { name: "20261123040000-key-limits", class: Migration20261123040000KeyLimits },
   { name: "20261123050000-collections", class: Migration20261123050000Collections },
+  { name: "20261124000000-models-file-entries", class: Migration20261124000000ModelsFileEntries },
 ];

@@ -10,6 +10,7 @@ export const migrationNames: readonly string[] = [
   "20261123030000-grant-limits",
   "20261123040000-key-limits",
   "20261123050000-collections",
+  "20261124000000-models-file-entries",
 ];
 
 /** The table MikroORM's migrator records applied migrations in. */
