@@ -46,6 +46,11 @@ export interface CoreConfig {
     /** Consecutive failures that eject a provider, and how long it rests before a /health probe. */
     readonly ejectAfterFailures: number;
     readonly cooldownMs: number;
+    /**
+     * Processes splitting each provider's max_concurrency: set by the core from `workers` (not read from the
+     * environment here, so that an override of `workers` cannot disagree with it); absent = 1.
+     */
+    readonly workers?: number;
   };
   readonly embeddings: {
     /** Inputs per upstream call at most; larger requests are split (PASSERELLE_EMBEDDINGS_MAX_BATCH). */

@@ -167,7 +167,8 @@ export async function createCore(config: CoreConfig, logger: Logger): Promise<Co
     registry: models.registry,
     governor: governance.governor,
     defaultMaxTokens: config.governance.defaultMaxTokens,
-    settings: config.inference,
+    // Each worker routes on its own: max_concurrency is split between them (provider-router.ts, `workers`).
+    settings: { ...config.inference, workers: config.workers },
   });
   metrics.setProviderSnapshot(() => inference.router.snapshot());
   const embeddings = setupEmbeddings({ shared: inference, upstream: config.inference, settings: config.embeddings });

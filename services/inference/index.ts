@@ -70,12 +70,19 @@ export function setupInference(deps: {
     queueTimeoutMs: deps.settings.queueTimeoutMs,
     ejectAfterFailures: deps.settings.ejectAfterFailures,
     cooldownMs: deps.settings.cooldownMs,
-    // vLLM's and TEI's /health: a cheap liveness check, never a billed completion.
+    workers: deps.settings.workers,
+    // A cheap liveness check, never a billed completion: vLLM's and TEI's /health; a hosted OpenAI-compatible API
+    // has none (404 would keep it ejected for good), its model list is free.
     probe: (p) =>
-      upstream.getJson({ baseUrl: p.baseUrl, apiKey: p.apiKey, timeouts: HEALTH_TIMEOUTS }, "/health").then(
-        () => true,
-        () => false,
-      ),
+      upstream
+        .getJson(
+          { baseUrl: p.baseUrl, apiKey: p.apiKey, timeouts: HEALTH_TIMEOUTS },
+          p.type === "openai" ? "/v1/models" : "/health",
+        )
+        .then(
+          () => true,
+          () => false,
+        ),
   });
   const models: ModelResolver = {
     resolve: async (name, principal) => {

@@ -11,7 +11,7 @@ export interface ProviderRoute {
   timeoutSeconds: number;
   /** Relative share of traffic (> 0). */
   weight: number;
-  /** Requests in flight at most; 0 = unlimited. */
+  /** Requests in flight at most across all worker processes; 0 = unlimited (see `RouterOptions.workers`). */
   maxConcurrency: number;
   /** Hosting zone and size, for the carbon estimate of what it serves. */
   carbon?: { zone: string; totalParamsB: number; activeParamsB: number };
@@ -43,19 +43,43 @@ export interface Lease {
 export interface RouterOptions {
   /** Longest wait for a free slot when every provider is at its max concurrency. */
   queueTimeoutMs: number;
-  /** Consecutive failures that eject a provider. */
+  /** Consecutive failures that eject a provider (the error-ratio rule, `ERROR_RATIO_RULE`, applies as well). */
   ejectAfterFailures: number;
   /** How long an ejected provider rests before a health probe. */
   cooldownMs: number;
   /** Probes a provider (its /health); resolves true when healthy. Never a billed completion. */
   probe(provider: ProviderRoute): Promise<boolean>;
+  /**
+   * Worker processes serving, this one included (PASSERELLE_WORKERS; default 1), each with its own router. A provider's
+   * `maxConcurrency` is its total, so each worker admits ceil(maxConcurrency / workers): a static split needs no
+   * shared counter on the hot path. Rounding up may exceed the total by at most workers - 1, and a worker whose share
+   * is full queues even while another has room; both are accepted as the price of staying local.
+   */
+  workers?: number;
   now?: () => number;
   random?: () => number;
 }
 
+/**
+ * Ejection on a high error ratio, beside the consecutive-failure rule (which a provider failing every other request
+ * never trips). Over a provider's last `window` outcomes ("neutral" ones, i.e. the client's own doing, not counted),
+ * it is ejected once at least `minSamples` are known and more than `maxFailureRatio` of them failed.
+ * - window 50: enough that a healthy provider's occasional failure weighs 2 %, small enough to follow a change
+ *   within a few seconds of traffic; a count, not a time span, so a quiet provider is judged on real requests.
+ * - minSamples 20: never judge on a handful (3 failures out of 5 say little).
+ * - maxFailureRatio 0.4: a provider failing about half of its requests is out within ~20 of them, while one at a
+ *   10 % error rate trips it with a negligible probability (9+ failures of 20: ~6e-5; 21+ of 50: ~4e-9).
+ */
+export const ERROR_RATIO_RULE = { window: 50, minSamples: 20, maxFailureRatio: 0.4 } as const;
+
 interface State {
   inFlight: number;
   failures: number;
+  /** Ring of the last outcomes counted by `ERROR_RATIO_RULE` (1 = failure), its next slot, fill and failure count. */
+  outcomes: Uint8Array;
+  next: number;
+  samples: number;
+  failed: number;
   ejectedUntil: number | null;
   probing: boolean;
   waiters: Array<() => void>;
@@ -64,18 +88,19 @@ interface State {
 /**
  * Chooses a provider per request: among the healthy ones not yet tried, two picked at random (weighted), the one
  * with fewer requests in flight relative to its weight wins ("power of two choices"). Honours each provider's max
- * concurrency with a bounded wait. Passive health: consecutive failures eject a provider; after a cool-down a
- * `/health` probe decides whether it comes back.
+ * concurrency (its share in this worker) with a bounded wait. Passive health: consecutive failures or a high error
+ * ratio eject a provider; after a cool-down a `/health` probe decides whether it comes back, with a clean record.
  */
 export function createProviderRouter(opts: RouterOptions) {
   const now = opts.now ?? Date.now;
   const random = opts.random ?? Math.random;
+  const workers = Math.max(1, opts.workers ?? 1);
   const states = new Map<string, State>();
 
   const state = (id: string): State => {
     let s = states.get(id);
     if (!s) {
-      s = { inFlight: 0, failures: 0, ejectedUntil: null, probing: false, waiters: [] };
+      s = { inFlight: 0, ejectedUntil: null, probing: false, waiters: [], ...cleanRecord() };
       states.set(id, s);
     }
     return s;
@@ -91,7 +116,7 @@ export function createProviderRouter(opts: RouterOptions) {
         .then((ok) => {
           if (ok) {
             s.ejectedUntil = null;
-            s.failures = 0;
+            Object.assign(s, cleanRecord());
           } else s.ejectedUntil = now() + opts.cooldownMs;
         })
         .catch(() => {
@@ -104,7 +129,8 @@ export function createProviderRouter(opts: RouterOptions) {
     return false;
   }
 
-  const hasRoom = (p: ProviderRoute) => p.maxConcurrency <= 0 || state(p.id).inFlight < p.maxConcurrency;
+  const hasRoom = (p: ProviderRoute) =>
+    p.maxConcurrency <= 0 || state(p.id).inFlight < Math.ceil(p.maxConcurrency / workers);
   const load = (p: ProviderRoute) => (state(p.id).inFlight + 1) / Math.max(p.weight, 1e-6);
 
   function weightedPick(list: ProviderRoute[]): ProviderRoute {
@@ -137,9 +163,11 @@ export function createProviderRouter(opts: RouterOptions) {
         if (done) return;
         done = true;
         s.inFlight--;
-        if (outcome === "ok") s.failures = 0;
-        if (outcome === "failure" && ++s.failures >= opts.ejectAfterFailures && s.ejectedUntil === null) {
-          s.ejectedUntil = now() + opts.cooldownMs;
+        if (outcome !== "neutral") {
+          s.failures = outcome === "ok" ? 0 : s.failures + 1;
+          if (record(s, outcome === "failure") || s.failures >= opts.ejectAfterFailures) {
+            if (s.ejectedUntil === null) s.ejectedUntil = now() + opts.cooldownMs;
+          }
         }
         s.waiters.shift()?.();
       },
@@ -218,6 +246,22 @@ export function createProviderRouter(opts: RouterOptions) {
       });
     },
   };
+}
+
+/** A provider's outcome record as new (or re-admitted): no failures, an empty error-ratio window. */
+function cleanRecord() {
+  return { failures: 0, outcomes: new Uint8Array(ERROR_RATIO_RULE.window), next: 0, samples: 0, failed: 0 };
+}
+
+/** Adds one outcome to the error-ratio window; true when the window now calls for ejection. */
+function record(s: State, failure: boolean): boolean {
+  const { window, minSamples, maxFailureRatio } = ERROR_RATIO_RULE;
+  if (s.samples === window) s.failed -= s.outcomes[s.next] as number;
+  else s.samples++;
+  s.outcomes[s.next] = failure ? 1 : 0;
+  s.failed += failure ? 1 : 0;
+  s.next = (s.next + 1) % window;
+  return s.samples >= minSamples && s.failed > maxFailureRatio * s.samples;
 }
 
 export type ProviderRouter = ReturnType<typeof createProviderRouter>;

@@ -5,7 +5,7 @@ import type { Dispatcher } from "undici";
 export type StreamPhase = "headers" | "first_token" | "idle";
 
 /** Why the stream aborted its own request (a timer of ours), if it did. */
-export type StreamAbortReason = "total" | "first_token" | undefined;
+export type StreamAbortReason = "total" | "first_token" | "idle" | undefined;
 
 export interface SseStreamOptions {
   /** Issues the upstream request, driven by `handler` (undici's `dispatch`). */
@@ -16,6 +16,12 @@ export interface SseStreamOptions {
   totalMs: number;
   /** Until the first event after the headers. */
   firstTokenMs: number;
+  /**
+   * Longest silence after the first event (`: ping` comments count as life). A timer of ours, not undici's
+   * bodyTimeout, which runs from the headers: it would cut a first token that takes longer than this but comes
+   * within `firstTokenMs` (a queued or long prompt on vLLM). Give undici no body timeout.
+   */
+  idleMs: number;
   /** Turns whatever went wrong into the client's error (`own`: which of our timers aborted, if one did). */
   fail(err: unknown, phase: StreamPhase, own: StreamAbortReason): Error;
   /** A non-2xx answer, read whole. */
@@ -55,6 +61,8 @@ export function openSseStream(o: SseStreamOptions): AsyncIterableIterator<string
 
   const totalTimer = setTimeout(() => abortWith("total"), o.totalMs);
   let firstTimer: NodeJS.Timeout | undefined;
+  /** Armed at the first event, refreshed by every body chunk after it (one timer per stream, no allocation). */
+  let idleTimer: NodeJS.Timeout | undefined;
   const onAbort = () => abortWith(undefined, o.signal?.reason);
 
   function finish(): void {
@@ -62,7 +70,14 @@ export function openSseStream(o: SseStreamOptions): AsyncIterableIterator<string
     over = true;
     clearTimeout(totalTimer);
     clearTimeout(firstTimer);
+    clearTimeout(idleTimer);
     o.signal?.removeEventListener("abort", onAbort);
+  }
+
+  function onIdle(): void {
+    // Paused by us (the consumer is behind): the upstream's silence is ours, not its.
+    if (controller?.paused) idleTimer?.refresh();
+    else abortWith("idle");
   }
 
   /** Aborts the upstream request; `reason`: one of our timers, else the caller's cancellation. */
@@ -89,7 +104,9 @@ export function openSseStream(o: SseStreamOptions): AsyncIterableIterator<string
         sawDone = true;
         return;
       }
-      if (ev.data.startsWith('{"error"') || ev.data.startsWith('{"object":"error"')) {
+      // vLLM's error events start so; any other event without choices is parsed to tell (a Python server's
+      // `json.dumps` writes `{"object": "error", …}`, with spaces, or the error key not first).
+      if (ev.data.startsWith('{"error"') || ev.data.startsWith('{"object":"error"') || !ev.data.includes('"choices"')) {
         const e = o.errorEvent(ev.data);
         if (e) {
           error = e;
@@ -163,6 +180,8 @@ export function openSseStream(o: SseStreamOptions): AsyncIterableIterator<string
           return;
         }
         parser.feed(decoder.decode(chunk, DECODE_STREAM));
+        if (idleTimer) idleTimer.refresh();
+        else if (queue.length > 0 && !over) idleTimer = setTimeout(onIdle, o.idleMs);
         if (queue.length >= HIGH_WATER && !c.paused) c.pause();
         settle();
       },

@@ -328,13 +328,15 @@ export function createUpstreamClient(opts: { connectionsPerOrigin?: number } = {
               headers: headers(target, false),
               body: JSON.stringify(body),
               headersTimeout: target.timeouts.headersMs,
-              bodyTimeout: target.timeouts.idleMs,
+              // Silences are timed by the stream itself: the first token's limit, then the idle one (see idleMs).
+              bodyTimeout: 0,
             },
             handler,
           ),
         signal,
         totalMs: target.timeouts.totalMs,
         firstTokenMs: target.timeouts.firstTokenMs,
+        idleMs: target.timeouts.idleMs,
         fail(err, phase, own) {
           if (own) return translate(TIMEOUT_REASON, own);
           if (err instanceof ProtocolEnd) return new UpstreamError({ kind: "protocol", message: err.message });
