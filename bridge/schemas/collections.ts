@@ -318,7 +318,12 @@ export const searchBody = {
     metadata_filters: { ...filterSchema, description: "Alias of `filters`." },
     method: { type: "string", enum: SEARCH_METHODS, description: "Default semantic." },
     limit: { type: "integer", minimum: 1, maximum: 100, description: "Most results (default 10)." },
-    offset: { type: "integer", minimum: 0, maximum: 10000, description: "Results skipped first." },
+    offset: {
+      type: "integer",
+      minimum: 0,
+      maximum: 10000,
+      description: "Results skipped first (hybrid: offset + limit at most 100, the depth of the fused ranking).",
+    },
     score_threshold: {
       type: "number",
       minimum: 0,

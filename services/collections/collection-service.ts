@@ -1,3 +1,5 @@
+// Over 400 lines on purpose: the CollectionService's handlers (collections, documents, chunks) share one set of
+// ownership checks and option readers; split by resource, each part would import the same dozen helpers.
 import { create } from "@bufbuild/protobuf";
 import { Code, type ServiceImpl } from "@connectrpc/connect";
 import {
@@ -23,7 +25,8 @@ import { failedPrecondition, invalidArgument, notFound, permissionDenied, rpcErr
 import { decodePageToken, pageSize, paginate } from "../platform/paging.js";
 import type { ChunkRecord, SearchBackend } from "../search/backend.js";
 import { insertChunks } from "../search/postgres/index.js";
-import type { CollectionRow, CollectionStore, DocumentRow } from "./collection-store.js";
+import { requireEmbeddingsModel } from "../search/search-service.js";
+import { type CollectionRow, type CollectionStore, type DocumentRow, purgeOf } from "./collection-store.js";
 import type { ParserPool } from "./ingest/index.js";
 import type { Ingestion } from "./ingestion.js";
 import { statusName, toChunk, toCollection, toDocument, visibilityName } from "./mappers.js";
@@ -171,15 +174,16 @@ export function createCollectionService(deps: CollectionDeps): ServiceImpl<typeo
     async deleteCollection(req, ctx) {
       const p = principalOf(ctx);
       await ownedCollection(p, req.id);
-      if (!(await deps.store.deleteCollection(p.userId, req.id))) throw notFound("collection", req.id);
-      await deps.backend.remove({ collectionId: req.id });
+      const purge = purgeOf(deps.backend, { collectionId: req.id });
+      if (!(await deps.store.deleteCollection(p.userId, req.id, purge))) throw notFound("collection", req.id);
       return create(DeleteCollectionResponseSchema, {});
     },
 
     async createDocument(req, ctx) {
       const p = principalOf(ctx);
-      requireConfigured();
+      const model = requireConfigured();
       const collection = await ownedCollection(p, req.collectionId);
+      requireEmbeddingsModel(collection, model);
       const metadata = metadataOf(req.metadata);
       const split = splitOptionsOf(req.chunking);
       if (req.content.length > deps.maxFileBytes)
@@ -268,8 +272,8 @@ export function createCollectionService(deps: CollectionDeps): ServiceImpl<typeo
     async deleteDocument(req, ctx) {
       const p = principalOf(ctx);
       await ownedDocument(p, req.id);
-      if (!(await deps.store.deleteDocument(p.userId, req.id))) throw notFound("document", req.id);
-      await deps.backend.remove({ documentId: req.id });
+      const purge = purgeOf(deps.backend, { documentId: req.id });
+      if (!(await deps.store.deleteDocument(p.userId, req.id, purge))) throw notFound("document", req.id);
       deps.ingestion.announce(req.id);
       return create(DeleteDocumentResponseSchema, {});
     },
@@ -304,7 +308,7 @@ export function createCollectionService(deps: CollectionDeps): ServiceImpl<typeo
 
     async createChunks(req, ctx) {
       const p = principalOf(ctx);
-      requireConfigured();
+      const model = requireConfigured();
       const doc = await ownedDocument(p, req.documentId, "document_id");
       if (req.chunks.length === 0 || req.chunks.length > MAX_CHUNKS_PER_CALL)
         throw invalidArgument(`Give between 1 and ${MAX_CHUNKS_PER_CALL} chunks.`, "chunks");
@@ -330,6 +334,7 @@ export function createCollectionService(deps: CollectionDeps): ServiceImpl<typeo
         };
       });
       const collection = await ownedCollection(p, doc.collectionId);
+      requireEmbeddingsModel(collection, model);
       const vectors = await deps.embed(
         p,
         "documents",
@@ -391,8 +396,8 @@ export function createCollectionService(deps: CollectionDeps): ServiceImpl<typeo
       const p = principalOf(ctx);
       await ownedDocument(p, req.documentId, "document_id");
       const id = chunkIdOf(req.chunkId);
-      if (!(await deps.store.deleteChunk(req.documentId, id))) throw notFound("chunk", String(req.chunkId));
-      await deps.backend.remove({ documentId: req.documentId, chunkId: id });
+      const purge = purgeOf(deps.backend, { documentId: req.documentId, chunkId: id });
+      if (!(await deps.store.deleteChunk(req.documentId, id, purge))) throw notFound("chunk", String(req.chunkId));
       return create(DeleteChunkResponseSchema, {});
     },
   };

@@ -1,6 +1,6 @@
 import type pg from "pg";
 import { uuidv7 } from "../platform/ids.js";
-import type { Metadata } from "../search/backend.js";
+import type { Metadata, SearchBackend } from "../search/backend.js";
 import {
   type ChunkRow,
   COLLECTION_COLUMNS,
@@ -27,10 +27,41 @@ export type { ChunkRow, CollectionRow, DocumentRow, DocumentStatus, Visibility }
 /** Who may read: the owner, or anyone when public. `$1` is the caller. */
 const READABLE = `(c.owner_id = $1 or c.visibility = 'public')`;
 
+/** Makes deleted chunks unsearchable in the search engine; throws when it could not. */
+export type Purge = () => Promise<void>;
+
+/**
+ * A delete's purge of `target` from `backend`. None for PostgreSQL: its index is the chunk rows the delete itself
+ * removes (and its `remove`, on another connection, would wait forever on the delete's own row locks).
+ */
+export const purgeOf = (backend: SearchBackend, target: Parameters<SearchBackend["remove"]>[0]): Purge | undefined =>
+  backend.name === "postgres" ? undefined : () => backend.remove(target);
+
 export type CollectionStore = ReturnType<typeof createCollectionStore>;
 
 export function createCollectionStore(pool: pg.Pool) {
   const one = async (sql: string, params: unknown[]) => (await pool.query(sql, params)).rows[0] as Row | undefined;
+
+  /**
+   * Runs `work` in a transaction: committed when it returns, rolled back when it throws. The deletes run their
+   * `purge` (the search engine's copy) inside it, after the rows are gone but before the commit: if the purge fails,
+   * the rows stay and a retry can finish; and an ingestion committing meanwhile waits on the deleted rows' locks,
+   * then finds them gone, so it cannot index behind the purge.
+   */
+  async function inTransaction<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    const client = await pool.connect();
+    try {
+      await client.query("begin");
+      const out = await work(client);
+      await client.query("commit");
+      return out;
+    } catch (err) {
+      await client.query("rollback").catch(() => undefined);
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
 
   return {
     pool,
@@ -113,10 +144,17 @@ export function createCollectionStore(pool: pg.Pool) {
       return row && collectionOf(row);
     },
 
-    /** Deletes an owned collection (documents and chunks cascade); false when the user does not own it. */
-    async deleteCollection(ownerId: string, id: string): Promise<boolean> {
-      const res = await pool.query(`delete from collection where id = $2 and owner_id = $1`, [ownerId, id]);
-      return (res.rowCount ?? 0) > 0;
+    /**
+     * Deletes an owned collection (documents and chunks cascade); false when the user does not own it. `purge` runs
+     * before the delete commits (see `inTransaction`).
+     */
+    async deleteCollection(ownerId: string, id: string, purge?: Purge): Promise<boolean> {
+      return inTransaction(async (client) => {
+        const res = await client.query(`delete from collection where id = $2 and owner_id = $1`, [ownerId, id]);
+        if (!res.rowCount) return false;
+        await purge?.();
+        return true;
+      });
     },
 
     /** Creates queued documents in an owned collection, counted at once; undefined when not owned. */
@@ -133,18 +171,14 @@ export function createCollectionStore(pool: pg.Pool) {
         chunking: unknown;
       }[],
     ): Promise<DocumentRow[] | undefined> {
-      const client = await pool.connect();
-      try {
-        await client.query("begin");
+      // Nothing written when the collection is not owned: committing that is the same as rolling back.
+      return inTransaction(async (client) => {
         const owned = await client.query(
           `update collection set document_count = document_count + $3, updated_at = now()
            where id = $2 and owner_id = $1 returning owner_id`,
           [ownerId, collectionId, docs.length],
         );
-        if (owned.rowCount === 0) {
-          await client.query("rollback");
-          return undefined;
-        }
+        if (owned.rowCount === 0) return undefined;
         const now = new Date();
         const rows = await client.query(
           `insert into document (id, collection_id, name, file_name, mime_type, size_bytes, metadata, chunking, status, created_at, updated_at)
@@ -171,14 +205,8 @@ export function createCollectionStore(pool: pg.Pool) {
            where d.id = any($1::uuid[]) order by d.id`,
           [ids],
         );
-        await client.query("commit");
         return full.rows.map(documentOf);
-      } catch (err) {
-        await client.query("rollback").catch(() => undefined);
-        throw err;
-      } finally {
-        client.release();
-      }
+      });
     },
 
     /** A document the user may read, or undefined. */
@@ -228,19 +256,27 @@ export function createCollectionStore(pool: pg.Pool) {
       return new Map(rows.rows.map((r: Row) => [r.id as string, r.name as string]));
     },
 
-    /** Deletes an owned document and its chunks; the collection's counts follow. False when not owned. */
-    async deleteDocument(ownerId: string, id: string): Promise<{ collectionId: string } | undefined> {
-      const row = await one(
-        `with d as (delete from document d using collection c
-                    where d.id = $2 and c.id = d.collection_id and c.owner_id = $1
-                    returning d.collection_id, d.chunk_count, d.status)
-         update collection c set document_count = c.document_count - 1,
-           chunk_count = c.chunk_count - (select case when status = 'ready' then chunk_count else 0 end from d),
-           updated_at = now()
-         from d where c.id = d.collection_id returning c.id`,
-        [ownerId, id],
-      );
-      return row && { collectionId: row.id };
+    /**
+     * Deletes an owned document and its chunks; the collection's counts follow. Undefined when not owned. `purge` runs
+     * before the delete commits (see `inTransaction`).
+     */
+    async deleteDocument(ownerId: string, id: string, purge?: Purge): Promise<{ collectionId: string } | undefined> {
+      return inTransaction(async (client) => {
+        const res = await client.query(
+          `with d as (delete from document d using collection c
+                      where d.id = $2 and c.id = d.collection_id and c.owner_id = $1
+                      returning d.collection_id, d.chunk_count, d.status)
+           update collection c set document_count = c.document_count - 1,
+             chunk_count = c.chunk_count - (select case when status = 'ready' then chunk_count else 0 end from d),
+             updated_at = now()
+           from d where c.id = d.collection_id returning c.id`,
+          [ownerId, id],
+        );
+        const row = res.rows[0] as Row | undefined;
+        if (!row) return undefined;
+        await purge?.();
+        return { collectionId: row.id as string };
+      });
     },
 
     /** Moves a document along its ingestion; never out of a final state. */
@@ -249,6 +285,28 @@ export function createCollectionStore(pool: pg.Pool) {
         `update document set status = $2, progress = $3, failure_reason = $4, updated_at = now()
          where id = $1 and status not in ('ready', 'failed')`,
         [id, status, progress, failureReason],
+      );
+    },
+
+    /**
+     * Takes a queued document into ingestion (`parsing`). False when it is no longer queued (failed by the sweep,
+     * deleted): its ingestion must then not start, nor be billed.
+     */
+    async claim(id: string): Promise<boolean> {
+      const res = await pool.query(
+        `update document set status = 'parsing', progress = 5, updated_at = now() where id = $1 and status = 'queued'`,
+        [id],
+      );
+      return (res.rowCount ?? 0) > 0;
+    },
+
+    /** Marks these documents' ingestions alive, so that `failInterrupted` (which goes by `updated_at`) spares them. */
+    async touch(ids: readonly string[]): Promise<void> {
+      if (ids.length === 0) return;
+      await pool.query(
+        `update document set updated_at = now()
+         where id = any($1::uuid[]) and status in ('queued', 'parsing', 'embedding')`,
+        [ids],
       );
     },
 
@@ -279,30 +337,23 @@ export function createCollectionStore(pool: pg.Pool) {
       return row && chunkOf(row);
     },
 
-    async deleteChunk(documentId: string, id: number): Promise<boolean> {
-      const client = await pool.connect();
-      try {
-        await client.query("begin");
+    /** Deletes a chunk; its document's and collection's counts follow. `purge` runs before the delete commits. */
+    async deleteChunk(documentId: string, id: number, purge?: Purge): Promise<boolean> {
+      return inTransaction(async (client) => {
         const res = await client.query(`delete from chunk where document_id = $1 and id = $2 returning collection_id`, [
           documentId,
           id,
         ]);
-        if (res.rowCount) {
-          await client.query(`update document set chunk_count = chunk_count - 1, updated_at = now() where id = $1`, [
-            documentId,
-          ]);
-          await client.query(`update collection set chunk_count = chunk_count - 1 where id = $1`, [
-            res.rows[0].collection_id,
-          ]);
-        }
-        await client.query("commit");
-        return (res.rowCount ?? 0) > 0;
-      } catch (err) {
-        await client.query("rollback").catch(() => undefined);
-        throw err;
-      } finally {
-        client.release();
-      }
+        if (!res.rowCount) return false;
+        await client.query(`update document set chunk_count = chunk_count - 1, updated_at = now() where id = $1`, [
+          documentId,
+        ]);
+        await client.query(`update collection set chunk_count = chunk_count - 1 where id = $1`, [
+          res.rows[0].collection_id,
+        ]);
+        await purge?.();
+        return true;
+      });
     },
 
     /**
@@ -316,19 +367,15 @@ export function createCollectionStore(pool: pg.Pool) {
       expect: readonly DocumentStatus[],
       write: (client: pg.PoolClient, first: number) => Promise<void>,
     ): Promise<{ first: number } | undefined> {
-      const client = await pool.connect();
-      try {
-        await client.query("begin");
+      // A document not in `expect` is left as it is (locked, nothing written): committing that is rolling back.
+      return inTransaction(async (client) => {
         const doc = await client.query(
           `select d.collection_id, d.status, coalesce((select max(id) from chunk where document_id = d.id), 0) as last
            from document d where d.id = $1 for update`,
           [documentId],
         );
         const row = doc.rows[0] as Row | undefined;
-        if (!row || !expect.includes(row.status)) {
-          await client.query("rollback");
-          return undefined;
-        }
+        if (!row || !expect.includes(row.status)) return undefined;
         const first = Number(row.last) + 1;
         await write(client, first);
         await client.query(
@@ -340,14 +387,8 @@ export function createCollectionStore(pool: pg.Pool) {
           row.collection_id,
           count,
         ]);
-        await client.query("commit");
         return { first };
-      } catch (err) {
-        await client.query("rollback").catch(() => undefined);
-        throw err;
-      } finally {
-        client.release();
-      }
+      });
     },
   };
 }

@@ -13,6 +13,12 @@ import { createCollectionStore } from "./collection-store.js";
 import { createParserPool } from "./ingest/index.js";
 import { createIngestion } from "./ingestion.js";
 
+/**
+ * A document still queued or ingesting whose row has not changed for this long belongs to a process that died: the
+ * live ones touch theirs ten times as often (the ingestion's heartbeat).
+ */
+const STALE_MS = 10 * 60_000;
+
 export { createCollectionService } from "./collection-service.js";
 export { createCollectionStore } from "./collection-store.js";
 
@@ -101,6 +107,7 @@ export function setupCollections(deps: {
     batch: deps.settings.embeddingsBatch,
     concurrency: deps.settings.embeddingsConcurrency,
     maxActive: deps.settings.ingestConcurrency,
+    heartbeatMs: STALE_MS / 10,
     split: (text, options, opts) => parser.split(text, options, opts),
   });
   const collectionService = createCollectionService({
@@ -127,9 +134,9 @@ export function setupCollections(deps: {
     },
     /**
      * Fails documents a stopped process left mid-ingestion (their files were never kept). Only those untouched for
-     * `staleMs`: another live process may be ingesting the recent ones.
+     * `staleMs`: a live process, this one or another, keeps touching the documents it holds.
      */
-    async recover(staleMs = 10 * 60_000): Promise<number> {
+    async recover(staleMs = STALE_MS): Promise<number> {
       const n = await store.failInterrupted(
         "Ingestion was interrupted by a server restart; upload again.",
         new Date(Date.now() - staleMs),

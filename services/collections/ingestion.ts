@@ -18,6 +18,11 @@ export interface IngestionDeps {
   concurrency: number;
   /** Documents ingested at once by this process; the rest wait in order. */
   maxActive: number;
+  /**
+   * How often the documents this process holds (queued or running) are marked alive: well under the sweep's
+   * staleness, or the sweep takes a document waiting in this queue for a dead process's.
+   */
+  heartbeatMs: number;
   /** Splits a text (in a worker thread: parser-pool.ts). */
   split: (text: string, options: SplitOptions, opts: { signal: AbortSignal }) => Promise<string[]>;
 }
@@ -54,7 +59,13 @@ export function createIngestion(deps: IngestionDeps) {
   changes.setMaxListeners(0);
   const queue: IngestJob[] = [];
   const active = new Set<Promise<void>>();
+  /** Documents of the running jobs. */
+  const running = new Set<string>();
   const stop = new AbortController();
+  const heartbeat = setInterval(() => {
+    const held = [...running, ...queue.map((j) => j.documentId)];
+    deps.store.touch(held).catch((err) => deps.logger.warn({ err }, "ingestion heartbeat failed"));
+  }, deps.heartbeatMs).unref();
 
   const announce = (id: string) => changes.emit(id);
   async function setStatus(id: string, status: DocumentStatus, progress: number, reason = "") {
@@ -89,7 +100,12 @@ export function createIngestion(deps: IngestionDeps) {
   async function run(job: IngestJob): Promise<void> {
     const log = deps.logger.child({ documentId: job.documentId });
     try {
-      await setStatus(job.documentId, "parsing", 5);
+      // Failed by the sweep or deleted while it waited: nothing to ingest, and nothing to bill.
+      if (!(await deps.store.claim(job.documentId))) {
+        log.info("document no longer queued: ingestion dropped");
+        return;
+      }
+      announce(job.documentId);
       const texts = await deps.split(job.parsed.text, job.split, { signal: stop.signal });
       await setStatus(job.documentId, "embedding", 10);
       const vectors = await embedAll(job, texts);
@@ -132,7 +148,9 @@ export function createIngestion(deps: IngestionDeps) {
   function pump() {
     while (active.size < deps.maxActive && queue.length > 0 && !stop.signal.aborted) {
       const job = queue.shift() as IngestJob;
+      running.add(job.documentId);
       const p: Promise<void> = run(job).finally(() => {
+        running.delete(job.documentId);
         active.delete(p);
         pump();
       });
@@ -155,6 +173,7 @@ export function createIngestion(deps: IngestionDeps) {
      * document stays `queued` forever (its file was never stored).
      */
     async close(graceMs = 5_000) {
+      clearInterval(heartbeat);
       const left = queue.splice(0);
       for (const job of left)
         await setStatus(job.documentId, "failed", 0, "Ingestion was interrupted by a server restart; upload again.");

@@ -42,6 +42,16 @@ const MAX_QUERY_CHARS = 8_192;
 const MAX_FILTERS = 16;
 const MAX_DEPTH = 4;
 
+/**
+ * How deep a hybrid ranking goes: each method contributes exactly this many candidates to the fusion, whatever the
+ * page, so every page is a slice of one fused ranking (a depth that grew with the offset fused different candidate
+ * lists per page, and pages repeated and skipped chunks). Hybrid pages must therefore end within it, as with
+ * Elasticsearch's `rrf` retriever (`from + size` ≤ `rank_window_size`). 100 = the largest `limit`, so one call can
+ * still read the whole ranking; a deeper window would cost every hybrid query (the HNSW walk reads at least this many
+ * vectors) for results a fusion of two rankings barely orders anyway.
+ */
+export const HYBRID_WINDOW = 100;
+
 const METHOD: Readonly<Record<SearchMethodName, SearchMethod>> = {
   semantic: SearchMethod.SEMANTIC,
   lexical: SearchMethod.LEXICAL,
@@ -114,6 +124,11 @@ export function queryOf(req: SearchRequest): Omit<SearchQuery, "collections" | "
   const limit = req.limit === 0 ? 10 : req.limit;
   if (limit < 1 || limit > 100) throw invalidArgument("'limit' must be between 1 and 100.", "limit");
   if (req.offset < 0 || req.offset > 10_000) throw invalidArgument("'offset' must be between 0 and 10000.", "offset");
+  if (method === "hybrid" && req.offset + limit > HYBRID_WINDOW)
+    throw invalidArgument(
+      `'offset' + 'limit' must be at most ${HYBRID_WINDOW} for hybrid search: it ranks its first ${HYBRID_WINDOW} results only.`,
+      "offset",
+    );
   if (req.scoreThreshold !== undefined) {
     if (method !== "semantic")
       throw invalidArgument("'score_threshold' applies to semantic search only.", "score_threshold");
@@ -141,6 +156,25 @@ export function queryOf(req: SearchRequest): Omit<SearchQuery, "collections" | "
   };
 }
 
+/**
+ * Refuses a collection whose chunks were embedded with another model than the platform's current one: its vectors
+ * and the query's are not comparable (often not even of the same size), so a semantic search would silently find
+ * nothing and new chunks would mix two vector spaces in one collection. Also used by CollectionService.
+ */
+export function requireEmbeddingsModel(
+  collection: { id: string; name: string; embeddingsModel: string },
+  configured: string,
+): void {
+  if (collection.embeddingsModel === configured) return;
+  throw failedPrecondition(
+    `Collection '${collection.name}' (${collection.id}) was embedded with '${collection.embeddingsModel}', but the ` +
+      `platform now embeds with '${configured}' (PASSERELLE_RAG_EMBEDDINGS_MODEL): its vectors cannot be compared ` +
+      `with new ones. Search it with method 'lexical', or create a new collection and upload its documents again; ` +
+      `an operator may also set the model back to '${collection.embeddingsModel}'.`,
+    "EMBEDDINGS_MODEL_CHANGED",
+  );
+}
+
 /** SearchService: retrieval over the collections the caller may read (theirs and the public ones). */
 export function createSearchService(deps: SearchDeps): ServiceImpl<typeof SearchService> {
   return {
@@ -153,11 +187,19 @@ export function createSearchService(deps: SearchDeps): ServiceImpl<typeof Search
         );
       const query = queryOf(req);
       const asked = ids(req.collectionIds, "collection_ids", "collection");
-      const collections = await deps.store.readableCollections(p.userId, asked);
+      const model = deps.embeddingsModel;
+      let collections = await deps.store.readableCollections(p.userId, asked);
       if (asked.length > 0 && collections.length < asked.length) {
         const found = new Set(collections.map((c) => c.id));
         const missing = asked.find((id) => !found.has(id)) as string;
         throw notFound("collection", missing);
+      }
+      // Lexical search reads no vectors: any collection will do. Otherwise a collection asked for by id that was
+      // embedded with another model is refused; one only swept in by an unscoped search (say, someone's public
+      // collection) is left out rather than failing the caller's whole search.
+      if (query.method !== "lexical") {
+        if (asked.length > 0) for (const c of collections) requireEmbeddingsModel(c, model);
+        else collections = collections.filter((c) => c.embeddingsModel === model);
       }
       if (query.documentIds.length > 0) {
         const readable = await deps.store.readableDocumentIds(p.userId, query.documentIds);

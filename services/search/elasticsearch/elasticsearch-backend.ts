@@ -1,6 +1,7 @@
 import type { Client, estypes } from "@elastic/elasticsearch";
 import type { ChunkRecord, SearchBackend, SearchHit, SearchQuery, SearchScope } from "../backend.js";
 import { reciprocalRankFusion } from "../rrf.js";
+import { HYBRID_WINDOW } from "../search-service.js";
 import { elasticsearchErrorType, isRetryableStatus, SearchBackendError, toSearchBackendError } from "./errors.js";
 import {
   type ChunkSource,
@@ -178,8 +179,9 @@ export function createElasticsearchBackend(options: ElasticsearchBackendOptions)
           );
         if (query.method === "lexical")
           return ranked(lexicalRequest(indexPattern(prefix), query, { from: offset, size: limit }), asIs, "lexical");
-        // Hybrid: each ranking twice as deep as the page's end, so chunks ranked well by one only can still surface.
-        const window = { from: 0, size: (offset + limit) * 2 };
+        // Hybrid: each ranking as deep as the service's window, whatever the page, so that every page is a slice of
+        // one fused ranking (a depth growing with the offset fused other candidates per page: repeats and gaps).
+        const window = { from: 0, size: HYBRID_WINDOW };
         const [semantic, lexical] = await Promise.all([
           ranked(semanticRequest(semanticIndex(query), query, window), asCosine, "semantic"),
           ranked(lexicalRequest(indexPattern(prefix), query, window), asIs, "lexical"),

@@ -6,6 +6,7 @@ import {
   type RecordedRequest,
 } from "../../../test/support/es-mock-cluster.js";
 import type { SearchQuery } from "../backend.js";
+import { HYBRID_WINDOW } from "../search-service.js";
 import { createElasticsearchBackend } from "./elasticsearch-backend.js";
 import { encodeNumber } from "./mapping.js";
 
@@ -180,7 +181,7 @@ describe("lexical search", () => {
 });
 
 describe("hybrid search", () => {
-  it("fuses a kNN and a BM25 ranking, each twice the page's end deep, then pages", async () => {
+  it("fuses a kNN and a BM25 ranking, each the hybrid window deep, then pages", async () => {
     const { client, requests, on } = mockCluster();
     on("POST", "/:index/_search", (req) =>
       (req.body as { knn?: object }).knn
@@ -195,19 +196,19 @@ describe("hybrid search", () => {
     const lexical = requests.find((r) => (r.body as { query?: object }).query);
     expect(semantic?.body).toEqual({
       from: 0,
-      size: 6,
+      size: HYBRID_WINDOW,
       track_total_hits: false,
       _source: SOURCE,
       // No similarity: the threshold is for semantic search only.
       knn: {
         field: "embedding",
         query_vector: [1, 0, 0],
-        k: 6,
-        num_candidates: 100,
+        k: HYBRID_WINDOW,
+        num_candidates: 10 * HYBRID_WINDOW,
         filter: { bool: { filter: FILTERS } },
       },
     });
-    expect(lexical).toMatchObject({ path: "/passerelle-chunks-*/_search", body: { from: 0, size: 6 } });
+    expect(lexical).toMatchObject({ path: "/passerelle-chunks-*/_search", body: { from: 0, size: HYBRID_WINDOW } });
     // c: 1/63 + 1/61; a: 1/61; b: 1/62 (ties with d, first seen first); d: 1/62 → page [a, b].
     expect(ids(hits)).toEqual(["a:1", "b:1"]);
     expect(hits.map((h) => h.score)).toEqual([1 / 61, 1 / 62]);
@@ -217,6 +218,26 @@ describe("hybrid search", () => {
     const weighted = await backend.search({ ...q, offset: 0, limit: 4, lexicalWeight: 3 });
     // d: 3/62 beats a: 1/61 once lexical weighs three times as much.
     expect(ids(weighted)).toEqual(["c:1", "d:1", "a:1", "b:1"]);
+  });
+
+  it("asks the cluster for the same rankings whatever the page, so that pages are slices of one fusion", async () => {
+    const { client, requests, on } = mockCluster();
+    const knn = [hit("a", 1, 0.99), hit("b", 1, 0.9), hit("c", 1, 0.8), hit("e", 1, 0.7)];
+    on("POST", "/:index/_search", (req) =>
+      (req.body as { knn?: object }).knn ? answer(knn) : answer([hit("c", 1, 12), hit("d", 1, 9), hit("f", 1, 5)]),
+    );
+    const backend = createElasticsearchBackend({ client });
+    const whole = await backend.search(query({ method: "hybrid", limit: 6, offset: 0 }));
+    const bodies = (from: number) => requests.slice(from).map((r) => JSON.stringify(r.body));
+    const first = bodies(0);
+    const pages = [];
+    for (const offset of [0, 2, 4]) {
+      const seen = requests.length;
+      pages.push(...(await backend.search(query({ method: "hybrid", limit: 2, offset }))));
+      expect(bodies(seen)).toEqual(first);
+    }
+    expect(ids(pages)).toEqual(ids(whole));
+    expect(new Set(ids(pages)).size).toBe(6);
   });
 });
 

@@ -221,7 +221,7 @@ describe.each(["postgresql", "embedded"] as const)("PostgreSQL search backend (%
       { text: "laboratory or exposé", vector: [0.2, 1, 0, 0], limit: 4, offset: 0, rrfK: 1, semanticWeight: 0.3 },
     ];
     for (const c of cases) {
-      const depth = fusionDepth(c.limit as number, c.offset as number);
+      const depth = fusionDepth();
       const sem = await backend.search(query({ ...c, method: "semantic", limit: depth, offset: 0 }));
       const lex = await backend.search(query({ ...c, method: "lexical", limit: depth, offset: 0 }));
       const q = query({ ...c, method: "hybrid" });

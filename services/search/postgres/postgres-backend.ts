@@ -193,7 +193,7 @@ export function createPostgresSearchBackend(opts: PostgresSearchOptions): Search
     async search(q) {
       const vector = checkQuery(q);
       if (q.collections.length === 0 || q.limit <= 0) return [];
-      const depth = q.method === "hybrid" ? fusionDepth(q.limit, q.offset) : q.limit + q.offset;
+      const depth = q.method === "hybrid" ? fusionDepth() : q.limit + q.offset;
       const statement =
         q.method === "lexical"
           ? lexicalSql(q, commonWords())

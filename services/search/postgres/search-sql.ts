@@ -1,4 +1,5 @@
 import type { SearchQuery } from "../backend.js";
+import { HYBRID_WINDOW } from "../search-service.js";
 import { textSearchConfig, vectorLiteral } from "./chunk-sql.js";
 import { metadataFilterSql } from "./filter-sql.js";
 
@@ -17,11 +18,11 @@ export interface Statement {
 const HIT_COLUMNS = "document_id, id, collection_id, content, metadata, created_at";
 
 /**
- * How many candidates each ranking contributes to hybrid fusion: twice the hits asked for, at least 20, so that a
- * chunk ranked just past the page by one method can still be lifted into it by the other.
+ * How many candidates each ranking contributes to hybrid fusion: the service's {@link HYBRID_WINDOW}, the same for
+ * every page (never a function of the offset or limit), so that pages are slices of one fused ranking.
  */
-export function fusionDepth(limit: number, offset: number): number {
-  return Math.max(20, 2 * (limit + offset));
+export function fusionDepth(): number {
+  return HYBRID_WINDOW;
 }
 
 /**
@@ -167,7 +168,7 @@ export function hybridSql(q: SearchQuery, vector: readonly number[], common: rea
   // Bound only when used: an unused parameter has no type PostgreSQL could infer.
   const words = usesSearchSyntax(q.text) ? "'{}'" : bind(common);
   const scope = scopeSql(q, values);
-  const k = bind(fusionDepth(q.limit, q.offset));
+  const k = bind(fusionDepth());
   const rrfK = bind(q.rrfK);
   const sql = `with semantic as (
       select document_id, id, row_number() over (order by distance, document_id, id) as rank
