@@ -45,6 +45,8 @@ export interface CoreConfig {
     readonly queueTimeoutMs: number;
     /** Consecutive failures that eject a provider, and how long it rests before a /health probe. */
     readonly ejectAfterFailures: number;
+    /** Share of failures (%) over a provider's recent outcomes that ejects it too; 100 = never (provider-router.ts). */
+    readonly ejectErrorPercent: number;
     readonly cooldownMs: number;
     /**
      * Processes splitting each provider's max_concurrency: set by the core from `workers` (not read from the
@@ -202,6 +204,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
       maxAttempts: int("PASSERELLE_UPSTREAM_MAX_ATTEMPTS", 3, 1, 10),
       queueTimeoutMs: int("PASSERELLE_UPSTREAM_QUEUE_TIMEOUT_MS", 10_000, 0, 600_000),
       ejectAfterFailures: int("PASSERELLE_UPSTREAM_EJECT_AFTER_FAILURES", 5, 1, 1000),
+      ejectErrorPercent: int("PASSERELLE_UPSTREAM_EJECT_ERROR_PERCENT", 40, 1, 100),
       cooldownMs: int("PASSERELLE_UPSTREAM_COOLDOWN_MS", 10_000, 100, 3_600_000),
     },
     embeddings: {

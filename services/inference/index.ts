@@ -69,6 +69,7 @@ export function setupInference(deps: {
   const router = createProviderRouter({
     queueTimeoutMs: deps.settings.queueTimeoutMs,
     ejectAfterFailures: deps.settings.ejectAfterFailures,
+    ejectErrorPercent: deps.settings.ejectErrorPercent,
     cooldownMs: deps.settings.cooldownMs,
     workers: deps.settings.workers,
     // A cheap liveness check, never a billed completion: vLLM's and TEI's /health; a hosted OpenAI-compatible API

@@ -38,6 +38,17 @@ describe("provider router: ejection on a high error ratio", () => {
     expect(healthy(r, p)).toBe(false);
   });
 
+  it("follows the configured threshold, and never ejects by ratio at 100 %", async () => {
+    const strict = router({ ejectErrorPercent: 10 });
+    const p = provider();
+    await serve(strict, p, 100, (i) => i % 5 === 0); // 20 % failures
+    expect(healthy(strict, p)).toBe(false);
+    const off = router({ ejectErrorPercent: 100 });
+    const q = provider();
+    await serve(off, q, 200, () => true);
+    expect(healthy(off, q)).toBe(true);
+  });
+
   it("keeps a provider failing one request in ten", async () => {
     const r = router();
     const p = provider();

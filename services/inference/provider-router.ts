@@ -45,6 +45,8 @@ export interface RouterOptions {
   queueTimeoutMs: number;
   /** Consecutive failures that eject a provider (the error-ratio rule, `ERROR_RATIO_RULE`, applies as well). */
   ejectAfterFailures: number;
+  /** The error-ratio rule's threshold, in % (default `ERROR_RATIO_RULE.maxFailureRatio`); 100 turns the rule off. */
+  ejectErrorPercent?: number;
   /** How long an ejected provider rests before a health probe. */
   cooldownMs: number;
   /** Probes a provider (its /health); resolves true when healthy. Never a billed completion. */
@@ -95,6 +97,8 @@ export function createProviderRouter(opts: RouterOptions) {
   const now = opts.now ?? Date.now;
   const random = opts.random ?? Math.random;
   const workers = Math.max(1, opts.workers ?? 1);
+  const maxFailureRatio =
+    opts.ejectErrorPercent === undefined ? ERROR_RATIO_RULE.maxFailureRatio : opts.ejectErrorPercent / 100;
   const states = new Map<string, State>();
 
   const state = (id: string): State => {
@@ -165,7 +169,7 @@ export function createProviderRouter(opts: RouterOptions) {
         s.inFlight--;
         if (outcome !== "neutral") {
           s.failures = outcome === "ok" ? 0 : s.failures + 1;
-          if (record(s, outcome === "failure") || s.failures >= opts.ejectAfterFailures) {
+          if (record(s, outcome === "failure", maxFailureRatio) || s.failures >= opts.ejectAfterFailures) {
             if (s.ejectedUntil === null) s.ejectedUntil = now() + opts.cooldownMs;
           }
         }
@@ -254,8 +258,8 @@ function cleanRecord() {
 }
 
 /** Adds one outcome to the error-ratio window; true when the window now calls for ejection. */
-function record(s: State, failure: boolean): boolean {
-  const { window, minSamples, maxFailureRatio } = ERROR_RATIO_RULE;
+function record(s: State, failure: boolean, maxFailureRatio: number): boolean {
+  const { window, minSamples } = ERROR_RATIO_RULE;
   if (s.samples === window) s.failed -= s.outcomes[s.next] as number;
   else s.samples++;
   s.outcomes[s.next] = failure ? 1 : 0;

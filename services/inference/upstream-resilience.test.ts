@@ -124,6 +124,7 @@ describe("passive health of a hosted OpenAI-compatible provider", () => {
         maxAttempts: 1,
         queueTimeoutMs: 0,
         ejectAfterFailures: 2,
+        ejectErrorPercent: 40,
         cooldownMs: 100,
       },
     });

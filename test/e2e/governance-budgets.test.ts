@@ -95,7 +95,12 @@ describe("budgets reconcile with the usage ledger", () => {
     ]);
     // Failing upstreams stay in rotation (no passive ejection): every failure reaches the upstream.
     t = await startTestPlatform({
-      env: { PASSERELLE_MODELS_FILE: file, PASSERELLE_UPSTREAM_EJECT_AFTER_FAILURES: "1000" },
+      // Failing providers stay in rotation: what is measured is their requests' settlement.
+      env: {
+        PASSERELLE_MODELS_FILE: file,
+        PASSERELLE_UPSTREAM_EJECT_AFTER_FAILURES: "1000",
+        PASSERELLE_UPSTREAM_EJECT_ERROR_PERCENT: "100",
+      },
     });
     pool = t.platform.core.db.pool;
     // Prices through the admin API, as an operator sets them.
