@@ -1,4 +1,5 @@
 import type pg from "pg";
+import { inTransaction } from "../platform/db/transaction.js";
 import { uuidv7 } from "../platform/ids.js";
 import type { Metadata, SearchBackend } from "../search/backend.js";
 import {
@@ -41,27 +42,6 @@ export type CollectionStore = ReturnType<typeof createCollectionStore>;
 
 export function createCollectionStore(pool: pg.Pool) {
   const one = async (sql: string, params: unknown[]) => (await pool.query(sql, params)).rows[0] as Row | undefined;
-
-  /**
-   * Runs `work` in a transaction: committed when it returns, rolled back when it throws. The deletes run their
-   * `purge` (the search engine's copy) inside it, after the rows are gone but before the commit: if the purge fails,
-   * the rows stay and a retry can finish; and an ingestion committing meanwhile waits on the deleted rows' locks,
-   * then finds them gone, so it cannot index behind the purge.
-   */
-  async function inTransaction<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-    const client = await pool.connect();
-    try {
-      await client.query("begin");
-      const out = await work(client);
-      await client.query("commit");
-      return out;
-    } catch (err) {
-      await client.query("rollback").catch(() => undefined);
-      throw err;
-    } finally {
-      client.release();
-    }
-  }
 
   return {
     pool,
@@ -149,7 +129,7 @@ export function createCollectionStore(pool: pg.Pool) {
      * before the delete commits (see `inTransaction`).
      */
     async deleteCollection(ownerId: string, id: string, purge?: Purge): Promise<boolean> {
-      return inTransaction(async (client) => {
+      return inTransaction(pool, async (client) => {
         const res = await client.query(`delete from collection where id = $2 and owner_id = $1`, [ownerId, id]);
         if (!res.rowCount) return false;
         await purge?.();
@@ -172,7 +152,7 @@ export function createCollectionStore(pool: pg.Pool) {
       }[],
     ): Promise<DocumentRow[] | undefined> {
       // Nothing written when the collection is not owned: committing that is the same as rolling back.
-      return inTransaction(async (client) => {
+      return inTransaction(pool, async (client) => {
         const owned = await client.query(
           `update collection set document_count = document_count + $3, updated_at = now()
            where id = $2 and owner_id = $1 returning owner_id`,
@@ -261,7 +241,7 @@ export function createCollectionStore(pool: pg.Pool) {
      * before the delete commits (see `inTransaction`).
      */
     async deleteDocument(ownerId: string, id: string, purge?: Purge): Promise<{ collectionId: string } | undefined> {
-      return inTransaction(async (client) => {
+      return inTransaction(pool, async (client) => {
         const res = await client.query(
           `with d as (delete from document d using collection c
                       where d.id = $2 and c.id = d.collection_id and c.owner_id = $1
@@ -339,7 +319,7 @@ export function createCollectionStore(pool: pg.Pool) {
 
     /** Deletes a chunk; its document's and collection's counts follow. `purge` runs before the delete commits. */
     async deleteChunk(documentId: string, id: number, purge?: Purge): Promise<boolean> {
-      return inTransaction(async (client) => {
+      return inTransaction(pool, async (client) => {
         const res = await client.query(`delete from chunk where document_id = $1 and id = $2 returning collection_id`, [
           documentId,
           id,
@@ -368,7 +348,7 @@ export function createCollectionStore(pool: pg.Pool) {
       write: (client: pg.PoolClient, first: number) => Promise<void>,
     ): Promise<{ first: number } | undefined> {
       // A document not in `expect` is left as it is (locked, nothing written): committing that is rolling back.
-      return inTransaction(async (client) => {
+      return inTransaction(pool, async (client) => {
         const doc = await client.query(
           `select d.collection_id, d.status, coalesce((select max(id) from chunk where document_id = d.id), 0) as last
            from document d where d.id = $1 for update`,

@@ -54,25 +54,6 @@ export type BudgetStore = ReturnType<typeof createBudgetStore>;
 const KINDS: readonly OwnerKind[] = ["user", "organization"];
 const ownerKey = (o: Owner) => `${o.kind}:${o.id}`;
 
-/** Runs `fn` in a transaction on one pooled connection; a connection whose rollback fails is discarded. */
-export async function inTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-  const client = await pool.connect();
-  let broken: Error | undefined;
-  try {
-    await client.query("begin");
-    const result = await fn(client);
-    await client.query("commit");
-    return result;
-  } catch (err) {
-    await client.query("rollback").catch((e: Error) => {
-      broken = e;
-    });
-    throw err;
-  } finally {
-    client.release(broken);
-  }
-}
-
 /** Deletes the reservations `where` selects and gives their amounts back; returns how many were deleted. */
 async function releaseWhere(pool: pg.Pool, where: string, params: unknown[]): Promise<number> {
   const { rows } = await pool.query<{ n: number }>(

@@ -1,7 +1,7 @@
 import type pg from "pg";
+import { inTransaction } from "../platform/db/transaction.js";
 import { invalidArgument } from "../platform/errors.js";
 import { isUuid } from "../platform/paging.js";
-import { inTransaction } from "./budget-store.js";
 import type { UsageRecord } from "./entities.js";
 import { formatUnits } from "./money.js";
 import { settleUsage } from "./settlement.js";
