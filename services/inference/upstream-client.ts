@@ -176,13 +176,8 @@ export function createUpstreamClient(opts: { connectionsPerOrigin?: number } = {
     return new UpstreamError({ kind: "protocol", message: "upstream request failed" }, { cause: err });
   }
 
-  function httpFailureOf(
-    target: UpstreamTarget,
-    status: number,
-    raw: string,
-    retryAfter?: string | string[],
-  ): UpstreamError {
-    const text = redactKey(raw, target);
+  function httpFailureOf(to: UpstreamTarget, status: number, raw: string, retryAfter?: string | string[]) {
+    const text = redactKey(raw, to);
     let body: unknown = text;
     try {
       body = JSON.parse(text);
@@ -366,7 +361,7 @@ export function createUpstreamClient(opts: { connectionsPerOrigin?: number } = {
  * An upstream's error text without the provider's API key. Some servers and proxies quote the credentials they
  * were sent ("Incorrect API key provided: …"); the text reaches the caller, who must never see the gateway's key.
  */
-export function redactKey(text: string, target: UpstreamTarget): string {
+function redactKey(text: string, target: UpstreamTarget): string {
   const key = target.apiKey;
   return key && key.length >= 4 && text.includes(key) ? text.split(key).join("[redacted]") : text;
 }

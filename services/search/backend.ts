@@ -15,6 +15,16 @@ export type MetadataFilter =
   | { type: "in" | "nin"; key: string; value: MetadataValue[] }
   | { type: "and" | "or"; filters: MetadataFilter[] };
 
+/**
+ * How deep a hybrid ranking goes: each method contributes exactly this many candidates to the fusion, whatever the
+ * page, so every page is a slice of one fused ranking (a depth that grew with the offset fused different candidate
+ * lists per page, and pages repeated and skipped chunks). Hybrid pages must therefore end within it, as with
+ * Elasticsearch's `rrf` retriever (`from + size` ≤ `rank_window_size`). 100 = the largest `limit`, so one call can
+ * still read the whole ranking; a deeper window would cost every hybrid query (the HNSW walk reads at least this many
+ * vectors) for results a fusion of two rankings barely orders anyway.
+ */
+export const HYBRID_WINDOW = 100;
+
 export type SearchMethodName = "semantic" | "lexical" | "hybrid";
 
 /** A chunk as written: the store's row, with its embedding. */

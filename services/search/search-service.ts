@@ -15,7 +15,14 @@ import type { CollectionStore } from "../collections/collection-store.js";
 import { type Principal, principalOf } from "../platform/context.js";
 import { failedPrecondition, invalidArgument, notFound, unavailable } from "../platform/errors.js";
 import { isUuid } from "../platform/paging.js";
-import type { MetadataFilter, MetadataValue, SearchBackend, SearchMethodName, SearchQuery } from "./backend.js";
+import {
+  HYBRID_WINDOW,
+  type MetadataFilter,
+  type MetadataValue,
+  type SearchBackend,
+  type SearchMethodName,
+  type SearchQuery,
+} from "./backend.js";
 
 /** Embeds one query with the platform's embeddings model, billed to the caller; returns its usage too. */
 export type EmbedQuery = (
@@ -41,16 +48,6 @@ const MAX_IDS = 100;
 const MAX_QUERY_CHARS = 8_192;
 const MAX_FILTERS = 16;
 const MAX_DEPTH = 4;
-
-/**
- * How deep a hybrid ranking goes: each method contributes exactly this many candidates to the fusion, whatever the
- * page, so every page is a slice of one fused ranking (a depth that grew with the offset fused different candidate
- * lists per page, and pages repeated and skipped chunks). Hybrid pages must therefore end within it, as with
- * Elasticsearch's `rrf` retriever (`from + size` ≤ `rank_window_size`). 100 = the largest `limit`, so one call can
- * still read the whole ranking; a deeper window would cost every hybrid query (the HNSW walk reads at least this many
- * vectors) for results a fusion of two rankings barely orders anyway.
- */
-export const HYBRID_WINDOW = 100;
 
 const METHOD: Readonly<Record<SearchMethodName, SearchMethod>> = {
   semantic: SearchMethod.SEMANTIC,

@@ -2,7 +2,7 @@ import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { HYBRID_WINDOW } from "../../services/search/search-service.js";
+import { HYBRID_WINDOW } from "../../services/search/backend.js";
 import { createRole, createUser, type Json, rest, type TestUser } from "../support/accounts.js";
 import { testRedisUrl } from "../support/env.js";
 import { grant, writeModelsFile } from "../support/governance.js";

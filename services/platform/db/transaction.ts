@@ -1,11 +1,18 @@
 import type pg from "pg";
 
-/** Runs `fn` in a transaction on one pooled connection; a connection whose rollback fails is discarded. */
-export async function inTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+/**
+ * Runs `fn` in a transaction on one pooled connection; a connection whose rollback fails is discarded. `begin` may
+ * carry `set local` settings after the `begin`, sent in the same round trip (simple protocol, nothing from the user).
+ */
+export async function inTransaction<T>(
+  pool: pg.Pool,
+  fn: (client: pg.PoolClient) => Promise<T>,
+  begin = "begin",
+): Promise<T> {
   const client = await pool.connect();
   let broken: Error | undefined;
   try {
-    await client.query("begin");
+    await client.query(begin);
     const result = await fn(client);
     await client.query("commit");
     return result;

@@ -1,7 +1,13 @@
 import type { Client, estypes } from "@elastic/elasticsearch";
-import type { ChunkRecord, SearchBackend, SearchHit, SearchQuery, SearchScope } from "../backend.js";
+import {
+  type ChunkRecord,
+  HYBRID_WINDOW,
+  type SearchBackend,
+  type SearchHit,
+  type SearchQuery,
+  type SearchScope,
+} from "../backend.js";
 import { reciprocalRankFusion } from "../rrf.js";
-import { HYBRID_WINDOW } from "../search-service.js";
 import { elasticsearchErrorType, isRetryableStatus, SearchBackendError, toSearchBackendError } from "./errors.js";
 import {
   type ChunkSource,

@@ -6,7 +6,7 @@ import {
   type RecordedRequest,
 } from "../../../test/support/es-mock-cluster.js";
 import type { SearchQuery } from "../backend.js";
-import { HYBRID_WINDOW } from "../search-service.js";
+import { HYBRID_WINDOW } from "../backend.js";
 import { createElasticsearchBackend } from "./elasticsearch-backend.js";
 import { encodeNumber } from "./mapping.js";
 

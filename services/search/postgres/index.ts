@@ -2,4 +2,4 @@
 export { INSERT_BATCH, insertChunks, isTextSearchLanguage, textSearchConfig, vectorLiteral } from "./chunk-sql.js";
 export { metadataFilterSql } from "./filter-sql.js";
 export { createPostgresSearchBackend, type PostgresSearchOptions } from "./postgres-backend.js";
-export { fusionDepth, LEXICAL_CANDIDATES } from "./search-sql.js";
+export { LEXICAL_CANDIDATES } from "./search-sql.js";

@@ -9,11 +9,17 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDatabase, type TestDatabase } from "../../../test/support/db.js";
 import { accountEntities } from "../../accounts/entities.js";
 import { type Database, openDatabase } from "../../platform/db/database.js";
-import type { Metadata, MetadataFilter, SearchBackend, SearchHit, SearchQuery } from "../backend.js";
+import {
+  HYBRID_WINDOW,
+  type Metadata,
+  type MetadataFilter,
+  type SearchBackend,
+  type SearchHit,
+  type SearchQuery,
+} from "../backend.js";
 import { reciprocalRankFusion } from "../rrf.js";
 import { insertChunks } from "./chunk-sql.js";
 import { createPostgresSearchBackend } from "./postgres-backend.js";
-import { fusionDepth } from "./search-sql.js";
 
 /**
  * The backend on both engines the platform runs on: PostgreSQL 15 + pgvector 0.8.0 (the test server) and embedded
@@ -221,7 +227,7 @@ describe.each(["postgresql", "embedded"] as const)("PostgreSQL search backend (%
       { text: "laboratory or exposé", vector: [0.2, 1, 0, 0], limit: 4, offset: 0, rrfK: 1, semanticWeight: 0.3 },
     ];
     for (const c of cases) {
-      const depth = fusionDepth();
+      const depth = HYBRID_WINDOW;
       const sem = await backend.search(query({ ...c, method: "semantic", limit: depth, offset: 0 }));
       const lex = await backend.search(query({ ...c, method: "lexical", limit: depth, offset: 0 }));
       const q = query({ ...c, method: "hybrid" });

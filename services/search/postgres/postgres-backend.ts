@@ -1,9 +1,10 @@
 import type pg from "pg";
 import type { Logger } from "pino";
+import { inTransaction } from "../../platform/db/transaction.js";
 import { internal, invalidArgument } from "../../platform/errors.js";
-import type { Metadata, SearchBackend, SearchHit, SearchQuery } from "../backend.js";
+import { HYBRID_WINDOW, type Metadata, type SearchBackend, type SearchHit, type SearchQuery } from "../backend.js";
 import { isTextSearchLanguage } from "./chunk-sql.js";
-import { checkDimensions, fusionDepth, hybridSql, lexicalSql, type Statement, semanticSql } from "./search-sql.js";
+import { checkDimensions, hybridSql, lexicalSql, type Statement, semanticSql } from "./search-sql.js";
 
 /**
  * The default search backend: pgvector (HNSW, cosine) and PostgreSQL full text over the `chunk` table itself. The
@@ -61,21 +62,11 @@ export function createPostgresSearchBackend(opts: PostgresSearchOptions): Search
    * The settings go in one simple-protocol round trip with `begin` (all integers, nothing from the user).
    */
   async function run(statement: Statement, depth: number): Promise<HitRow[]> {
-    const client = await pool.connect();
-    let broken: Error | undefined;
-    try {
-      await client.query(`begin; ${searchSettings(depth)}`);
-      const result = await client.query<HitRow>(statement.text, statement.values);
-      await client.query("commit");
-      return result.rows;
-    } catch (err) {
-      await client.query("rollback").catch((e: Error) => {
-        broken = e;
-      });
-      throw err;
-    } finally {
-      client.release(broken);
-    }
+    return inTransaction(
+      pool,
+      async (client) => (await client.query<HitRow>(statement.text, statement.values)).rows,
+      `begin; ${searchSettings(depth)}`,
+    );
   }
 
   /**
@@ -193,7 +184,7 @@ export function createPostgresSearchBackend(opts: PostgresSearchOptions): Search
     async search(q) {
       const vector = checkQuery(q);
       if (q.collections.length === 0 || q.limit <= 0) return [];
-      const depth = q.method === "hybrid" ? fusionDepth() : q.limit + q.offset;
+      const depth = q.method === "hybrid" ? HYBRID_WINDOW : q.limit + q.offset;
       const statement =
         q.method === "lexical"
           ? lexicalSql(q, commonWords())

@@ -1,5 +1,4 @@
-import type { SearchQuery } from "../backend.js";
-import { HYBRID_WINDOW } from "../search-service.js";
+import { HYBRID_WINDOW, type SearchQuery } from "../backend.js";
 import { textSearchConfig, vectorLiteral } from "./chunk-sql.js";
 import { metadataFilterSql } from "./filter-sql.js";
 
@@ -16,14 +15,6 @@ export interface Statement {
 
 /** The columns a hit returns (never the embedding: it is large and callers do not need it). */
 const HIT_COLUMNS = "document_id, id, collection_id, content, metadata, created_at";
-
-/**
- * How many candidates each ranking contributes to hybrid fusion: the service's {@link HYBRID_WINDOW}, the same for
- * every page (never a function of the offset or limit), so that pages are slices of one fused ranking.
- */
-export function fusionDepth(): number {
-  return HYBRID_WINDOW;
-}
 
 /**
  * The lexical candidate cap: at most this many matches per language are ranked. Ranking reads every candidate's
@@ -154,7 +145,7 @@ export function lexicalSql(q: SearchQuery, common: readonly string[] = []): Stat
 }
 
 /**
- * Hybrid search in one statement: the semantic and lexical top {@link fusionDepth} as two CTEs, each numbered with
+ * Hybrid search in one statement: the semantic and lexical top {@link HYBRID_WINDOW} as two CTEs, each numbered with
  * `row_number()` in its own order, fused by a full outer join on (document, position) into Σ weight / (rrfK + rank)
  * — the arithmetic of `reciprocalRankFusion` (rrf.ts), in float8, summed in the same order, ties broken the same way
  * (semantic rank first, then lexical rank for chunks only lexical search found). Only the page's rows are read back.
@@ -168,7 +159,7 @@ export function hybridSql(q: SearchQuery, vector: readonly number[], common: rea
   // Bound only when used: an unused parameter has no type PostgreSQL could infer.
   const words = usesSearchSyntax(q.text) ? "'{}'" : bind(common);
   const scope = scopeSql(q, values);
-  const k = bind(fusionDepth());
+  const k = bind(HYBRID_WINDOW);
   const rrfK = bind(q.rrfK);
   const sql = `with semantic as (
       select document_id, id, row_number() over (order by distance, document_id, id) as rank
