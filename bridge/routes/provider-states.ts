@@ -3,7 +3,10 @@ import { unix } from "../mappers/accounts.js";
 import { type Clients, callOptions } from "../rpc.js";
 import { errorResponses } from "../schemas/common.js";
 
-/** `GET /v1/admin/provider-states`: each provider's live routing state in the process that answers (admin). */
+/**
+ * `GET /v1/admin/provider-states`: the live routing state of every provider in the registry, as the process that
+ * answers sees it (admin).
+ */
 export function providerStateRoutes(app: FastifyInstance, clients: Clients): void {
   app.get(
     "/v1/admin/provider-states",
@@ -11,7 +14,10 @@ export function providerStateRoutes(app: FastifyInstance, clients: Clients): voi
       schema: {
         tags: ["admin"],
         security: [{ bearer: [] }],
-        summary: "Load and passive health of each provider, as seen by this process.",
+        summary: "Load and passive health of every provider, as seen by this process.",
+        description:
+          "One entry per provider of every model, routed to yet or not (healthy and idle until then). `waiting` " +
+          "counts each request queued for a free slot once, against the least loaded provider it may take.",
         response: {
           200: {
             type: "object",

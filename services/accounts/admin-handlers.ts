@@ -80,7 +80,8 @@ export function createUserHandlers(deps: AccountDeps): UserHandlers {
       const rows = await store.listUsers(
         { after: decodePageToken(req.pageToken), limit: size + 1 },
         {
-          email: req.email || undefined,
+          // A substring of an address: any text, but one the database can compare (no NUL, no control character).
+          email: req.email ? validName(req.email, "email", 320) : undefined,
           roleId: req.roleId ? validRef(req.roleId, "role_id") : undefined,
           organizationId: req.organizationId ? validRef(req.organizationId, "organization_id") : undefined,
         },

@@ -72,6 +72,7 @@ describe("AudioService", () => {
       chat: model("chat", "text-generation", [provider(0, "sim-chat")]),
     };
     const governor: Governor = {
+      refusedBeforeAdmission: () => {},
       needsPromptTokens: () => true,
       admit: async (input) => {
         admitted.push(input);

@@ -9,6 +9,7 @@ import {
 import { statusOf } from "../governance/index.js";
 import {
   admitCall,
+  beforeAdmission,
   type ChatModel,
   type ModelCallDeps,
   type ProviderRoute,
@@ -19,7 +20,7 @@ import {
   upstreamTarget,
   withFailover,
 } from "../inference/index.js";
-import { principalOf } from "../platform/context.js";
+import { type Principal, principalOf } from "../platform/context.js";
 import { invalidArgument, rpcError } from "../platform/errors.js";
 import { countTokens } from "../platform/tokenizer.js";
 import { readAudio } from "./audio-file.js";
@@ -129,20 +130,32 @@ export function createAudioService(deps: AudioDeps): ServiceImpl<typeof AudioSer
     }
   }
 
+  /** What a request must pass before its admission: its fields, the model it may use, and a file that is audio. */
+  async function admissible(req: CreateTranscriptionRequest, principal: Principal) {
+    validate(req, deps.maxFileBytes);
+    const { model, limits } = await resolveOfType(
+      deps.models,
+      principal,
+      req.model,
+      ASR_TYPE,
+      "a speech recognition model",
+    );
+    // Read before anything is reserved or forwarded: a file that is not audio costs nothing and reaches no one.
+    const { duration } = await readAudio(req.file);
+    const promptTokens = req.prompt ? countTokens(req.prompt) : 0;
+    return { model, limits, duration, promptTokens };
+  }
+
   return {
     async createTranscription(req, ctx) {
       const principal = principalOf(ctx);
-      validate(req, deps.maxFileBytes);
-      const { model, limits } = await resolveOfType(
-        deps.models,
-        principal,
+      const { model, limits, duration, promptTokens } = await beforeAdmission(
+        deps.governor,
+        ctx,
+        "audio.transcriptions",
         req.model,
-        ASR_TYPE,
-        "a speech recognition model",
+        () => admissible(req, principal),
       );
-      // Read before anything is reserved or forwarded: a file that is not audio costs nothing and reaches no one.
-      const { duration } = await readAudio(req.file);
-      const promptTokens = req.prompt ? countTokens(req.prompt) : 0;
       const admission = await admitCall(deps.governor, ctx, {
         principal,
         endpoint: "audio.transcriptions",

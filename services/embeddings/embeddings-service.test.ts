@@ -135,6 +135,7 @@ function setup(
     // Admits everything unless told otherwise: limits, budgets and the ledger have their own tests
     // (services/governance, test/e2e).
     governor: settings.governor ?? {
+      refusedBeforeAdmission: () => {},
       needsPromptTokens: () => true,
       admit: async () => ({
         usageId: "u",

@@ -8,6 +8,7 @@ import {
 import { statusOf } from "../governance/index.js";
 import {
   admitCall,
+  beforeAdmission,
   type ChatModel,
   type ModelCallDeps,
   type ProviderRoute,
@@ -19,7 +20,7 @@ import {
   withFailover,
 } from "../inference/index.js";
 import { runBounded } from "../platform/bounded.js";
-import { principalOf } from "../platform/context.js";
+import { type Principal, principalOf } from "../platform/context.js";
 import { invalidArgument } from "../platform/errors.js";
 import {
   type BatchUsage,
@@ -78,32 +79,44 @@ export function createEmbeddingsService(deps: EmbeddingsDeps): ServiceImpl<typeo
     }
   }
 
+  /** What a request must pass before its admission: its inputs, and the model it may use, with its prompt counted. */
+  async function admissible(req: CreateEmbeddingsRequest, principal: Principal) {
+    if (!req.model) throw invalidArgument("'model' is required.", "model");
+    const inputs = inputsOf(req);
+    if (inputs.length === 0) throw invalidArgument("'input' must not be empty.", "input");
+    if (req.input.case === "tokens") {
+      const empty = req.input.value.inputs.findIndex((t) => t.ids.length === 0);
+      if (empty >= 0) throw invalidArgument(`'input[${empty}]' must not be an empty token list.`, "input");
+    } else if (req.input.case === "texts") {
+      // OpenAI's rule ("cannot be an empty string"); the reference system answers 422.
+      const empty = req.input.value.texts.indexOf("");
+      if (empty >= 0) throw invalidArgument(`'input[${empty}]' must not be an empty string.`, "input");
+    }
+    if (req.dimensions === 0) throw invalidArgument("'dimensions' must be at least 1.", "dimensions");
+    const { model, limits } = await resolveOfType(
+      deps.models,
+      principal,
+      req.model,
+      EMBEDDINGS_TYPE,
+      "an embeddings model",
+    );
+    // Counted before forwarding when something reserves it (a token limit, the role's or the key's; a budget), as
+    // for chat; the upstream's count is billed.
+    const needs = deps.governor.needsPromptTokens(principal, model, limits);
+    const counted = needs === true || (needs !== false && (await needs)) ? countInputTokens(inputs) : 0;
+    return { inputs, model, limits, counted };
+  }
+
   return {
     async createEmbeddings(req, ctx) {
       const principal = principalOf(ctx);
-      if (!req.model) throw invalidArgument("'model' is required.", "model");
-      const inputs = inputsOf(req);
-      if (inputs.length === 0) throw invalidArgument("'input' must not be empty.", "input");
-      if (req.input.case === "tokens") {
-        const empty = req.input.value.inputs.findIndex((t) => t.ids.length === 0);
-        if (empty >= 0) throw invalidArgument(`'input[${empty}]' must not be an empty token list.`, "input");
-      } else if (req.input.case === "texts") {
-        // OpenAI's rule ("cannot be an empty string"); the reference system answers 422.
-        const empty = req.input.value.texts.indexOf("");
-        if (empty >= 0) throw invalidArgument(`'input[${empty}]' must not be an empty string.`, "input");
-      }
-      if (req.dimensions === 0) throw invalidArgument("'dimensions' must be at least 1.", "dimensions");
-      const { model, limits } = await resolveOfType(
-        deps.models,
-        principal,
+      const { inputs, model, limits, counted } = await beforeAdmission(
+        deps.governor,
+        ctx,
+        "embeddings",
         req.model,
-        EMBEDDINGS_TYPE,
-        "an embeddings model",
+        () => admissible(req, principal),
       );
-      // Counted before forwarding when something reserves it (a token limit, the role's or the key's; a budget), as
-      // for chat; the upstream's count is billed.
-      const needs = deps.governor.needsPromptTokens(principal, model, limits);
-      const counted = needs === true || (needs !== false && (await needs)) ? countInputTokens(inputs) : 0;
       const admission = await admitCall(deps.governor, ctx, {
         principal,
         endpoint: "embeddings",

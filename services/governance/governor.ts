@@ -1,12 +1,12 @@
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import type { Logger } from "pino";
-import { ErrorInfoSchema } from "../../gen/passerelle/errors/v1/error_info_pb.js";
 import type { Principal } from "../platform/context.js";
 import { rpcError } from "../platform/errors.js";
 import { uuidv7 } from "../platform/ids.js";
 import type { Reservation as BudgetReservation, BudgetStore } from "./budget-store.js";
 import { estimateCarbon } from "./carbon.js";
-import type { Owner, UsageRecord } from "./entities.js";
+import type { Owner } from "./entities.js";
+import { type JournalEntry, journal, recordableModelName, statusOf } from "./journal.js";
 import { rateLimitHeaders } from "./limiter/headers.js";
 import { type DecisionOutcome, type Limits, type RateLimiter, UNLIMITED } from "./limiter/limiter.js";
 import { costNanos, nanosToUnits } from "./money.js";
@@ -93,6 +93,24 @@ export interface Governor {
    * deployment whose callers have neither token limits nor budgets never loads the tokenizer.
    */
   needsPromptTokens(principal: Principal, model: GovernedModel, limits: Limits | null): boolean | Promise<boolean>;
+  /**
+   * Journals the usage record of a request refused before its admission (a bad request, an unknown, forbidden or
+   * wrong-type model): the error's status, no tokens, no cost, and the model as far as it is known — the public
+   * name once resolved, else the name as asked. Admission's own refusals and everything after it are recorded by
+   * `admit` and `finish`: with this, every request that reaches a model-facing endpoint with a valid key has exactly
+   * one record.
+   */
+  refusedBeforeAdmission(input: RefusalInput, err: unknown): void;
+}
+
+/** A request refused before its admission (see Governor.refusedBeforeAdmission). */
+export interface RefusalInput {
+  principal: Principal;
+  requestId: string;
+  endpoint: string;
+  model: string;
+  /** When the request started (epoch ms, `Date.now()`). */
+  started: number;
 }
 
 /** Whose budgets a call of `principal` spends: the user's, and the organization's when it has one. */
@@ -123,7 +141,7 @@ export function createGovernor(deps: GovernorDeps): Governor {
   ) {
     const status = code === Code.Unavailable ? 503 : 429;
     const outcome: Outcome = { status, errorCode: reason, promptTokens: 0, completionTokens: 0 };
-    journal(deps, input, usageId, started, now(), outcome, 0n, ZERO_CARBON);
+    journal(deps, entryOf(input, usageId, started, now(), outcome, 0n, ZERO_CARBON));
     const err = rpcError(code, message, reason, { retryAfterSeconds: retry });
     for (const [k, v] of Object.entries(headers)) err.metadata.set(k, v);
     return err;
@@ -148,6 +166,22 @@ export function createGovernor(deps: GovernorDeps): Governor {
     l != null && (l.tokensPerMinute != null || l.tokensPerDay != null);
 
   return {
+    refusedBeforeAdmission(input, err) {
+      const { status, errorCode } = statusOf(err);
+      journal(deps, {
+        ...input,
+        model: recordableModelName(input.model),
+        usageId: uuidv7(),
+        ended: Math.max(input.started, now()),
+        status,
+        errorCode,
+        promptTokens: 0,
+        completionTokens: 0,
+        cost: 0n,
+        carbon: ZERO_CARBON,
+      });
+    },
+
     needsPromptTokens(principal, model, limits) {
       if (tokenLimited(limits) || tokenLimited(principal.keyLimits)) return true;
       if (model.costPromptPerMillion <= 0 && model.costCompletionPerMillion <= 0) return false;
@@ -301,7 +335,7 @@ export function createGovernor(deps: GovernorDeps): Governor {
           finished = { cost: nanosToUnits(cost), carbon };
           settle(decision.reservation, outcome.promptTokens + outcome.completionTokens);
           lease?.finish(cost);
-          journal(deps, input, usageId, started, ended, outcome, cost, carbon, lease?.ids);
+          journal(deps, entryOf(input, usageId, started, ended, outcome, cost, carbon, lease?.ids));
           deps.onFinish?.(input, outcome, seconds);
           return finished;
         },
@@ -318,9 +352,15 @@ function tokenCount(n: number): number {
   return Number.isNaN(n) ? 0 : Math.min(MAX_RECORDED_TOKENS, Math.max(0, Math.trunc(n)));
 }
 
-/** Journals a request's usage record (the journal settles its budget reservation when written to the database). */
-function journal(
-  deps: GovernorDeps,
+const LIMIT_NAMES: Record<keyof Limits, string> = {
+  requestsPerMinute: "requests per minute",
+  requestsPerDay: "requests per day",
+  tokensPerMinute: "tokens per minute",
+  tokensPerDay: "tokens per day",
+};
+
+/** The journal entry of a request admitted (or refused by admission) under `input`. */
+function entryOf(
   input: AdmitInput,
   usageId: string,
   started: number,
@@ -329,63 +369,21 @@ function journal(
   cost: bigint,
   carbon: Settled["carbon"],
   budgetLeaseIds?: string[],
-): void {
-  const { principal } = input;
-  const record: UsageRecord = {
-    id: usageId,
-    requestId: input.requestId,
-    createdAt: new Date(started),
-    userId: principal.userId,
-    keyId: principal.keyId || null,
-    organizationId: principal.organizationId,
-    model: input.model.name,
-    providerId: outcome.servedBy?.id ?? null,
-    endpoint: input.endpoint,
-    status: outcome.status,
-    errorCode: outcome.errorCode ?? null,
-    promptTokens: outcome.promptTokens,
-    completionTokens: outcome.completionTokens,
-    costNanos: cost,
-    kwhMin: carbon.kWh.min,
-    kwhMax: carbon.kWh.max,
-    kgco2Min: carbon.kgCO2eq.min,
-    kgco2Max: carbon.kgCO2eq.max,
-    latencyMs: Math.max(0, Math.round(ended - started)),
-    ttftMs: outcome.ttftMs === undefined ? null : Math.round(outcome.ttftMs),
-    audioSeconds: outcome.audioSeconds ?? null,
-  };
-  if (budgetLeaseIds) record.budgetLeaseIds = budgetLeaseIds;
-  try {
-    deps.buffer.record(record);
-  } catch (err) {
-    // A disk that refuses the journal: the request is served; say so loudly.
-    deps.logger.error({ err, usageId }, "usage record could not be journaled");
-  }
-}
-
-const LIMIT_NAMES: Record<keyof Limits, string> = {
-  requestsPerMinute: "requests per minute",
-  requestsPerDay: "requests per day",
-  tokensPerMinute: "tokens per minute",
-  tokensPerDay: "tokens per day",
-};
-
-/** The status recorded for an error that ended a request. */
-export function statusOf(err: unknown): { status: number; errorCode: string } {
-  const ce = ConnectError.from(err);
-  const status: Partial<Record<Code, number>> = {
-    [Code.Canceled]: 499,
-    [Code.InvalidArgument]: 400,
-    [Code.NotFound]: 404,
-    [Code.PermissionDenied]: 403,
-    [Code.ResourceExhausted]: 429,
-    [Code.DeadlineExceeded]: 504,
-    [Code.Unavailable]: 503,
-  };
-  const upstream = ce.findDetails(ErrorInfoSchema)[0]?.upstreamStatus ?? 0;
+): JournalEntry {
+  const { principal, requestId, endpoint } = input;
   return {
-    status: upstream >= 400 && upstream < 500 ? upstream : (status[ce.code] ?? 500),
-    errorCode: Code[ce.code] ?? "Unknown",
+    usageId,
+    principal,
+    requestId,
+    endpoint,
+    model: input.model.name,
+    started,
+    ended,
+    ...outcome,
+    providerId: outcome.servedBy?.id,
+    cost,
+    carbon,
+    budgetLeaseIds,
   };
 }
 

@@ -10,6 +10,7 @@ export { upstreamTarget, withFailover } from "./failover.js";
 export { type ChatModel, createInferenceService, type ModelResolver } from "./inference-service.js";
 export {
   admitCall,
+  beforeAdmission,
   type ModelCallDeps,
   modelCallDeps,
   resolveOfType,
@@ -57,6 +58,11 @@ function chatModel(m: ResolvedModel): ChatModel {
 /** The inference domain wired over the model registry: upstream pools, provider routing, InferenceService. */
 export function setupInference(deps: {
   registry: ModelRegistry;
+  /**
+   * The id of every provider in the registry (all models, all types), for the admins' provider states: listed even
+   * before their first request, dropped once deleted. Without it, those list the providers routed to so far.
+   */
+  providerIds?: () => Promise<Iterable<string>>;
   governor: Governor;
   /** Completion tokens reserved when a request sets no max_tokens. */
   defaultMaxTokens: number;
@@ -90,6 +96,7 @@ export function setupInference(deps: {
       const r = await deps.registry.resolveForUse(name, principal);
       return { model: chatModel(r.model), limits: r.limits };
     },
+    providerIds: deps.providerIds,
   };
   const service = createInferenceService({
     models,

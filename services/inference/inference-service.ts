@@ -18,12 +18,13 @@ import { kPrincipal, kRequestId, type Principal } from "../platform/context.js";
 import { invalidArgument, permissionDenied, rpcError, unauthenticated } from "../platform/errors.js";
 import { choicesGenerated, refuseStreamOptions } from "./chat-checks.js";
 import { upstreamTarget, withFailover } from "./failover.js";
+import { beforeAdmission } from "./model-call.js";
 import { chunkFromJson, completionFromJson, upstreamChatBody } from "./openai-json.js";
 import { type Lease, type ProviderRoute, type ProviderRouter, servedBy } from "./provider-router.js";
 import { applySearchTool, DEFAULT_SEARCH_TEMPLATE, type Retrieve } from "./search-tool.js";
 import { countedUsage, countPromptTokens, countTextTokens, usageOf } from "./token-count.js";
 import { type UpstreamClient, UpstreamError } from "./upstream-client.js";
-import { toConnectError } from "./upstream-errors.js";
+import { beforeFirstChunk, toConnectError } from "./upstream-errors.js";
 
 /** What inference needs to know about a model: the port the model registry fills. */
 export interface ChatModel {
@@ -42,6 +43,11 @@ export interface ModelResolver {
    * NotFound when unknown or not granted; PermissionDenied when the grant forbids it.
    */
   resolve(nameOrAlias: string, principal: Principal): Promise<{ model: ChatModel; limits: Limits | null }>;
+  /**
+   * The id of every provider of every model the registry knows, for the admins' provider states. Without it, those
+   * list only the providers routed to since the start.
+   */
+  providerIds?(): Promise<Iterable<string>>;
 }
 
 export interface InferenceDeps {
@@ -82,11 +88,21 @@ function withImpact(usage: Usage, settled: Settled): Usage {
 export function createInferenceService(deps: InferenceDeps): ServiceImpl<typeof InferenceService> {
   const target = (p: ProviderRoute) => upstreamTarget(p, deps);
 
-  async function prepare(asked: ChatCompletionParams | undefined, ctx: HandlerContext) {
-    const principal = ctx.values.get(kPrincipal);
-    if (!principal) throw unauthenticated("Missing API key.", "MISSING_API_KEY");
+  /**
+   * What a request must pass before its admission: its fields, the chat model it may use, the search tool's
+   * retrieval (its chunks are part of the prompt the limits and the budget reserve for), and the prompt counted.
+   */
+  async function admissible(
+    asked: ChatCompletionParams | undefined,
+    principal: Principal,
+    ctx: HandlerContext,
+    unary: boolean,
+  ) {
     if (!asked?.model) throw invalidArgument("'model' is required.", "model");
+    if (unary) refuseStreamOptions(asked);
     if (asked.messages.length === 0) throw invalidArgument("'messages' must not be empty.", "messages");
+    // `n` and `best_of` (CreateChatCompletion's `extra` included), before anything is looked up or retrieved.
+    const choices = choicesGenerated(asked);
     const { model, limits } = await deps.models.resolve(asked.model, principal);
     if (!CHAT_TYPES.has(model.type)) {
       throw invalidArgument(
@@ -95,7 +111,6 @@ export function createInferenceService(deps: InferenceDeps): ServiceImpl<typeof 
         "WRONG_MODEL_TYPE",
       );
     }
-    // Retrieval first: the chunks it adds are part of the prompt the limits and the budget reserve for.
     const { params, results: searchResults } = await applySearchTool(
       asked,
       principal,
@@ -106,8 +121,20 @@ export function createInferenceService(deps: InferenceDeps): ServiceImpl<typeof 
     // The prompt is counted here only when something depends on it before the answer (token limits, a budget).
     const needs = deps.governor.needsPromptTokens(principal, model, limits);
     const promptTokens = needs === true || (needs !== false && (await needs)) ? countPromptTokens(params) : 0;
+    return { model, limits, params, searchResults, promptTokens, choices };
+  }
+
+  async function prepare(asked: ChatCompletionParams | undefined, ctx: HandlerContext, unary: boolean) {
+    const principal = ctx.values.get(kPrincipal);
+    if (!principal) throw unauthenticated("Missing API key.", "MISSING_API_KEY");
+    const { model, limits, params, searchResults, promptTokens, choices } = await beforeAdmission(
+      deps.governor,
+      ctx,
+      "chat.completions",
+      asked?.model ?? "",
+      () => admissible(asked, principal, ctx, unary),
+    );
     const perChoice = params.maxCompletionTokens ?? params.maxTokens ?? deps.defaultMaxTokens;
-    const choices = choicesGenerated(params);
     const admission = await deps.governor.admit({
       principal,
       requestId: ctx.values.get(kRequestId),
@@ -139,8 +166,9 @@ export function createInferenceService(deps: InferenceDeps): ServiceImpl<typeof 
     async listProviderStates(_req, ctx) {
       const principal = ctx.values.get(kPrincipal);
       if (!principal?.permissions.has("admin")) throw permissionDenied("This operation needs the 'admin' permission.");
+      const ids = await deps.models.providerIds?.();
       return create(ListProviderStatesResponseSchema, {
-        states: deps.router.snapshot().map((s) => ({
+        states: (ids ? deps.router.listed(ids) : deps.router.snapshot()).map((s) => ({
           providerId: s.id,
           inFlight: s.inFlight,
           waiting: s.waiting,
@@ -152,8 +180,7 @@ export function createInferenceService(deps: InferenceDeps): ServiceImpl<typeof 
     },
 
     async createChatCompletion(req, ctx) {
-      if (req.params) refuseStreamOptions(req.params);
-      const { model, params, admission, searchResults } = await prepare(req.params, ctx);
+      const { model, params, admission, searchResults } = await prepare(req.params, ctx, true);
       let provider: ProviderRoute | undefined;
       try {
         const completion = await failover(model, ctx, async (lease) => {
@@ -179,7 +206,7 @@ export function createInferenceService(deps: InferenceDeps): ServiceImpl<typeof 
     },
 
     async *streamChatCompletion(req, ctx) {
-      const { model, params, admission, promptTokens, searchResults } = await prepare(req.params, ctx);
+      const { model, params, admission, promptTokens, searchResults } = await prepare(req.params, ctx, false);
       const started = performance.now();
       const wantsUsage = params.streamOptions?.includeUsage === true;
       let provider: ProviderRoute | undefined;
@@ -194,7 +221,9 @@ export function createInferenceService(deps: InferenceDeps): ServiceImpl<typeof 
             provider = lease.provider;
             const body = upstreamChatBody(params, lease.provider.upstreamModel, true);
             const events = deps.upstream.postStream(target(lease.provider), "/v1/chat/completions", body, ctx.signal);
-            const first = await events.next();
+            const first = await events.next().catch((err: unknown) => {
+              throw beforeFirstChunk(err);
+            });
             return { lease, events, first };
           },
           true,

@@ -1,4 +1,5 @@
-import { unavailable } from "../platform/errors.js";
+import { Code } from "@connectrpc/connect";
+import { rpcError, unavailable } from "../platform/errors.js";
 
 /** One upstream that serves a model, as the router sees it. */
 export interface ProviderRoute {
@@ -27,6 +28,7 @@ const UNKNOWN_CARBON = { zone: "WOR", totalParamsB: 0, activeParamsB: 0 };
 export interface ProviderState {
   id: string;
   inFlight: number;
+  /** Requests queued for a free slot, each counted once (see `State.queued`). */
   waiting: number;
   healthy: boolean;
   consecutiveFailures: number;
@@ -84,7 +86,14 @@ interface State {
   failed: number;
   ejectedUntil: number | null;
   probing: boolean;
+  /** Wake-ups of the requests that wait for a slot here or on another provider of their model (any one will do). */
   waiters: Array<() => void>;
+  /**
+   * Requests waiting counted against this provider. A waiting request may take a slot on any of its candidates, yet
+   * it is counted once, on one of them: the least loaded by weight, where the router would send it first, so that
+   * the sum over a model's providers is the number of requests waiting for that model.
+   */
+  queued: number;
 }
 
 /**
@@ -104,7 +113,7 @@ export function createProviderRouter(opts: RouterOptions) {
   const state = (id: string): State => {
     let s = states.get(id);
     if (!s) {
-      s = { inFlight: 0, ejectedUntil: null, probing: false, waiters: [], ...cleanRecord() };
+      s = { inFlight: 0, ejectedUntil: null, probing: false, waiters: [], queued: 0, ...cleanRecord() };
       states.set(id, s);
     }
     return s;
@@ -157,6 +166,10 @@ export function createProviderRouter(opts: RouterOptions) {
     return load(a) <= load(b) ? a : b;
   }
 
+  function leastLoaded(list: ProviderRoute[]): ProviderRoute {
+    return list.reduce((best, p) => (load(p) < load(best) ? p : best));
+  }
+
   function lease(p: ProviderRoute): Lease {
     const s = state(p.id);
     s.inFlight++;
@@ -199,16 +212,21 @@ export function createProviderRouter(opts: RouterOptions) {
       for (;;) {
         const p = choose(live);
         if (p) return lease(p);
+        // A caller that left is a cancelled request (499), whatever the providers' load: never "at capacity".
+        if (signal?.aborted) throw rpcError(Code.Canceled, "The request was cancelled.", "CANCELLED");
         const left = deadline - now();
-        if (left <= 0 || signal?.aborted) {
+        if (left <= 0) {
           throw unavailable("The model is at capacity; try again shortly.", "MODEL_AT_CAPACITY", {
             retryAfterSeconds: 1,
           });
         }
+        const counted = state(leastLoaded(live).id);
+        counted.queued++;
         // Wait for any of them to free a slot, the deadline, or the caller leaving.
         await new Promise<void>((resolve) => {
           const wake = () => {
             clearTimeout(timer);
+            counted.queued--;
             signal?.removeEventListener("abort", wake);
             for (const c of live) {
               const w = state(c.id).waiters;
@@ -226,29 +244,41 @@ export function createProviderRouter(opts: RouterOptions) {
 
     /** Every provider this router has seen. */
     snapshot(): ProviderState[] {
-      return [...states.entries()].map(([id, s]) => ({
-        id,
-        inFlight: s.inFlight,
-        waiting: s.waiters.length,
-        healthy: s.ejectedUntil === null,
-        consecutiveFailures: s.failures,
-        ejectedUntil: s.ejectedUntil,
-      }));
+      return [...states].map(([id, s]) => view(id, s));
     },
 
     snapshotOf(providers: ProviderRoute[]): ProviderState[] {
-      return providers.map((p) => {
-        const s = state(p.id);
-        return {
-          id: p.id,
-          inFlight: s.inFlight,
-          waiting: s.waiters.length,
-          healthy: s.ejectedUntil === null,
-          consecutiveFailures: s.failures,
-          ejectedUntil: s.ejectedUntil,
-        };
+      return providers.map((p) => view(p.id, state(p.id)));
+    },
+
+    /**
+     * The state of each of `ids` (every provider the registry knows): one not routed to yet is healthy and idle. What
+     * the router keeps of a provider not among them (deleted since) is dropped, unless a request still holds or waits
+     * for one of its slots (then at a later call).
+     */
+    listed(ids: Iterable<string>): ProviderState[] {
+      const keep = new Set(ids);
+      for (const [id, s] of states) {
+        if (!keep.has(id) && s.inFlight === 0 && s.waiters.length === 0) states.delete(id);
+      }
+      return [...keep].map((id) => {
+        const s = states.get(id);
+        return s ? view(id, s) : { ...NEVER_ROUTED, id };
       });
     },
+  };
+}
+
+const NEVER_ROUTED = { inFlight: 0, waiting: 0, healthy: true, consecutiveFailures: 0, ejectedUntil: null };
+
+function view(id: string, s: State): ProviderState {
+  return {
+    id,
+    inFlight: s.inFlight,
+    waiting: s.queued,
+    healthy: s.ejectedUntil === null,
+    consecutiveFailures: s.failures,
+    ejectedUntil: s.ejectedUntil,
   };
 }
 

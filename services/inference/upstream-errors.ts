@@ -1,6 +1,6 @@
 import { Code, type ConnectError } from "@connectrpc/connect";
 import { rpcError } from "../platform/errors.js";
-import type { UpstreamError } from "./upstream-client.js";
+import { UpstreamError } from "./upstream-client.js";
 
 /**
  * OpenAI's `param` and `code` in an upstream's error body (`{"error":{…}}` or flat, as vLLM sends it), when they
@@ -78,4 +78,25 @@ export function toConnectError(e: UpstreamError): ConnectError {
         cause: e,
       });
   }
+}
+
+/**
+ * An error event that a 200 stream sent as its first event (vLLM's `data: {"error": {"code": 500, …}}`), as the HTTP
+ * error of the status it embeds: nothing reached the client yet, so it is mapped (`toConnectError`), retried on
+ * another provider and counted against the provider's health as a non-stream answer of that status would be. An
+ * event without a status (a number in `code`, nested or flat) is a server failure: 500. Any other error as it is.
+ * After the first chunk, an error event stays a `stream_error`: the client already has part of the answer.
+ */
+export function beforeFirstChunk(err: unknown): unknown {
+  if (!(err instanceof UpstreamError) || err.failure.kind !== "stream_error") return err;
+  const { message, body } = err.failure;
+  return new UpstreamError({ kind: "http", status: embeddedStatus(body) ?? 500, message, body }, { cause: err });
+}
+
+function embeddedStatus(body: unknown): number | undefined {
+  if (!body || typeof body !== "object") return undefined;
+  const o = body as Record<string, unknown>;
+  const err = o.error && typeof o.error === "object" ? (o.error as Record<string, unknown>) : o;
+  const code = typeof err.code === "string" && /^\d{3}$/.test(err.code) ? Number(err.code) : err.code;
+  return typeof code === "number" && Number.isInteger(code) && code >= 400 && code <= 599 ? code : undefined;
 }

@@ -24,6 +24,7 @@ import {
   checkAliases,
   checkCost,
   checkModelName,
+  checkNameFilter,
   field,
   isAdmin,
   lookupId,
@@ -116,7 +117,7 @@ export function createModelHandlers(deps: ModelDeps): ModelHandlers {
       const size = pageSize(req.pageSize);
       const rows = await store.listModelDetails(
         { after: decodePageToken(req.pageToken), limit: size + 1 },
-        { name: req.name || undefined },
+        { name: req.name ? field("name", () => checkNameFilter(req.name)) : undefined },
       );
       const page = paginate(rows, size);
       return create(AdminListModelsResponseSchema, {

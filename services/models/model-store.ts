@@ -47,6 +47,12 @@ export function createModelStore(db: Pick<Database, "pool" | "orm">) {
       await pool.query(`insert into models_file_entry (key) select unnest($1::text[]) on conflict do nothing`, [keys]);
     },
 
+    /** The id of every provider, of every model (the admins' provider states list them all). */
+    async providerIds(): Promise<string[]> {
+      const { rows } = await pool.query<{ id: string }>(`select id from provider`);
+      return rows.map((r) => r.id);
+    },
+
     /** A model by name or alias, with providers (keys included) and grants: what resolution needs. */
     async findByName(nameOrAlias: string): Promise<ModelDetail | null> {
       const { rows } = await pool.query<Record<string, unknown>>(

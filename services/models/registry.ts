@@ -6,7 +6,7 @@ import { rpcError } from "../platform/errors.js";
 import type { KvStore } from "../platform/kv/kv.js";
 import { PRECISE_TTL } from "../platform/ttl-cache.js";
 import { type GrantLimits, isForbidden, type ModelDetail, type ModelStore } from "./model-store.js";
-import { isAdmin, type ModelTypeName, type ProviderTypeName } from "./validation.js";
+import { isAdmin, isModelName, type ModelTypeName, type ProviderTypeName } from "./validation.js";
 
 /** One upstream of a resolved model, with its key: for the inference path only, never for an API response. */
 export interface ResolvedProvider {
@@ -60,6 +60,8 @@ export interface ModelRegistry {
     nameOrAlias: string,
     principal: Principal,
   ): Promise<{ model: ResolvedModel; limits: GrantLimits | null }>;
+  /** The id of every provider of every model, read from the database (not cached: an admin view's). */
+  providerIds(): Promise<string[]>;
   /** Drops every cached resolution in every process; called after each registry write. */
   invalidateAll(): Promise<void>;
   close(): Promise<void>;
@@ -171,6 +173,7 @@ export async function createModelRegistry(deps: {
   }
 
   async function lookup(nameOrAlias: string, principal: Principal) {
+    if (!isModelName(nameOrAlias)) throw modelNotFound(nameOrAlias);
     const entry = cache.get(nameOrAlias)?.entry ?? (cache.has(nameOrAlias) ? null : await load(nameOrAlias));
     if (!entry) throw modelNotFound(nameOrAlias);
     if (isAdmin(principal)) return { model: entry.model, limits: null };
@@ -193,6 +196,7 @@ export async function createModelRegistry(deps: {
       }
       return r;
     },
+    providerIds: () => deps.store.providerIds(),
     async invalidateAll() {
       forgetAll();
       try {

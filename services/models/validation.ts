@@ -51,6 +51,11 @@ const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,199}$/;
 // biome-ignore lint/suspicious/noControlCharactersInRegex: rejecting control characters is the point
 const CONTROL = /[\u0000-\u001f\u007f]/;
 
+/** Whether `name` could be a model's name or alias: others need no lookup (and some, with NUL, no database takes). */
+export function isModelName(name: string): boolean {
+  return MODEL_NAME.test(name);
+}
+
 export function checkModelName(raw: string): string {
   if (raw.length === 0) throw new FieldError("must not be empty");
   if (!MODEL_NAME.test(raw)) {
@@ -110,6 +115,13 @@ export function checkKey(raw: string): string | null {
   if (raw.length > 4096 || /\s/.test(raw) || CONTROL.test(raw)) {
     throw new FieldError("must be at most 4096 characters, without spaces or control characters");
   }
+  return raw;
+}
+
+/** A list's name filter (a substring of names): any text the database can compare, no longer than a name. */
+export function checkNameFilter(raw: string): string {
+  if (raw.length > 200 || CONTROL.test(raw))
+    throw new FieldError("must be at most 200 characters, without control characters");
   return raw;
 }
 

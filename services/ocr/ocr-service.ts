@@ -9,6 +9,7 @@ import {
 import { statusOf } from "../governance/index.js";
 import {
   admitCall,
+  beforeAdmission,
   type ChatModel,
   type ModelCallDeps,
   type ProviderRoute,
@@ -20,7 +21,7 @@ import {
   withFailover,
 } from "../inference/index.js";
 import { runBounded } from "../platform/bounded.js";
-import { principalOf } from "../platform/context.js";
+import { type Principal, principalOf } from "../platform/context.js";
 import { invalidArgument } from "../platform/errors.js";
 import { countTokens } from "../platform/tokenizer.js";
 import { detectKind } from "./detect.js";
@@ -171,8 +172,8 @@ export function createOcrService(deps: OcrDeps): ServiceImpl<typeof OcrService> 
     }
   }
 
-  async function processDocument(req: ProcessDocumentRequest, ctx: HandlerContext) {
-    const principal = principalOf(ctx);
+  /** What a request must pass before its admission: its fields, the model it may use, and a document it can read. */
+  async function admissible(req: ProcessDocumentRequest, principal: Principal, signal: AbortSignal) {
     if (!req.model) throw invalidArgument("'model' is required.", "model");
     if (req.prompt !== undefined && req.prompt.trim() === "") {
       throw invalidArgument("'prompt' must not be empty when set.", "prompt");
@@ -184,12 +185,24 @@ export function createOcrService(deps: OcrDeps): ServiceImpl<typeof OcrService> 
       OCR_TYPE,
       `a model that can read documents (OCR needs an ${OCR_TYPE} model)`,
     );
-    const doc = await load(req, ctx.signal);
-    const jobs = await plan(req, doc, ctx.signal);
+    const doc = await load(req, signal);
+    const jobs = await plan(req, doc, signal);
     const prompt = req.prompt ?? DEFAULT_OCR_PROMPT;
     // The instruction is counted only when limits or prices use the estimate (the tokenizer loads on first use).
     const priced = model.costPromptPerMillion > 0 || model.costCompletionPerMillion > 0;
     const perPagePrompt = deps.imageTokensPerPage + (limits || priced ? countTokens(prompt) : 0);
+    return { model, limits, jobs, prompt, perPagePrompt, docBytes: doc.bytes.length };
+  }
+
+  async function processDocument(req: ProcessDocumentRequest, ctx: HandlerContext) {
+    const principal = principalOf(ctx);
+    const { model, limits, jobs, prompt, perPagePrompt, docBytes } = await beforeAdmission(
+      deps.governor,
+      ctx,
+      "ocr",
+      req.model,
+      () => admissible(req, principal, ctx.signal),
+    );
     // One admission for the whole document: every page's worst case is reserved before the first page is sent.
     const admission = await admitCall(deps.governor, ctx, {
       principal,
@@ -232,7 +245,7 @@ export function createOcrService(deps: OcrDeps): ServiceImpl<typeof OcrService> 
         markdown: p.markdown,
         dimensions: { dpi: p.dpi, height: p.height, width: p.width },
       })),
-      usageInfo: { pagesProcessed: pages.length, docSizeBytes: BigInt(doc.bytes.length) },
+      usageInfo: { pagesProcessed: pages.length, docSizeBytes: BigInt(docBytes) },
       usage: {
         promptTokens,
         completionTokens,

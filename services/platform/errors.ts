@@ -56,8 +56,35 @@ export function unavailable(
   return rpcError(Code.Unavailable, message, reason, opts);
 }
 
-/** Wraps anything unexpected; the message sent is generic, the original stays as `cause` for the logs. */
+/**
+ * PostgreSQL's SQLSTATEs for text it cannot take: a NUL character, which its text types cannot hold (22021, also
+ * bytes that are not UTF-8), and a character the database encoding lacks (22P05).
+ */
+const UNSTORABLE_TEXT = new Set(["22021", "22P05"]);
+
+/** Whether `err` (or one of its causes) is PostgreSQL refusing a text value: the caller's input, not a fault. */
+function isUnstorableText(err: unknown): boolean {
+  for (let e = err, depth = 0; e instanceof Error && depth < 4; e = e.cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === "string" && UNSTORABLE_TEXT.has(code)) return true;
+  }
+  return false;
+}
+
+/**
+ * The error a caller sees for an unexpected failure: Internal, its cause logged, never sent — except PostgreSQL
+ * refusing a text value (a NUL in a name, a query, a filter), which is the caller's input: InvalidArgument. Every
+ * text field can carry a NUL (JSON allows it), and only the database knows which of them it stores or compares.
+ */
 export function internal(cause: unknown): ConnectError {
   if (cause instanceof ConnectError) return cause;
+  if (isUnstorableText(cause)) {
+    return rpcError(
+      Code.InvalidArgument,
+      "The request contains a NUL character (\\u0000), which cannot be stored or searched; remove it.",
+      "INVALID_TEXT",
+      { cause },
+    );
+  }
   return rpcError(Code.Internal, "Internal error.", "INTERNAL", { cause });
 }

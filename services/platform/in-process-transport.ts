@@ -15,6 +15,7 @@ import {
   type UnaryRequest,
   type UnaryResponse,
 } from "@connectrpc/connect";
+import { internal } from "./errors.js";
 
 /** A service and its implementation, registered once and served by every router and by the in-process transport. */
 export interface ServiceBinding {
@@ -268,7 +269,8 @@ function messages(desc: DescMessage, source: AsyncIterable<unknown>, signal: Abo
               (err: unknown) => {
                 fail = undefined;
                 finish();
-                reject(ConnectError.from(err, Code.Internal));
+                // As a network server would send it: a ConnectError as is, anything else a generic Internal error.
+                reject(internal(err));
               },
             );
           });

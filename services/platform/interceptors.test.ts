@@ -69,4 +69,84 @@ describe("request context interceptor", () => {
     expect(JSON.stringify(lines[1]?.err)).toContain("hunter2");
     expect(lines[1]?.reqId).toBe((err as ConnectError).metadata.get("x-request-id"));
   });
+
+  describe("streams", () => {
+    const STREAM = "passerelle.inference.v1.InferenceService/StreamChatCompletion";
+    const chunk = (id: string) => ({ chunk: { id } }) as never;
+
+    it("log one line when the stream ends, with the whole stream's time", async () => {
+      const { client, lines } = setup({
+        async *streamChatCompletion() {
+          yield chunk("a");
+          await new Promise((r) => setTimeout(r, 60));
+          yield chunk("b");
+        },
+      });
+      const ids: string[] = [];
+      const stream = client.streamChatCompletion({});
+      for await (const m of stream) {
+        ids.push(m.chunk?.id ?? "");
+        // Nothing is logged while the stream is still open.
+        expect(lines).toHaveLength(0);
+      }
+      expect(ids).toEqual(["a", "b"]);
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toMatchObject({ level: 30, msg: "rpc ok", rpc: STREAM });
+      expect(lines[0]?.ms as number).toBeGreaterThanOrEqual(50);
+    });
+
+    it("normalise an error they end with: refusals keep their code, anything else is a generic Internal", async () => {
+      let fail: () => never = () => {
+        throw permissionDenied("No.", "FORBIDDEN");
+      };
+      const { client, lines } = setup({
+        async *streamChatCompletion() {
+          fail();
+          yield chunk("never");
+        },
+      });
+      const drain = async () => {
+        for await (const _ of client.streamChatCompletion({}, { headers: { "x-request-id": "req-s" } })) {
+          // nothing arrives
+        }
+      };
+      await expect(drain()).rejects.toMatchObject({ code: Code.PermissionDenied });
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toMatchObject({ level: 30, msg: "rpc refused", code: "PermissionDenied", reqId: "req-s" });
+
+      fail = () => {
+        throw new Error("database password is hunter2");
+      };
+      const err = await drain().catch((e: unknown) => e);
+      expect((err as ConnectError).code).toBe(Code.Internal);
+      expect((err as ConnectError).rawMessage).not.toContain("hunter2");
+      expect((err as ConnectError).metadata.get("x-request-id")).toBe("req-s");
+      expect(lines[1]).toMatchObject({ level: 50, msg: "rpc failed", code: "Internal", reqId: "req-s" });
+      expect(lines).toHaveLength(2);
+    });
+
+    it("log a consumer that stops reading as Canceled, once", async () => {
+      let finished = false;
+      const { client, lines } = setup({
+        async *streamChatCompletion() {
+          try {
+            for (let i = 0; ; i++) {
+              yield chunk(String(i));
+              await new Promise((r) => setTimeout(r, 1));
+            }
+          } finally {
+            finished = true;
+          }
+        },
+      });
+      // Connect's clients drop `return()` from the iterator they hand out: stopping early is signalled by aborting.
+      const ac = new AbortController();
+      for await (const m of client.streamChatCompletion({}, { signal: ac.signal })) if (m.chunk?.id === "2") break;
+      ac.abort();
+      await new Promise((r) => setTimeout(r, 20));
+      expect(finished).toBe(true);
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toMatchObject({ level: 30, msg: "rpc refused", code: "Canceled", rpc: STREAM });
+    });
+  });
 });

@@ -112,6 +112,7 @@ function setup(upstream: UpstreamClient, opts: { limited?: boolean; needs?: bool
       probe: async () => true,
     }),
     governor: {
+      refusedBeforeAdmission: () => {},
       needsPromptTokens: (...args) => {
         asked.push(args);
         return needs;

@@ -8,6 +8,7 @@ import {
 import { statusOf } from "../governance/index.js";
 import {
   admitCall,
+  beforeAdmission,
   type ModelCallDeps,
   type ProviderRoute,
   resolveOfType,
@@ -17,7 +18,7 @@ import {
   upstreamTarget,
   withFailover,
 } from "../inference/index.js";
-import { principalOf } from "../platform/context.js";
+import { type Principal, principalOf } from "../platform/context.js";
 import { invalidArgument } from "../platform/errors.js";
 import {
   countRerankTokens,
@@ -61,20 +62,28 @@ export function createRerankService(deps: RerankDeps): ServiceImpl<typeof Rerank
     return { scores, totalTokens: undefined };
   }
 
+  /** What a request must pass before its admission: its fields, and the model it may use, with its prompt counted. */
+  async function admissible(req: RerankRequest, principal: Principal) {
+    if (!req.model) throw invalidArgument("'model' is required.", "model");
+    if (!req.query.trim()) throw invalidArgument("'query' must not be empty.", "query");
+    if (req.documents.length === 0) throw invalidArgument("'documents' must not be empty.", "documents");
+    // Cohere's rule: at least 1; more than the documents means all of them (the reference system's behaviour).
+    if (req.topN === 0) throw invalidArgument("'top_n' must be at least 1.", "top_n");
+    const { model, limits } = await resolveOfType(deps.models, principal, req.model, RERANK_TYPE, "a rerank model");
+    // Counted before forwarding when something reserves it (a token limit, the role's or the key's; a budget), as
+    // for chat; the upstream's count is billed.
+    const needs = deps.governor.needsPromptTokens(principal, model, limits);
+    const counted =
+      needs === true || (needs !== false && (await needs)) ? countRerankTokens(req.query, req.documents) : 0;
+    return { model, limits, counted };
+  }
+
   return {
     async rerank(req, ctx) {
       const principal = principalOf(ctx);
-      if (!req.model) throw invalidArgument("'model' is required.", "model");
-      if (!req.query.trim()) throw invalidArgument("'query' must not be empty.", "query");
-      if (req.documents.length === 0) throw invalidArgument("'documents' must not be empty.", "documents");
-      // Cohere's rule: at least 1; more than the documents means all of them (the reference system's behaviour).
-      if (req.topN === 0) throw invalidArgument("'top_n' must be at least 1.", "top_n");
-      const { model, limits } = await resolveOfType(deps.models, principal, req.model, RERANK_TYPE, "a rerank model");
-      // Counted before forwarding when something reserves it (a token limit, the role's or the key's; a budget), as
-      // for chat; the upstream's count is billed.
-      const needs = deps.governor.needsPromptTokens(principal, model, limits);
-      const counted =
-        needs === true || (needs !== false && (await needs)) ? countRerankTokens(req.query, req.documents) : 0;
+      const { model, limits, counted } = await beforeAdmission(deps.governor, ctx, "rerank", req.model, () =>
+        admissible(req, principal),
+      );
       const admission = await admitCall(deps.governor, ctx, {
         principal,
         endpoint: "rerank",

@@ -150,7 +150,12 @@ export function lexicalSql(q: SearchQuery, common: readonly string[] = []): Stat
  * — the arithmetic of `reciprocalRankFusion` (rrf.ts), in float8, summed in the same order, ties broken the same way
  * (semantic rank first, then lexical rank for chunks only lexical search found). Only the page's rows are read back.
  */
-export function hybridSql(q: SearchQuery, vector: readonly number[], common: readonly string[] = []): Statement {
+export function hybridSql(
+  q: SearchQuery,
+  vector: readonly number[],
+  common: readonly string[] = [],
+  depth = { semantic: HYBRID_WINDOW, lexical: HYBRID_WINDOW },
+): Statement {
   const n = checkDimensions(vector.length);
   const values: unknown[] = [];
   const bind = binder(values);
@@ -159,14 +164,13 @@ export function hybridSql(q: SearchQuery, vector: readonly number[], common: rea
   // Bound only when used: an unused parameter has no type PostgreSQL could infer.
   const words = usesSearchSyntax(q.text) ? "'{}'" : bind(common);
   const scope = scopeSql(q, values);
-  const k = bind(HYBRID_WINDOW);
   const rrfK = bind(q.rrfK);
   const sql = `with semantic as (
       select document_id, id, row_number() over (order by distance, document_id, id) as rank
-      from (${nearestSql("document_id, id", vec, n, scope, k)}) s
+      from (${nearestSql("document_id, id", vec, n, scope, bind(depth.semantic))}) s
     ), lexical as (
       select document_id, id, row_number() over (order by rank desc, document_id, id) as rank
-      from (${lexicalTop(q, "document_id, id", text, words, scope, k)}) l
+      from (${lexicalTop(q, "document_id, id", text, words, scope, bind(depth.lexical))}) l
     ), fused as (
       select coalesce(s.document_id, l.document_id) as document_id, coalesce(s.id, l.id) as id,
         coalesce(${bind(q.semanticWeight)}::float8 / (${rrfK}::float8 + s.rank), 0)
