@@ -1,6 +1,7 @@
 import type { Client, estypes } from "@elastic/elasticsearch";
 import {
   type ChunkRecord,
+  HYBRID_SEMANTIC_DEPTH,
   HYBRID_WINDOW,
   type SearchBackend,
   type SearchHit,
@@ -185,12 +186,15 @@ export function createElasticsearchBackend(options: ElasticsearchBackendOptions)
           );
         if (query.method === "lexical")
           return ranked(lexicalRequest(indexPattern(prefix), query, { from: offset, size: limit }), asIs, "lexical");
-        // Hybrid: each ranking as deep as the service's window, whatever the page, so that every page is a slice of
-        // one fused ranking (a depth growing with the offset fused other candidates per page: repeats and gaps).
-        const window = { from: 0, size: HYBRID_WINDOW };
+        // Hybrid: the same rankings whatever the page, so that every page is a slice of one fused ranking (a depth
+        // growing with the offset fused other candidates per page: repeats and gaps); as deep as PostgreSQL's.
         const [semantic, lexical] = await Promise.all([
-          ranked(semanticRequest(semanticIndex(query), query, window), asCosine, "semantic"),
-          ranked(lexicalRequest(indexPattern(prefix), query, window), asIs, "lexical"),
+          ranked(
+            semanticRequest(semanticIndex(query), query, { from: 0, size: HYBRID_SEMANTIC_DEPTH }),
+            asCosine,
+            "semantic",
+          ),
+          ranked(lexicalRequest(indexPattern(prefix), query, { from: 0, size: HYBRID_WINDOW }), asIs, "lexical"),
         ]);
         const fused = reciprocalRankFusion(
           [

@@ -6,7 +6,7 @@ import {
   type RecordedRequest,
 } from "../../../test/support/es-mock-cluster.js";
 import type { SearchQuery } from "../backend.js";
-import { HYBRID_WINDOW } from "../backend.js";
+import { HYBRID_SEMANTIC_DEPTH, HYBRID_WINDOW } from "../backend.js";
 import { createElasticsearchBackend } from "./elasticsearch-backend.js";
 import { encodeNumber } from "./mapping.js";
 
@@ -181,7 +181,7 @@ describe("lexical search", () => {
 });
 
 describe("hybrid search", () => {
-  it("fuses a kNN and a BM25 ranking, each the hybrid window deep, then pages", async () => {
+  it("fuses the kNN top HYBRID_SEMANTIC_DEPTH and the BM25 top HYBRID_WINDOW, then pages", async () => {
     const { client, requests, on } = mockCluster();
     on("POST", "/:index/_search", (req) =>
       (req.body as { knn?: object }).knn
@@ -196,15 +196,15 @@ describe("hybrid search", () => {
     const lexical = requests.find((r) => (r.body as { query?: object }).query);
     expect(semantic?.body).toEqual({
       from: 0,
-      size: HYBRID_WINDOW,
+      size: HYBRID_SEMANTIC_DEPTH,
       track_total_hits: false,
       _source: SOURCE,
       // No similarity: the threshold is for semantic search only.
       knn: {
         field: "embedding",
         query_vector: [1, 0, 0],
-        k: HYBRID_WINDOW,
-        num_candidates: 10 * HYBRID_WINDOW,
+        k: HYBRID_SEMANTIC_DEPTH,
+        num_candidates: 10 * HYBRID_SEMANTIC_DEPTH,
         filter: { bool: { filter: FILTERS } },
       },
     });

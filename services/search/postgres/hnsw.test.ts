@@ -6,7 +6,14 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDatabase, type TestDatabase } from "../../../test/support/db.js";
 import { accountEntities } from "../../accounts/entities.js";
 import { type Database, openDatabase } from "../../platform/db/database.js";
-import type { ChunkRecord, SearchBackend, SearchQuery } from "../backend.js";
+import {
+  type ChunkRecord,
+  HYBRID_SEMANTIC_DEPTH,
+  HYBRID_WINDOW,
+  type SearchBackend,
+  type SearchQuery,
+} from "../backend.js";
+import { chunkKey, reciprocalRankFusion } from "../rrf.js";
 import { insertChunks } from "./chunk-sql.js";
 import { createPostgresSearchBackend, searchSettings } from "./postgres-backend.js";
 import { hybridSql, semanticSql } from "./search-sql.js";
@@ -166,5 +173,28 @@ describe("HNSW index on PostgreSQL", () => {
       await client.query("rollback");
       client.release();
     }
+  });
+
+  it("fuses the semantic top HYBRID_SEMANTIC_DEPTH with the lexical top HYBRID_WINDOW, whatever the page", async () => {
+    // A whole collection (2000 chunks, 1000 of them about rivers): both rankings run deeper than the semantic depth.
+    const q = query({ method: "hybrid", filter: undefined, limit: HYBRID_WINDOW, offset: 0 });
+    const semantic = await backend.search({ ...q, method: "semantic", limit: HYBRID_SEMANTIC_DEPTH });
+    const lexical = await backend.search({ ...q, method: "lexical", limit: HYBRID_WINDOW });
+    expect([semantic.length, lexical.length]).toEqual([HYBRID_SEMANTIC_DEPTH, HYBRID_WINDOW]);
+    const expected = reciprocalRankFusion(
+      [
+        { hits: semantic, weight: 1 },
+        { hits: lexical, weight: 1 },
+      ],
+      60,
+    ).slice(0, HYBRID_WINDOW);
+    const whole = await backend.search(q);
+    expect(whole.map(chunkKey)).toEqual(expected.map(chunkKey));
+    expect(whole.map((h) => h.score)).toEqual(expected.map((h) => h.score));
+    // Pages are slices of that ranking.
+    const pages = [];
+    for (let offset = 0; offset < HYBRID_WINDOW; offset += 25)
+      pages.push(...(await backend.search({ ...q, limit: 25, offset })).map(chunkKey));
+    expect(pages).toEqual(expected.map(chunkKey));
   });
 });

@@ -10,6 +10,7 @@ import { createTestDatabase, type TestDatabase } from "../../../test/support/db.
 import { accountEntities } from "../../accounts/entities.js";
 import { type Database, openDatabase } from "../../platform/db/database.js";
 import {
+  HYBRID_SEMANTIC_DEPTH,
   HYBRID_WINDOW,
   type Metadata,
   type MetadataFilter,
@@ -227,9 +228,8 @@ describe.each(["postgresql", "embedded"] as const)("PostgreSQL search backend (%
       { text: "laboratory or exposé", vector: [0.2, 1, 0, 0], limit: 4, offset: 0, rrfK: 1, semanticWeight: 0.3 },
     ];
     for (const c of cases) {
-      const depth = HYBRID_WINDOW;
-      const sem = await backend.search(query({ ...c, method: "semantic", limit: depth, offset: 0 }));
-      const lex = await backend.search(query({ ...c, method: "lexical", limit: depth, offset: 0 }));
+      const sem = await backend.search(query({ ...c, method: "semantic", limit: HYBRID_SEMANTIC_DEPTH, offset: 0 }));
+      const lex = await backend.search(query({ ...c, method: "lexical", limit: HYBRID_WINDOW, offset: 0 }));
       const q = query({ ...c, method: "hybrid" });
       const expected = reciprocalRankFusion(
         [

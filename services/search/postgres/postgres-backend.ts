@@ -2,7 +2,13 @@ import type pg from "pg";
 import type { Logger } from "pino";
 import { inTransaction } from "../../platform/db/transaction.js";
 import { internal, invalidArgument } from "../../platform/errors.js";
-import { HYBRID_WINDOW, type Metadata, type SearchBackend, type SearchHit, type SearchQuery } from "../backend.js";
+import {
+  HYBRID_SEMANTIC_DEPTH,
+  type Metadata,
+  type SearchBackend,
+  type SearchHit,
+  type SearchQuery,
+} from "../backend.js";
 import { isTextSearchLanguage } from "./chunk-sql.js";
 import { checkDimensions, hybridSql, lexicalSql, type Statement, semanticSql } from "./search-sql.js";
 
@@ -184,7 +190,9 @@ export function createPostgresSearchBackend(opts: PostgresSearchOptions): Search
     async search(q) {
       const vector = checkQuery(q);
       if (q.collections.length === 0 || q.limit <= 0) return [];
-      const depth = q.method === "hybrid" ? HYBRID_WINDOW : q.limit + q.offset;
+      // The rows the HNSW walk must find: hybrid's semantic side is as deep as semanticSql's top HYBRID_SEMANTIC_DEPTH,
+      // and walks the graph as that search does (same ef_search), so the two rankings are the same.
+      const depth = q.method === "hybrid" ? HYBRID_SEMANTIC_DEPTH : q.limit + q.offset;
       const statement =
         q.method === "lexical"
           ? lexicalSql(q, commonWords())

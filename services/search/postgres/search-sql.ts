@@ -1,4 +1,4 @@
-import { HYBRID_WINDOW, type SearchQuery } from "../backend.js";
+import { HYBRID_SEMANTIC_DEPTH, HYBRID_WINDOW, type SearchQuery } from "../backend.js";
 import { textSearchConfig, vectorLiteral } from "./chunk-sql.js";
 import { metadataFilterSql } from "./filter-sql.js";
 
@@ -145,17 +145,13 @@ export function lexicalSql(q: SearchQuery, common: readonly string[] = []): Stat
 }
 
 /**
- * Hybrid search in one statement: the semantic and lexical top {@link HYBRID_WINDOW} as two CTEs, each numbered with
- * `row_number()` in its own order, fused by a full outer join on (document, position) into Σ weight / (rrfK + rank)
+ * Hybrid search in one statement: the semantic top {@link HYBRID_SEMANTIC_DEPTH} and the lexical top
+ * {@link HYBRID_WINDOW}, whatever the page (backend.ts says why), as two CTEs, each numbered with `row_number()` in its
+ * own order, fused by a full outer join on (document, position) into Σ weight / (rrfK + rank)
  * — the arithmetic of `reciprocalRankFusion` (rrf.ts), in float8, summed in the same order, ties broken the same way
  * (semantic rank first, then lexical rank for chunks only lexical search found). Only the page's rows are read back.
  */
-export function hybridSql(
-  q: SearchQuery,
-  vector: readonly number[],
-  common: readonly string[] = [],
-  depth = { semantic: HYBRID_WINDOW, lexical: HYBRID_WINDOW },
-): Statement {
+export function hybridSql(q: SearchQuery, vector: readonly number[], common: readonly string[] = []): Statement {
   const n = checkDimensions(vector.length);
   const values: unknown[] = [];
   const bind = binder(values);
@@ -167,10 +163,10 @@ export function hybridSql(
   const rrfK = bind(q.rrfK);
   const sql = `with semantic as (
       select document_id, id, row_number() over (order by distance, document_id, id) as rank
-      from (${nearestSql("document_id, id", vec, n, scope, bind(depth.semantic))}) s
+      from (${nearestSql("document_id, id", vec, n, scope, bind(HYBRID_SEMANTIC_DEPTH))}) s
     ), lexical as (
       select document_id, id, row_number() over (order by rank desc, document_id, id) as rank
-      from (${lexicalTop(q, "document_id, id", text, words, scope, bind(depth.lexical))}) l
+      from (${lexicalTop(q, "document_id, id", text, words, scope, bind(HYBRID_WINDOW))}) l
     ), fused as (
       select coalesce(s.document_id, l.document_id) as document_id, coalesce(s.id, l.id) as id,
         coalesce(${bind(q.semanticWeight)}::float8 / (${rrfK}::float8 + s.rank), 0)
