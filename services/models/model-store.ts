@@ -53,24 +53,26 @@ export function createModelStore(db: Pick<Database, "pool" | "orm">) {
       return rows.map((r) => r.id);
     },
 
-    /** A model by name or alias, with providers (keys included) and grants: what resolution needs. */
+    /**
+     * A model by name or alias, with providers (keys included) and grants: what resolution needs. One statement,
+     * one round trip (a registry cache miss is on a request's path): aliases as an array, providers and grants as
+     * JSON rows, read by the same row readers (JSON gives timestamps in ISO 8601 and int8 as numbers; both are read).
+     */
     async findByName(nameOrAlias: string): Promise<ModelDetail | null> {
       const { rows } = await pool.query<Record<string, unknown>>(
-        `select m.* from model_name n join model m on m.id = n.model_id where n.name = $1`,
+        `select m.*,
+          array(select a.name from model_name a where a.model_id = m.id and a.alias order by a.name) as aliases,
+          coalesce((select json_agg(p order by p.id) from provider p where p.model_id = m.id), '[]') as providers,
+          coalesce((select json_agg(g order by g.id) from model_grant g where g.model_id = m.id), '[]') as grants
+        from model_name n join model m on m.id = n.model_id where n.name = $1`,
         [nameOrAlias],
       );
       const row = rows[0];
       if (!row) return null;
-      const id = row.id as string;
-      const [aliases, providers, grants] = await Promise.all([
-        aliasesOf(pool, [id]),
-        pool.query<Record<string, unknown>>(`select * from provider where model_id = $1 order by id`, [id]),
-        pool.query<Record<string, unknown>>(`select * from model_grant where model_id = $1 order by id`, [id]),
-      ]);
-      const grantRows = grants.rows.map(grantOf);
+      const grantRows = (row.grants as Record<string, unknown>[]).map(grantOf);
       return {
-        ...modelRecord(row, aliases.get(id) ?? []),
-        providers: providers.rows.map(providerOf),
+        ...modelRecord(row, row.aliases as string[]),
+        providers: (row.providers as Record<string, unknown>[]).map(providerOf),
         grantedRoleIds: grantRows.map((g) => g.roleId),
         grantLimits: new Map(grantRows.map((g) => [g.roleId, limitsOf(g)])),
       };

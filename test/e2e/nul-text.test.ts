@@ -109,6 +109,8 @@ describe("text with a NUL character", () => {
       "/v1/me/usage/daily?model=",
       "/v1/admin/usage?model=",
       "/v1/admin/users?email=",
+      "/v1/admin/roles?name=",
+      "/v1/admin/organizations?name=",
       "/v1/admin/models?name=",
     ]) {
       expectBadInput(await send("GET", `${route}${encodeURIComponent(NUL)}`), route);
