@@ -6,11 +6,10 @@ import { createProviderRouter, type ProviderRoute } from "./provider-router.js";
 import type { Retrieve } from "./search-tool.js";
 import { createUpstreamClient } from "./upstream-client.js";
 
+export { admitCall, beforeAdmission } from "./admission.js";
 export { upstreamTarget, withFailover } from "./failover.js";
 export { type ChatModel, createInferenceService, type ModelResolver } from "./inference-service.js";
 export {
-  admitCall,
-  beforeAdmission,
   type ModelCallDeps,
   modelCallDeps,
   resolveOfType,
