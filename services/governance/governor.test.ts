@@ -2,9 +2,11 @@ import { randomUUID } from "node:crypto";
 import pino from "pino";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Principal } from "../platform/context.js";
+import { permissionDenied } from "../platform/errors.js";
 import type { BudgetStore } from "./budget-store.js";
 import type { UsageRecord } from "./entities.js";
 import { type AdmitInput, createGovernor } from "./governor.js";
+import { NO_MODEL } from "./journal.js";
 import type { RateLimiter } from "./limiter/limiter.js";
 import { createMemoryLimiter } from "./limiter/memory-limiter.js";
 import { createResilientLimiter } from "./limiter/resilient-limiter.js";
@@ -184,5 +186,41 @@ describe("governor needsPromptTokens", () => {
   it("on a priced model, when the caller may have a budget", () => {
     const { governor } = setup();
     expect(governor.needsPromptTokens(principal, input().model, null)).toBe(true);
+  });
+});
+
+describe("a request refused before admission", () => {
+  const refusal = (model: string) => ({
+    principal,
+    requestId: "req-r",
+    endpoint: "chat.completions",
+    model,
+    started: Date.now(),
+  });
+
+  it("is journaled once: its status, no tokens, no cost, the model as asked", () => {
+    const { governor, records, logs } = setup();
+    governor.refusedBeforeAdmission(refusal("my-model"), permissionDenied("No.", "MODEL_FORBIDDEN"));
+    expect(records, JSON.stringify(logs)).toHaveLength(1);
+    expect(records[0]).toMatchObject({
+      requestId: "req-r",
+      model: "my-model",
+      endpoint: "chat.completions",
+      status: 403,
+      promptTokens: 0,
+      completionTokens: 0,
+      costNanos: 0n,
+      providerId: null,
+    });
+  });
+
+  it("names a model the ledger can hold: none, control characters, too long", () => {
+    const { governor, records } = setup();
+    for (const name of ["", "\u0000\u0001", `a\u0000b${"c".repeat(300)}`]) {
+      governor.refusedBeforeAdmission(refusal(name), new Error("x"));
+    }
+    // validateUsageRecord (the buffer's own check) accepted all three.
+    expect(records.map((r) => r.model)).toEqual([NO_MODEL, NO_MODEL, `ab${"c".repeat(198)}`]);
+    expect(records.map((r) => r.status)).toEqual([500, 500, 500]);
   });
 });

@@ -36,13 +36,18 @@ const MODEL_COLUMN_CHARS = 200;
 /**
  * A model name as the record may hold it. Names from the registry always fit; a name as a caller asked for it
  * (recorded when the request was refused before resolution) may not: control characters (PostgreSQL text refuses
- * NUL) are dropped and the rest cut to the column's width, so that no caller can write a record the ledger refuses.
+ * NUL) are dropped and the rest cut to the column's width, so that no caller can write a record the ledger refuses;
+ * no name at all is {@link NO_MODEL}.
  */
 export function recordableModelName(name: string): string {
   // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is removed.
   const clean = /[\u0000-\u001f\u007f]/.test(name) ? name.replace(/[\u0000-\u001f\u007f]/g, "") : name;
+  if (clean.length === 0) return NO_MODEL;
   return clean.length > MODEL_COLUMN_CHARS ? clean.slice(0, MODEL_COLUMN_CHARS) : clean;
 }
+
+/** The record's model when the request named none (the column is required): no model's name starts with "(". */
+export const NO_MODEL = "(none)";
 
 /** Journals a request's usage record (the journal settles its budget reservation when written to the database). */
 export function journal(deps: { buffer: UsageBuffer; logger: Logger }, e: JournalEntry): void {
