@@ -15,7 +15,16 @@ import type { UserPatch } from "./account-store.js";
 import type { AccountDeps } from "./deps.js";
 import { toUserMsg } from "./mappers.js";
 import { hashPassword } from "./secrets.js";
-import { lookupId, principalOf, requireAdmin, validEmail, validName, validPassword, validRef } from "./validation.js";
+import {
+  lookupId,
+  principalOf,
+  requireAdmin,
+  validEmail,
+  validFilter,
+  validName,
+  validPassword,
+  validRef,
+} from "./validation.js";
 
 type UserHandlers = Pick<
   ServiceImpl<typeof AccountService>,
@@ -81,7 +90,7 @@ export function createUserHandlers(deps: AccountDeps): UserHandlers {
         { after: decodePageToken(req.pageToken), limit: size + 1 },
         {
           // A substring of an address: any text, but one the database can compare (no NUL, no control character).
-          email: req.email ? validName(req.email, "email", 320) : undefined,
+          email: req.email ? validFilter(req.email, "email", 320) : undefined,
           roleId: req.roleId ? validRef(req.roleId, "role_id") : undefined,
           organizationId: req.organizationId ? validRef(req.organizationId, "organization_id") : undefined,
         },

@@ -19,7 +19,7 @@ import { decodePageToken, pageSize, paginate } from "../platform/paging.js";
 import { admin } from "./admin-handlers.js";
 import type { AccountDeps } from "./deps.js";
 import { PERMISSION_NAMES, toOrganizationMsg, toRoleMsg } from "./mappers.js";
-import { lookupId, validName } from "./validation.js";
+import { lookupId, validFilter, validName } from "./validation.js";
 
 type RoleOrgHandlers = Pick<
   ServiceImpl<typeof AccountService>,
@@ -67,7 +67,7 @@ export function createRoleOrgHandlers(deps: AccountDeps): RoleOrgHandlers {
       const size = pageSize(req.pageSize);
       const rows = await store.listRoles(
         { after: decodePageToken(req.pageToken), limit: size + 1 },
-        { name: req.name ? validName(req.name, "name", 100) : undefined },
+        { name: req.name ? validFilter(req.name, "name", 100) : undefined },
       );
       const page = paginate(rows, size);
       const counts = await store.countUsersByRole(page.items.map((r) => r.id));
@@ -116,7 +116,7 @@ export function createRoleOrgHandlers(deps: AccountDeps): RoleOrgHandlers {
       const size = pageSize(req.pageSize);
       const rows = await store.listOrganizations(
         { after: decodePageToken(req.pageToken), limit: size + 1 },
-        { name: req.name ? validName(req.name, "name", 200) : undefined },
+        { name: req.name ? validFilter(req.name, "name", 200) : undefined },
       );
       const page = paginate(rows, size);
       const counts = await store.countUsersByOrganization(page.items.map((o) => o.id));

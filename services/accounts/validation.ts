@@ -28,6 +28,14 @@ export function validName(raw: string, param: string, max: number): string {
   return name;
 }
 
+/** A list's substring filter: any text the database can compare (no control character), taken as given. */
+export function validFilter(raw: string, param: string, max: number): string {
+  if (raw.length > max) throw invalidArgument(`'${param}' is longer than ${max} characters.`, param);
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: rejecting control characters is the point
+  if (/[\u0000-\u001f\u007f]/.test(raw)) throw invalidArgument(`'${param}' contains control characters.`, param);
+  return raw;
+}
+
 export function validPassword(password: string, param = "password"): string {
   if (password.length < MIN_PASSWORD_LENGTH) {
     throw invalidArgument(`'${param}' must have at least ${MIN_PASSWORD_LENGTH} characters.`, param);

@@ -147,11 +147,13 @@ describe("governor admit when the limiter throws", () => {
     reserve: () => Promise.reject(new RangeError("limiter: tokens must be a safe integer")),
   });
 
-  it("gives the budget lease back and rethrows", async () => {
-    const { governor, budget } = setup({ limiter: throwing() });
+  it("gives the budget lease back, journals the request's one record (500, no tokens, no cost) and rethrows", async () => {
+    const { governor, budget, records } = setup({ limiter: throwing() });
     await expect(governor.admit(input())).rejects.toThrow(RangeError);
     expect(budget.finished).toEqual([0n]);
     expect(budget.inflight).toBe(0n);
+    expect(records).toHaveLength(1);
+    expect(records[0]).toMatchObject({ status: 500, promptTokens: 0, completionTokens: 0, costNanos: 0n });
   });
 
   it("releases a budget reservation held on a row of its own", async () => {

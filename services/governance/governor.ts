@@ -226,8 +226,11 @@ export function createGovernor(deps: GovernorDeps): Governor {
       /** The budget reservation this request holds, if any: on a lease (in memory) or a row of its own. */
       const held = budget && "admitted" in budget && budget.admitted ? budget : undefined;
       if ("error" in limited) {
-        // A limiter that throws (an input it rejects, such as an estimate beyond 2^53) rather than answering.
+        // A limiter that throws (an input it rejects, such as an estimate beyond 2^53) rather than answering: the
+        // request still has its one record.
         giveBack(usageId, held);
+        const outcome: Outcome = { ...statusOf(limited.error), promptTokens: 0, completionTokens: 0 };
+        journal(deps, entryOf(input, usageId, started, now(), outcome, 0n, ZERO_CARBON));
         throw limited.error;
       }
       const { decision } = limited;

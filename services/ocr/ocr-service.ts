@@ -31,6 +31,9 @@ import { imageHeaderSize } from "./image-header.js";
 import { type RenderPool, shareBytes } from "./render-pool.js";
 import { DEFAULT_OCR_PROMPT, maxTokensPerPage, type PageAnswer, pageChatBody, pageFromJson } from "./upstream-json.js";
 
+/** The largest `max_tokens` a page may ask for: OpenAI's and vLLM's bound (uint32). */
+const MAX_TOKENS = 4_294_967_295;
+
 export interface OcrDeps extends ModelCallDeps {
   /** PDF rendering and image decoding off the event loop. */
   render: RenderPool;
@@ -191,12 +194,17 @@ export function createOcrService(deps: OcrDeps): ServiceImpl<typeof OcrService> 
     // The instruction is counted only when limits or prices use the estimate (the tokenizer loads on first use).
     const priced = model.costPromptPerMillion > 0 || model.costCompletionPerMillion > 0;
     const perPagePrompt = deps.imageTokensPerPage + (limits || priced ? countTokens(prompt) : 0);
-    return { model, limits, jobs, prompt, perPagePrompt, docBytes: doc.bytes.length };
+    const perPageMax = maxTokensPerPage(req.extra as JsonObject | undefined, deps.defaultMaxTokens);
+    // vLLM's own bound (a uint32 in OpenAI's schema): larger would also overflow the admission's estimate.
+    if (perPageMax > MAX_TOKENS) {
+      throw invalidArgument(`'max_tokens' must be at most ${MAX_TOKENS}.`, "max_tokens");
+    }
+    return { model, limits, jobs, prompt, perPagePrompt, perPageMax, docBytes: doc.bytes.length };
   }
 
   async function processDocument(req: ProcessDocumentRequest, ctx: HandlerContext) {
     const principal = principalOf(ctx);
-    const { model, limits, jobs, prompt, perPagePrompt, docBytes } = await beforeAdmission(
+    const { model, limits, jobs, prompt, perPagePrompt, perPageMax, docBytes } = await beforeAdmission(
       deps.governor,
       ctx,
       "ocr",
@@ -210,7 +218,7 @@ export function createOcrService(deps: OcrDeps): ServiceImpl<typeof OcrService> 
       model,
       limits,
       promptTokens: perPagePrompt * jobs.length,
-      maxCompletionTokens: maxTokensPerPage(req.extra as JsonObject | undefined, deps.defaultMaxTokens) * jobs.length,
+      maxCompletionTokens: perPageMax * jobs.length,
     });
     let provider: ProviderRoute | undefined;
     let promptTokens = 0;

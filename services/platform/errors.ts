@@ -72,12 +72,14 @@ function isUnstorableText(err: unknown): boolean {
 }
 
 /**
- * The error a caller sees for an unexpected failure: Internal, its cause logged, never sent — except PostgreSQL
- * refusing a text value (a NUL in a name, a query, a filter), which is the caller's input: InvalidArgument. Every
- * text field can carry a NUL (JSON allows it), and only the database knows which of them it stores or compares.
+ * The error a caller sees for an unexpected failure: Internal, its cause logged, never sent. Two exceptions: an abort
+ * (Canceled, as Connect reads one), and PostgreSQL refusing a text value (a NUL in a name, a query, a filter), which
+ * is the caller's input: InvalidArgument. Every text field can carry a NUL (JSON allows it), and only the database
+ * knows which of them it stores or compares.
  */
 export function internal(cause: unknown): ConnectError {
   if (cause instanceof ConnectError) return cause;
+  if (cause instanceof Error && cause.name === "AbortError") return ConnectError.from(cause);
   if (isUnstorableText(cause)) {
     return rpcError(
       Code.InvalidArgument,

@@ -130,6 +130,36 @@ describe("in-process transport", () => {
     await expect(call).rejects.toMatchObject({ code: Code.Canceled });
   });
 
+  it("a caller that left while an interceptor awaited: Canceled, and the started handler's failure is observed", async () => {
+    // An interceptor awaiting I/O (the key lookup of an auth-cache miss) while the client goes away: the handler is
+    // started with an aborted signal, and fails later. Unobserved, that rejection would end the process.
+    const unhandled: unknown[] = [];
+    const onUnhandled = (err: unknown) => void unhandled.push(err);
+    process.on("unhandledRejection", onUnhandled);
+    try {
+      const ac = new AbortController();
+      const slowAuth: Interceptor = (next) => async (req) => {
+        ac.abort();
+        await ticks(1);
+        return next(req);
+      };
+      const client = setup(
+        {
+          async listProviderStates() {
+            await ticks(5);
+            throw new ConnectError("upstream aborted", Code.Canceled);
+          },
+        },
+        [slowAuth],
+      );
+      await expect(client.listProviderStates({}, { signal: ac.signal })).rejects.toMatchObject({ code: Code.Canceled });
+      await ticks(30);
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off("unhandledRejection", onUnhandled);
+    }
+  });
+
   it("a timeout gives DeadlineExceeded; an unknown method gives Unimplemented", async () => {
     const client = setup({ listProviderStates: () => new Promise(() => {}) });
     await expect(client.listProviderStates({}, { timeoutMs: 20 })).rejects.toMatchObject({

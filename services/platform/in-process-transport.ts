@@ -194,7 +194,12 @@ function rethrow(err: unknown): never {
 function guard<T>(signal: AbortSignal, work: Promise<T> | T): Promise<T> {
   if (!(work instanceof Promise)) return Promise.resolve(work);
   if (signal === NEVER) return work;
-  if (signal.aborted) return Promise.reject(cancelled(signal));
+  if (signal.aborted) {
+    // The implementation has started: its own outcome is nobody's to wait for, but a rejection left unobserved would
+    // end the process (Node's default for an unhandled rejection).
+    work.catch(() => {});
+    return Promise.reject(cancelled(signal));
+  }
   return new Promise<T>((resolve, reject) => {
     const onAbort = () => reject(cancelled(signal));
     signal.addEventListener("abort", onAbort, { once: true });

@@ -65,6 +65,17 @@ const COMPARISON: Readonly<Partial<Record<ComparisonOperator, string>>> = {
   [ComparisonOperator.NIN]: "nin",
 };
 
+const NUL = "\u0000";
+
+/** A NUL character, which PostgreSQL's text cannot hold, where it would be compared or searched. */
+function nulIn(param: string) {
+  return invalidArgument(
+    `'${param}' contains a NUL character (\\u0000), which cannot be searched.`,
+    param,
+    "INVALID_TEXT",
+  );
+}
+
 const scalar = (v: JsonValue): v is MetadataValue =>
   typeof v === "string" || typeof v === "boolean" || (typeof v === "number" && Number.isFinite(v));
 
@@ -77,7 +88,10 @@ export function filterOf(f: FilterMessage, path = "filter", depth = 1): Metadata
     if (!type)
       throw invalidArgument(`'${path}.type' must be one of eq, ne, gt, gte, lt, lte, in, nin.`, `${path}.type`);
     if (!c.key) throw invalidArgument(`'${path}.key' is required.`, `${path}.key`);
+    if (c.key.includes(NUL)) throw nulIn(`${path}.key`);
     const value = c.value ? toJson(ValueSchema, c.value) : null;
+    if ((Array.isArray(value) ? value : [value]).some((v) => typeof v === "string" && v.includes(NUL)))
+      throw nulIn(`${path}.value`);
     if (type === "in" || type === "nin") {
       if (!Array.isArray(value) || value.length === 0 || value.length > 100 || !value.every(scalar))
         throw invalidArgument(
@@ -118,6 +132,8 @@ export function queryOf(req: SearchRequest): Omit<SearchQuery, "collections" | "
     throw invalidArgument(`'query' is longer than ${MAX_QUERY_CHARS} characters.`, "query");
   const method: SearchMethodName =
     req.method === SearchMethod.LEXICAL ? "lexical" : req.method === SearchMethod.HYBRID ? "hybrid" : "semantic";
+  // Refused before the query is embedded (and billed): only meaning alone never compares the text itself.
+  if (method !== "semantic" && text.includes(NUL)) throw nulIn("query");
   const limit = req.limit === 0 ? 10 : req.limit;
   if (limit < 1 || limit > 100) throw invalidArgument("'limit' must be between 1 and 100.", "limit");
   if (req.offset < 0 || req.offset > 10_000) throw invalidArgument("'offset' must be between 0 and 10000.", "offset");

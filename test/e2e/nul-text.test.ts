@@ -85,24 +85,30 @@ describe("text with a NUL character", () => {
   });
 
   it("is refused in searches, metadata filters and list filters", async () => {
+    const embedded = () => sim.stats.requests["/v1/embeddings"] ?? 0;
+    const before = embedded();
     for (const method of ["lexical", "hybrid"]) {
       expectBadInput(await send("POST", "/v1/search", { query: NUL, collections: [collection], method }), method);
     }
-    // Meaning alone compares vectors, not text: the query only goes to the embeddings model, which takes it.
-    const semantic = await send("POST", "/v1/search", { query: NUL, collections: [collection], method: "semantic" });
-    expect(semantic.status, JSON.stringify(semantic.body)).toBe(200);
     for (const filter of [
       { key: "k", value: NUL, type: "eq" },
       { key: NUL, value: "v", type: "eq" },
     ]) {
-      const res = await send("POST", "/v1/search", {
-        query: "rivière",
-        collections: [collection],
-        method: "lexical",
-        metadata_filters: filter,
-      });
-      expectBadInput(res, `filter ${JSON.stringify(filter)}`);
+      for (const method of ["lexical", "semantic", "hybrid"]) {
+        const res = await send("POST", "/v1/search", {
+          query: "rivière",
+          collections: [collection],
+          method,
+          metadata_filters: filter,
+        });
+        expectBadInput(res, `${method} filter ${JSON.stringify(filter)}`);
+      }
     }
+    // Refused before the query was embedded: nothing was billed upstream.
+    expect(embedded()).toBe(before);
+    // Meaning alone compares vectors, not text: the query only goes to the embeddings model, which takes it.
+    const semantic = await send("POST", "/v1/search", { query: NUL, collections: [collection], method: "semantic" });
+    expect(semantic.status, JSON.stringify(semantic.body)).toBe(200);
     for (const route of [
       "/v1/collections?name=",
       "/v1/me/usage?model=",

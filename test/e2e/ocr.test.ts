@@ -259,6 +259,13 @@ describe("ocr", () => {
       400,
     );
     expect(unsupported.error.param).toBe("document_annotation_format");
+    // Beyond OpenAI's uint32 bound, `max_tokens` is refused (it would overflow the admission's token estimate).
+    const huge = await expectOpenAIError(
+      await post({ model: "qwen-vl", document: pdfDocument(pdf), max_tokens: 1e20 }),
+      400,
+      "invalid_request_error",
+    );
+    expect(huge.error.param).toBe("max_tokens");
     expect(upstreamCalls()).toBe(0);
   });
 
