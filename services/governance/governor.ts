@@ -95,8 +95,8 @@ export interface Governor {
   needsPromptTokens(principal: Principal, model: GovernedModel, limits: Limits | null): boolean | Promise<boolean>;
   /**
    * Journals the usage record of a request refused before its admission (a bad request, an unknown, forbidden or
-   * wrong-type model): the error's status, no tokens, no cost, and the model as far as it is known — the public
-   * name once resolved, else the name as asked. Admission's own refusals and everything after it are recorded by
+   * wrong-type model): the error's status, no tokens, no cost, and the model as the caller named it (an alias stays
+   * an alias; see journal.ts recordableModelName). Admission's own refusals and everything after it are recorded by
    * `admit` and `finish`: with this, every request that reaches a model-facing endpoint with a valid key has exactly
    * one record.
    */
