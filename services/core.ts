@@ -165,7 +165,6 @@ export async function createCore(config: CoreConfig, logger: Logger): Promise<Co
     retrieve: collections.retrieve,
     searchTemplate: config.rag.promptTemplate,
     registry: models.registry,
-    providerIds: () => models.registry.providerIds(),
     governor: governance.governor,
     defaultMaxTokens: config.governance.defaultMaxTokens,
     // Each worker routes on its own: max_concurrency is split between them (provider-router.ts, `workers`).

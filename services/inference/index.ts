@@ -57,11 +57,6 @@ function chatModel(m: ResolvedModel): ChatModel {
 /** The inference domain wired over the model registry: upstream pools, provider routing, InferenceService. */
 export function setupInference(deps: {
   registry: ModelRegistry;
-  /**
-   * The id of every provider in the registry (all models, all types), for the admins' provider states: listed even
-   * before their first request, dropped once deleted. Without it, those list the providers routed to so far.
-   */
-  providerIds?: () => Promise<Iterable<string>>;
   governor: Governor;
   /** Completion tokens reserved when a request sets no max_tokens. */
   defaultMaxTokens: number;
@@ -95,7 +90,8 @@ export function setupInference(deps: {
       const r = await deps.registry.resolveForUse(name, principal);
       return { model: chatModel(r.model), limits: r.limits };
     },
-    providerIds: deps.providerIds,
+    // Every provider of the registry (all models, all types), for the admins' provider states.
+    providerIds: () => deps.registry.providerIds(),
   };
   const service = createInferenceService({
     models,

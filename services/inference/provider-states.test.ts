@@ -87,8 +87,7 @@ describe("ListProviderStates", () => {
   it("is wired by setupInference from the registry's provider listing", async () => {
     const inf = setupInference({
       // biome-ignore lint/suspicious/noExplicitAny: only the listing is used
-      registry: {} as any,
-      providerIds: async () => ["p1", "p2"],
+      registry: { providerIds: async () => ["p1", "p2"] } as any,
       governor: {} as Governor,
       defaultMaxTokens: 16,
       settings: {
