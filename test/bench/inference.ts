@@ -24,7 +24,7 @@ import {
 } from "./common.js";
 import { governedTarget, runGoverned } from "./governed.js";
 import { closedLoop, type LoadRun, makeTarget, type StreamRecord, streams, type Target } from "./load.js";
-import { runPool, startPool, sumRss } from "./pool.js";
+import { runPool, runPoolStreams, startPool, sumRss } from "./pool.js";
 import { type ProfileSummary, summarizeProfile } from "./profile.js";
 import { addUp, BUNCHED_BELOW_MS, type Frame, fidelity, parseStream } from "./streams.js";
 
@@ -41,6 +41,8 @@ const PUBLIC_MODEL = "bench-chat";
 const UPSTREAM_MODEL = "sim-chat";
 const TOKENS = 64;
 const STREAM_ITL_MS = 5;
+/** Concurrent streams of the c=64 rows (issue 4: bunched frames and time to first byte at 64 streams). */
+const STREAMS_AT_ONCE = 64;
 
 const PLAN = QUICK
   ? {
@@ -115,6 +117,8 @@ export interface InferenceFigures {
   /** How long the usage journal took to reach PostgreSQL before the governed section (its c=1 rounds start on an empty one). */
   usageDrainBeforeGovernedMs?: number;
   pool?: { workers: number } & Awaited<ReturnType<typeof runPool>>["figures"];
+  /** 64 concurrent paced streams through the worker pool vs direct. */
+  poolStreams?: Awaited<ReturnType<typeof runPoolStreams>>["figures"];
   /** Latency (ms) of one request after `seconds` without any: caches and idle connections expired meanwhile. */
   afterSilence?: { seconds: number; ms: Record<TargetName, number> };
   memory?: {
@@ -415,6 +419,28 @@ export async function runInferenceBench(resultsDir: string): Promise<InferenceRe
             "same cores.",
           rows: res.rows,
         });
+        // The same pool under 64 paced streams: one process's core is what limits its stream figures.
+        log(`worker pool: ${STREAMS_AT_ONCE} concurrent streams of ${TOKENS} chunks ${STREAM_ITL_MS} ms apart…`);
+        await sim.call("setOptions", { interTokenMs: STREAM_ITL_MS });
+        try {
+          const [refRec] = await streams(targets.direct, 1);
+          const ps = await runPoolStreams(
+            { direct: targets.direct, pool: pool.target },
+            pool,
+            parseStream(refRec as StreamRecord).frames,
+            { rounds: PLAN.s64Rounds, warmBatches: PLAN.streamWarmBatches * 2, streams: STREAMS_AT_ONCE },
+          );
+          figures.poolStreams = ps.figures;
+          emit({
+            title: `Several processes: ${STREAMS_AT_ONCE} concurrent streams through PASSERELLE_WORKERS=${workers} vs direct (${PLAN.s64Rounds} interleaved batches)`,
+            note:
+              "As the single-process rows below (same frames, same bunched measure), with the connections spread over " +
+              "the workers by the primary; proxy cores: the pool's CPU over the wall time of its batches.",
+            rows: ps.rows,
+          });
+        } finally {
+          await sim.call("setOptions", { interTokenMs: 0 });
+        }
       } finally {
         await pool.stop();
       }
@@ -872,6 +898,24 @@ export function headline(r: InferenceResults): Section {
               "—",
             ),
             row(`RSS peak, ${f.pool.workers} workers + primary (MiB)`, fx(f.pool.poolPeakRssMiB, 1), "—", "—", "—"),
+          ]
+        : []),
+      ...(f.poolStreams
+        ? [
+            row(
+              `added TTFB p50, 64 streams, ${f.poolStreams.workers} workers (ms)`,
+              fx(f.poolStreams.pool.ttfb.p50 - f.poolStreams.direct.ttfb.p50, 2),
+              "—",
+              "≤ 1",
+              "+27",
+            ),
+            row(
+              `bunched frames, 64 streams, ${f.poolStreams.workers} workers (%)`,
+              fx(f.poolStreams.pool.fidelity.bunchedPct, 2),
+              "—",
+              `≤ 2 (direct ${fx(f.poolStreams.direct.fidelity.bunchedPct, 2)})`,
+              "25",
+            ),
           ]
         : []),
       ...(f.governed

@@ -4,8 +4,9 @@ import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { createTestDatabase } from "../support/db.js";
-import { fx, processCpuMs, processRss, summarize, times } from "./common.js";
-import { closedLoop, type LoadRun, makeTarget, type Target } from "./load.js";
+import { fx, processCpuMs, processRss, signed, summarize, times } from "./common.js";
+import { closedLoop, type LoadRun, makeTarget, type StreamRecord, streams, type Target } from "./load.js";
+import { addUp, type Frame, fidelity, parseStream } from "./streams.js";
 
 /**
  * Passerelle as `npm start` runs it with PASSERELLE_WORKERS (services/workers.ts): the compiled entry point, a
@@ -157,4 +158,68 @@ export async function runPool(
 
 export function sumRss(pids: number[]): number {
   return pids.reduce((a, pid) => a + processRss(pid).rssMiB, 0);
+}
+
+/**
+ * `n` concurrent streams through the pool vs direct, interleaved (the simulator already pacing its tokens): what
+ * one process's single core limits at 64 streams (the time to first byte of the last streams opened, frames held
+ * and sent together) with every core in use, as for throughput. The pool is warmed first: each worker compiles its
+ * own stream path. Frames are checked against `reference` as the single-process rows are.
+ */
+export async function runPoolStreams(
+  targets: { direct: Target; pool: Target },
+  pool: Pool,
+  reference: readonly Frame[],
+  plan: { rounds: number; warmBatches: number; streams: number },
+) {
+  type P = "direct" | "pool";
+  for (let i = 0; i < plan.warmBatches; i++) await streams(targets.pool, plan.streams);
+  const recs: Record<P, StreamRecord[]> = { direct: [], pool: [] };
+  let poolCpuMs = 0;
+  let poolWallMs = 0;
+  for (let r = 0; r < plan.rounds; r++) {
+    for (const p of (r % 2 === 0 ? ["direct", "pool"] : ["pool", "direct"]) as P[]) {
+      const pids = p === "pool" ? pool.pids() : [];
+      const cpu0 = pids.reduce((a, pid) => a + processCpuMs(pid), 0);
+      const t0 = performance.now();
+      recs[p].push(...(await streams(targets[p], plan.streams)));
+      if (p === "pool") {
+        poolWallMs += performance.now() - t0;
+        poolCpuMs += pids.reduce((a, pid) => a + processCpuMs(pid), 0) - cpu0;
+      }
+    }
+  }
+  const stat = (p: P) => {
+    const parsed = recs[p].map(parseStream);
+    return {
+      ttfb: summarize(parsed.map((x) => x.ttfbMs).filter(Number.isFinite)),
+      total: summarize(parsed.map((x) => x.totalMs)),
+      fidelity: addUp(parsed.map((x) => fidelity(reference, x))),
+    };
+  };
+  const s = { direct: stat("direct"), pool: stat("pool") };
+  const workers = pool.pids().length - 1;
+  const rows = (["direct", "pool"] as P[]).map((p) => {
+    const x = s[p];
+    const d = s.direct;
+    return {
+      path: p === "pool" ? `passerelle ×${workers} workers` : "direct",
+      streams: x.fidelity.streams,
+      "TTFB p50 ms": fx(x.ttfb.p50, 2),
+      "TTFB p99 ms": fx(x.ttfb.p99, 2),
+      "added TTFB p50/p99 ms":
+        p === "direct" ? "—" : `${signed(x.ttfb.p50 - d.ttfb.p50)} / ${signed(x.ttfb.p99 - d.ttfb.p99)}`,
+      "added total p50/p99 ms":
+        p === "direct" ? "—" : `${signed(x.total.p50 - d.total.p50, 1)} / ${signed(x.total.p99 - d.total.p99, 1)}`,
+      frames: `${x.fidelity.received}/${x.fidelity.expected}`,
+      lost: x.fidelity.lost,
+      merged: x.fidelity.merged,
+      reordered: x.fidelity.reordered,
+      "extra/err": `${x.fidelity.extra}/${x.fidelity.errors}`,
+      incomplete: x.fidelity.incomplete,
+      "bunched %": fx(x.fidelity.bunchedPct, 2),
+      "proxy cores": p === "direct" ? "—" : fx(poolCpuMs / poolWallMs, 2),
+    };
+  });
+  return { rows, figures: { workers, ...s, poolCores: poolCpuMs / poolWallMs } };
 }
