@@ -3,7 +3,8 @@
  * superuser URL; test/ci.sh starts one): every figure is taken on real PostgreSQL, never the embedded database.
  *   1. Inference (inference.ts): chat completions direct from the vLLM simulator, through Passerelle, and through
  *      a minimal undici pass-through proxy (the ceiling), interleaved in one run: latency at concurrency 1,
- *      throughput at 32 (with CPU per request and a profile), streams at 1 and 64, concurrent streams held, memory.
+ *      throughput at 32 (with CPU per request and a profile), streams at 1 and 64, concurrent streams held, memory;
+ *      then the governed path, and the worker pool (PASSERELLE_WORKERS, BENCH_WORKERS) at c=32 and under 64 streams.
  *   2. Accounts (accounts.ts): the foundation's `GET /v1/me` and `GetMe` against `GET /health`.
  *   3. Search (search.ts, in a process of its own): the PostgreSQL search backend at 100 000 chunks × 384 dimensions
  *      (10 000 when quick): ingestion throughput and latency per method; BENCH_SEARCH=0 skips it.
