@@ -26,7 +26,7 @@ import { governedTarget, runGoverned } from "./governed.js";
 import { closedLoop, type LoadRun, makeTarget, type StreamRecord, streams, type Target } from "./load.js";
 import { runPool, runPoolStreams, startPool, sumRss } from "./pool.js";
 import { type ProfileSummary, summarizeProfile } from "./profile.js";
-import { addUp, BUNCHED_BELOW_MS, type Frame, fidelity, parseStream } from "./streams.js";
+import { addedPair, addUp, BUNCHED_BELOW_MS, type Frame, fidelity, frameColumns, parseStream } from "./streams.js";
 
 /**
  * The inference bench: chat completions straight from the vLLM simulator ("direct"), through Passerelle (auth on,
@@ -529,19 +529,11 @@ export async function runInferenceBench(resultsDir: string): Promise<InferenceRe
           streams: s.fidelity.streams,
           "TTFB p50 ms": fx(s.ttfb.p50, 2),
           "TTFB p99 ms": fx(s.ttfb.p99, 2),
-          "added TTFB p50/p99 ms":
-            n === "direct" ? "—" : `${signed(s.ttfb.p50 - d.ttfb.p50)} / ${signed(s.ttfb.p99 - d.ttfb.p99)}`,
+          "added TTFB p50/p99 ms": addedPair(s.ttfb, d.ttfb, n === "direct"),
           "total p50 ms": fx(s.total.p50, 1),
           "total p99 ms": fx(s.total.p99, 1),
-          "added total p50/p99 ms":
-            n === "direct" ? "—" : `${signed(s.total.p50 - d.total.p50, 1)} / ${signed(s.total.p99 - d.total.p99, 1)}`,
-          frames: `${s.fidelity.received}/${s.fidelity.expected}`,
-          lost: s.fidelity.lost,
-          merged: s.fidelity.merged,
-          reordered: s.fidelity.reordered,
-          "extra/err": `${s.fidelity.extra}/${s.fidelity.errors}`,
-          incomplete: s.fidelity.incomplete,
-          "bunched %": fx(s.fidelity.bunchedPct, 2),
+          "added total p50/p99 ms": addedPair(s.total, d.total, n === "direct", 1),
+          ...frameColumns(s.fidelity),
           "bunched vs direct": n === "direct" ? "—" : signed(s.fidelity.bunchedPct - d.fidelity.bunchedPct, 2),
           "proxy CPU ms/stream": n === "direct" ? "—" : fx(s.proxyCpuMsPerStream, 2),
           "proxy cores": n === "direct" ? "—" : fx(s.proxyCores, 2),

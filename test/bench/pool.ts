@@ -4,9 +4,9 @@ import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { createTestDatabase } from "../support/db.js";
-import { fx, processCpuMs, processRss, signed, summarize, times } from "./common.js";
+import { fx, processCpuMs, processRss, summarize, times } from "./common.js";
 import { closedLoop, type LoadRun, makeTarget, type StreamRecord, streams, type Target } from "./load.js";
-import { addUp, type Frame, fidelity, parseStream } from "./streams.js";
+import { addedPair, addUp, type Frame, fidelity, frameColumns, parseStream } from "./streams.js";
 
 /**
  * Passerelle as `npm start` runs it with PASSERELLE_WORKERS (services/workers.ts): the compiled entry point, a
@@ -207,17 +207,9 @@ export async function runPoolStreams(
       streams: x.fidelity.streams,
       "TTFB p50 ms": fx(x.ttfb.p50, 2),
       "TTFB p99 ms": fx(x.ttfb.p99, 2),
-      "added TTFB p50/p99 ms":
-        p === "direct" ? "—" : `${signed(x.ttfb.p50 - d.ttfb.p50)} / ${signed(x.ttfb.p99 - d.ttfb.p99)}`,
-      "added total p50/p99 ms":
-        p === "direct" ? "—" : `${signed(x.total.p50 - d.total.p50, 1)} / ${signed(x.total.p99 - d.total.p99, 1)}`,
-      frames: `${x.fidelity.received}/${x.fidelity.expected}`,
-      lost: x.fidelity.lost,
-      merged: x.fidelity.merged,
-      reordered: x.fidelity.reordered,
-      "extra/err": `${x.fidelity.extra}/${x.fidelity.errors}`,
-      incomplete: x.fidelity.incomplete,
-      "bunched %": fx(x.fidelity.bunchedPct, 2),
+      "added TTFB p50/p99 ms": addedPair(x.ttfb, d.ttfb, p === "direct"),
+      "added total p50/p99 ms": addedPair(x.total, d.total, p === "direct", 1),
+      ...frameColumns(x.fidelity),
       "proxy cores": p === "direct" ? "—" : fx(poolCpuMs / poolWallMs, 2),
     };
   });

@@ -1,3 +1,4 @@
+import { fx, signed } from "./common.js";
 import type { StreamRecord } from "./load.js";
 
 /**
@@ -224,5 +225,28 @@ export function addUp(all: readonly Fidelity[]): FidelityTotals {
     paced,
     bunched,
     bunchedPct: paced > 0 ? (100 * bunched) / paced : Number.NaN,
+  };
+}
+
+/** A stream table's "added p50 / p99" cell: `x` − `direct` at each percentile ("—" on the direct row itself). */
+export function addedPair(
+  x: { p50: number; p99: number },
+  direct: { p50: number; p99: number },
+  isDirect: boolean,
+  digits = 2,
+): string {
+  return isDirect ? "—" : `${signed(x.p50 - direct.p50, digits)} / ${signed(x.p99 - direct.p99, digits)}`;
+}
+
+/** A stream table's frame columns: what arrived, what was damaged, and the bunched share. */
+export function frameColumns(f: FidelityTotals) {
+  return {
+    frames: `${f.received}/${f.expected}`,
+    lost: f.lost,
+    merged: f.merged,
+    reordered: f.reordered,
+    "extra/err": `${f.extra}/${f.errors}`,
+    incomplete: f.incomplete,
+    "bunched %": fx(f.bunchedPct, 2),
   };
 }
