@@ -1,5 +1,6 @@
-// Over 400 lines on purpose: the inference bench's sections (latency at c=1, throughput at c=32, the table and
-// JSON output) share the child processes' lifecycle and the interleaving logic; streams live in streams.ts.
+// Over 400 lines on purpose: the inference bench's sections (latency at c=1, throughput at c=32, streams, the
+// governed path, the worker pool, the table and JSON output) share the child processes' lifecycle and the
+// interleaving logic; stream analysis lives in streams.ts, the pool in pool.ts, the governed path in governed.ts.
 import { mkdir } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -26,7 +27,15 @@ import { governedTarget, runGoverned } from "./governed.js";
 import { closedLoop, type LoadRun, makeTarget, type StreamRecord, streams, type Target } from "./load.js";
 import { runPool, runPoolStreams, startPool, sumRss } from "./pool.js";
 import { type ProfileSummary, summarizeProfile } from "./profile.js";
-import { addedPair, addUp, BUNCHED_BELOW_MS, type Frame, fidelity, frameColumns, parseStream } from "./streams.js";
+import {
+  addedPair,
+  type addUp,
+  BUNCHED_BELOW_MS,
+  type Frame,
+  frameColumns,
+  parseStream,
+  streamOutcome,
+} from "./streams.js";
 
 /**
  * The inference bench: chat completions straight from the vLLM simulator ("direct"), through Passerelle (auth on,
@@ -505,15 +514,12 @@ export async function runInferenceBench(resultsDir: string): Promise<InferenceRe
     ) => {
       const stats = Object.fromEntries(
         TARGETS.map((n) => {
-          const parsed = recs[n].map(parseStream);
-          const fid = addUp(parsed.map((p) => fidelity(reference, p)));
+          const { streams: count, ...outcome } = streamOutcome(recs[n], reference);
           return [
             n,
             {
-              ttfb: summarize(parsed.map((p) => p.ttfbMs).filter(Number.isFinite)),
-              total: summarize(parsed.map((p) => p.totalMs)),
-              fidelity: fid,
-              proxyCpuMsPerStream: proxyCpu(n, meter.totals[n]) / parsed.length,
+              ...outcome,
+              proxyCpuMsPerStream: proxyCpu(n, meter.totals[n]) / count,
               proxyCores: proxyCpu(n, meter.totals[n]) / meter.wallMs[n],
               simulatorCores: meter.totals[n].simulator / meter.wallMs[n],
               otherCores: meter.totals[n].others / meter.wallMs[n],

@@ -6,7 +6,7 @@ import path from "node:path";
 import { createTestDatabase } from "../support/db.js";
 import { fx, processCpuMs, processRss, summarize, times } from "./common.js";
 import { closedLoop, type LoadRun, makeTarget, type StreamRecord, streams, type Target } from "./load.js";
-import { addedPair, addUp, type Frame, fidelity, frameColumns, parseStream } from "./streams.js";
+import { addedPair, type Frame, frameColumns, streamOutcome } from "./streams.js";
 
 /**
  * Passerelle as `npm start` runs it with PASSERELLE_WORKERS (services/workers.ts): the compiled entry point, a
@@ -189,15 +189,7 @@ export async function runPoolStreams(
       }
     }
   }
-  const stat = (p: P) => {
-    const parsed = recs[p].map(parseStream);
-    return {
-      ttfb: summarize(parsed.map((x) => x.ttfbMs).filter(Number.isFinite)),
-      total: summarize(parsed.map((x) => x.totalMs)),
-      fidelity: addUp(parsed.map((x) => fidelity(reference, x))),
-    };
-  };
-  const s = { direct: stat("direct"), pool: stat("pool") };
+  const s = { direct: streamOutcome(recs.direct, reference), pool: streamOutcome(recs.pool, reference) };
   const workers = pool.pids().length - 1;
   const rows = (["direct", "pool"] as P[]).map((p) => {
     const x = s[p];

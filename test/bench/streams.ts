@@ -1,4 +1,4 @@
-import { fx, signed } from "./common.js";
+import { fx, signed, summarize } from "./common.js";
 import type { StreamRecord } from "./load.js";
 
 /**
@@ -248,5 +248,16 @@ export function frameColumns(f: FidelityTotals) {
     "extra/err": `${f.extra}/${f.errors}`,
     incomplete: f.incomplete,
     "bunched %": fx(f.bunchedPct, 2),
+  };
+}
+
+/** What a batch of streams did, checked against `reference`: time to first frame, total time, frame fidelity. */
+export function streamOutcome(recs: readonly StreamRecord[], reference: readonly Frame[]) {
+  const parsed = recs.map(parseStream);
+  return {
+    streams: parsed.length,
+    ttfb: summarize(parsed.map((p) => p.ttfbMs).filter(Number.isFinite)),
+    total: summarize(parsed.map((p) => p.totalMs)),
+    fidelity: addUp(parsed.map((p) => fidelity(reference, p))),
   };
 }
