@@ -3,6 +3,7 @@
 import { createClient, createRouterTransport, type Interceptor } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
 import { InferenceService } from "../../gen/passerelle/inference/v1/inference_service_pb.js";
+import { QUICK_INFERENCE_SETTINGS } from "../../test/support/inference-settings.js";
 import { TEST_PRINCIPAL } from "../../test/support/principal.js";
 import type { Governor } from "../governance/index.js";
 import { kPrincipal } from "../platform/context.js";
@@ -90,16 +91,7 @@ describe("ListProviderStates", () => {
       registry: { providerIds: async () => ["p1", "p2"] } as any,
       governor: {} as Governor,
       defaultMaxTokens: 16,
-      settings: {
-        connectTimeoutMs: 1000,
-        firstTokenTimeoutMs: 1000,
-        idleTimeoutMs: 1000,
-        maxAttempts: 1,
-        queueTimeoutMs: 0,
-        ejectAfterFailures: 2,
-        ejectErrorPercent: 40,
-        cooldownMs: 100,
-      },
+      settings: QUICK_INFERENCE_SETTINGS,
     });
     try {
       expect(await inf.models.providerIds?.()).toEqual(["p1", "p2"]);

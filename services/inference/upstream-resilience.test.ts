@@ -4,6 +4,7 @@ import { once } from "node:events";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { QUICK_INFERENCE_SETTINGS } from "../../test/support/inference-settings.js";
 import { setupInference } from "./index.js";
 import type { ProviderRoute } from "./provider-router.js";
 import { createUpstreamClient, UpstreamError, type UpstreamTarget } from "./upstream-client.js";
@@ -117,16 +118,7 @@ describe("passive health of a hosted OpenAI-compatible provider", () => {
       // biome-ignore lint/suspicious/noExplicitAny: not used by the router
       governor: {} as any,
       defaultMaxTokens: 16,
-      settings: {
-        connectTimeoutMs: 1000,
-        firstTokenTimeoutMs: 1000,
-        idleTimeoutMs: 1000,
-        maxAttempts: 1,
-        queueTimeoutMs: 0,
-        ejectAfterFailures: 2,
-        ejectErrorPercent: 40,
-        cooldownMs: 100,
-      },
+      settings: QUICK_INFERENCE_SETTINGS,
     });
     const prov = { ...p, baseUrl: url };
     try {
