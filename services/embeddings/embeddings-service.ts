@@ -12,6 +12,7 @@ import {
   type ChatModel,
   type ModelCallDeps,
   type ProviderRoute,
+  promptTokensIfNeeded,
   resolveOfType,
   servedBy,
   toConnectError,
@@ -100,10 +101,7 @@ export function createEmbeddingsService(deps: EmbeddingsDeps): ServiceImpl<typeo
       EMBEDDINGS_TYPE,
       "an embeddings model",
     );
-    // Counted before forwarding when something reserves it (a token limit, the role's or the key's; a budget), as
-    // for chat; the upstream's count is billed.
-    const needs = deps.governor.needsPromptTokens(principal, model, limits);
-    const counted = needs === true || (needs !== false && (await needs)) ? countInputTokens(inputs) : 0;
+    const counted = await promptTokensIfNeeded(deps.governor, principal, model, limits, () => countInputTokens(inputs));
     return { inputs, model, limits, counted };
   }
 

@@ -10,7 +10,16 @@ import { createResilientLimiter, type OutagePolicy } from "./limiter/resilient-l
 import { createUsageBuffer, type UsageBuffer } from "./usage-buffer.js";
 import { createUsageStore, type UsageStore } from "./usage-store.js";
 
-export type { Admission, AdmitInput, Governor, Outcome, RefusalInput, ServedBy, Settled } from "./governor.js";
+export type {
+  Admission,
+  AdmitInput,
+  GovernedModel,
+  Governor,
+  Outcome,
+  RefusalInput,
+  ServedBy,
+  Settled,
+} from "./governor.js";
 export { statusOf } from "./journal.js";
 export { RATE_LIMIT_HEADERS } from "./limiter/headers.js";
 export type { Limits } from "./limiter/limiter.js";

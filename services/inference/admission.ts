@@ -1,5 +1,6 @@
 import type { HandlerContext } from "@connectrpc/connect";
-import type { Admission, AdmitInput, Governor } from "../governance/index.js";
+import type { Admission, AdmitInput, GovernedModel, Governor, Limits } from "../governance/index.js";
+import type { Principal } from "../platform/context.js";
 import { kPrincipal, kRequestId, kUsageEndpoint } from "../platform/context.js";
 
 /**
@@ -51,4 +52,19 @@ export async function beforeAdmission<T>(
     }
     throw err;
   }
+}
+
+/**
+ * The request's prompt counted by `count`, when something reserves it before the answer (a token limit, the role's
+ * or the key's; a budget: Governor.needsPromptTokens); else 0, and nothing is counted. The upstream's count is billed.
+ */
+export async function promptTokensIfNeeded(
+  governor: Governor,
+  principal: Principal,
+  model: GovernedModel,
+  limits: Limits | null,
+  count: () => number,
+): Promise<number> {
+  const needs = governor.needsPromptTokens(principal, model, limits);
+  return needs === true || (needs !== false && (await needs)) ? count() : 0;
 }

@@ -6,7 +6,7 @@ import { createProviderRouter, type ProviderRoute } from "./provider-router.js";
 import type { Retrieve } from "./search-tool.js";
 import { createUpstreamClient } from "./upstream-client.js";
 
-export { admitCall, beforeAdmission } from "./admission.js";
+export { admitCall, beforeAdmission, promptTokensIfNeeded } from "./admission.js";
 export { upstreamTarget, withFailover } from "./failover.js";
 export { type ChatModel, createInferenceService, type ModelResolver } from "./inference-service.js";
 export {

@@ -16,7 +16,7 @@ import type { Governor, Limits, Settled } from "../governance/index.js";
 import { statusOf } from "../governance/index.js";
 import { kPrincipal, kRequestId, type Principal } from "../platform/context.js";
 import { invalidArgument, permissionDenied, rpcError, unauthenticated } from "../platform/errors.js";
-import { beforeAdmission } from "./admission.js";
+import { beforeAdmission, promptTokensIfNeeded } from "./admission.js";
 import { choicesGenerated, refuseStreamOptions } from "./chat-checks.js";
 import { upstreamTarget, withFailover } from "./failover.js";
 import { chunkFromJson, completionFromJson, upstreamChatBody } from "./openai-json.js";
@@ -118,9 +118,9 @@ export function createInferenceService(deps: InferenceDeps): ServiceImpl<typeof 
       ctx.signal,
       deps.searchTemplate ?? DEFAULT_SEARCH_TEMPLATE,
     );
-    // The prompt is counted here only when something depends on it before the answer (token limits, a budget).
-    const needs = deps.governor.needsPromptTokens(principal, model, limits);
-    const promptTokens = needs === true || (needs !== false && (await needs)) ? countPromptTokens(params) : 0;
+    const promptTokens = await promptTokensIfNeeded(deps.governor, principal, model, limits, () =>
+      countPromptTokens(params),
+    );
     return { model, limits, params, searchResults, promptTokens, choices };
   }
 

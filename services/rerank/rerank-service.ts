@@ -11,6 +11,7 @@ import {
   beforeAdmission,
   type ModelCallDeps,
   type ProviderRoute,
+  promptTokensIfNeeded,
   resolveOfType,
   servedBy,
   toConnectError,
@@ -70,11 +71,9 @@ export function createRerankService(deps: RerankDeps): ServiceImpl<typeof Rerank
     // Cohere's rule: at least 1; more than the documents means all of them (the reference system's behaviour).
     if (req.topN === 0) throw invalidArgument("'top_n' must be at least 1.", "top_n");
     const { model, limits } = await resolveOfType(deps.models, principal, req.model, RERANK_TYPE, "a rerank model");
-    // Counted before forwarding when something reserves it (a token limit, the role's or the key's; a budget), as
-    // for chat; the upstream's count is billed.
-    const needs = deps.governor.needsPromptTokens(principal, model, limits);
-    const counted =
-      needs === true || (needs !== false && (await needs)) ? countRerankTokens(req.query, req.documents) : 0;
+    const counted = await promptTokensIfNeeded(deps.governor, principal, model, limits, () =>
+      countRerankTokens(req.query, req.documents),
+    );
     return { model, limits, counted };
   }
 
