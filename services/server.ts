@@ -51,6 +51,10 @@ export async function startPlatform(
     bodyLimit: config.bodyLimitBytes,
     // The RPC interceptor logs each call once; Fastify's own per-request lines only at debug.
     logController: new LogController({ disableRequestLogging: logger.level !== "debug" && logger.level !== "trace" }),
+    // A request that reaches a busy kept-alive connection during the drain is served, not refused with Fastify's
+    // own 503 body (no OpenAI or Connect client reads its shape): the services stay up until the listeners have
+    // drained, and Fastify still answers it with `connection: close`, so the client's next request goes elsewhere.
+    return503OnClosing: false,
   };
 
   const http = Fastify({ ...common, forceCloseConnections: "idle" }) as unknown as FastifyInstance;
