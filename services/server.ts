@@ -60,8 +60,12 @@ export async function startPlatform(
   const http = Fastify({ ...common, forceCloseConnections: "idle" }) as unknown as FastifyInstance;
   // First, so that its onResponse hook runs before any other (see platform/metrics.ts).
   core.metrics.http.instrument(http);
+  const allowedOrigins = config.corsOrigins.includes("*") ? true : [...config.corsOrigins];
   await http.register(fastifyCors, {
-    origin: config.corsOrigins.includes("*") ? true : [...config.corsOrigins],
+    // A request without Origin is not a browser's cross-origin call: `false` gives it no CORS header (every answer
+    // to an SDK or a backend carried a 290-byte expose list), though `vary: Origin` is still set. With an Origin,
+    // the configured option as before: reflected when allowed.
+    origin: (origin, cb) => cb(null, origin === undefined ? false : allowedOrigins),
     methods: [...connectCors.allowedMethods, "PATCH", "DELETE"],
     // No list of allowed headers: the preflight's are reflected. Clients add headers of their own (the OpenAI SDKs
     // send ten X-Stainless-* on every call; a fixed list made each browser call fail its preflight). Origins are the
