@@ -99,6 +99,27 @@ describe("metrics", () => {
     expect(s.get(key("passerelle_provider_in_flight", { provider: "p2" }))).toBe(2);
   });
 
+  it("reads an asynchronous provider source once per scrape, and shows none when it fails", async () => {
+    const m = createMetrics({ defaultMetrics: false });
+    let reads = 0;
+    let fail = false;
+    m.setProviderSnapshot(async () => {
+      reads++;
+      await new Promise((r) => setTimeout(r, 5));
+      if (fail) throw new Error("registry unreachable");
+      return [{ id: "p1", inFlight: 3, healthy: false }];
+    });
+    const s = samples(await m.text());
+    expect(reads).toBe(1);
+    expect(s.get(key("passerelle_provider_in_flight", { provider: "p1" }))).toBe(3);
+    expect(s.get(key("passerelle_provider_healthy", { provider: "p1" }))).toBe(0);
+    fail = true;
+    const failed = samples(await m.text());
+    expect(reads).toBe(2);
+    expect(failed.has(key("passerelle_provider_in_flight", { provider: "p1" }))).toBe(false);
+    expect(failed.has(key("passerelle_provider_healthy", { provider: "p1" }))).toBe(false);
+  });
+
   it("keeps scraping when a registered source throws", async () => {
     const m = createMetrics({ defaultMetrics: false });
     m.usage.setDepthSource(() => {

@@ -41,8 +41,11 @@ export interface Metrics {
     observe(method: string, route: string, status: string, seconds: number): void;
   };
   readonly inference: { record(r: InferenceRecord): void };
-  /** Provider gauges are read from this function at scrape time. */
-  setProviderSnapshot(fn: () => readonly ProviderGaugeState[]): void;
+  /**
+   * Provider gauges are read from this function at scrape time (once per scrape for both gauges). When it fails (the
+   * registry unreachable), the gauges show no provider for that scrape.
+   */
+  setProviderSnapshot(fn: () => readonly ProviderGaugeState[] | Promise<readonly ProviderGaugeState[]>): void;
   readonly limiter: { decision(outcome: LimiterOutcome): void };
   readonly usage: {
     /** Usage records accepted into the buffer. */
@@ -140,13 +143,21 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
     registers,
   });
 
-  let providerSnapshot: () => readonly ProviderGaugeState[] = () => [];
-  const readProviders = (): readonly ProviderGaugeState[] => {
-    try {
-      return providerSnapshot();
-    } catch {
-      return [];
-    }
+  let providerSnapshot: () => readonly ProviderGaugeState[] | Promise<readonly ProviderGaugeState[]> = () => [];
+  // A scrape starts every metric's collect() at once (prom-client): both gauges share the read in flight (one
+  // registry query), and the next scrape reads afresh.
+  let reading: Promise<readonly ProviderGaugeState[]> | undefined;
+  const readProviders = (): Promise<readonly ProviderGaugeState[]> => {
+    reading ??= (async () => {
+      try {
+        return await providerSnapshot();
+      } catch {
+        return [];
+      }
+    })().finally(() => {
+      reading = undefined;
+    });
+    return reading;
   };
   // Filled at scrape time; a provider that is gone disappears from the output.
   new Gauge({
@@ -154,9 +165,10 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
     help: "Requests in flight per provider, as this process sees them.",
     labelNames: ["provider"] as const,
     registers,
-    collect() {
+    async collect() {
+      const providers = await readProviders();
       this.reset();
-      for (const p of readProviders()) this.set({ provider: p.id }, p.inFlight);
+      for (const p of providers) this.set({ provider: p.id }, p.inFlight);
     },
   });
   new Gauge({
@@ -164,9 +176,10 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
     help: "1 when the provider takes traffic, 0 while passive health has ejected it.",
     labelNames: ["provider"] as const,
     registers,
-    collect() {
+    async collect() {
+      const providers = await readProviders();
       this.reset();
-      for (const p of readProviders()) this.set({ provider: p.id }, p.healthy ? 1 : 0);
+      for (const p of providers) this.set({ provider: p.id }, p.healthy ? 1 : 0);
     },
   });
 

@@ -172,6 +172,31 @@ describe("GET /metrics", () => {
     expect(httpCount(s, "GET", "/metrics", "200")).toBeGreaterThanOrEqual(1);
     expect((await fetch(`${t.platform.metricsUrl}/v1/models`)).status).toBe(404);
   });
+
+  it("shows every registered provider in the gauges, and drops a deleted one at the next scrape", async () => {
+    const gauges = (s: Map<string, number>) =>
+      [...s.keys()]
+        .filter((k) => k.startsWith("passerelle_provider_healthy{provider="))
+        .map((k) => /provider="([^"]+)"/.exec(k)?.[1]);
+    const models = await rest(t, "GET", "/v1/admin/models", { key: t.adminKey });
+    const chat = (models.body.data as { id: string; name: string }[]).find((m) => m.name === "metrics-chat");
+    const second = await startSimulator({ completionTokens: 5 });
+    const added = await rest(t, "POST", "/v1/admin/providers", {
+      key: t.adminKey,
+      body: { model: chat?.id, type: "vllm", url: second.url, model_name: "sim-chat", timeout_s: 30 },
+    }).finally(() => second.close());
+    expect(added.status, JSON.stringify(added.body)).toBe(201);
+    const id = added.body.id as string;
+    // Never routed to yet: healthy and idle, listed all the same (a dashboard sees it from its registration).
+    const s = await scrape();
+    expect(gauges(s)).toContain(id);
+    expect(s.get(sample("passerelle_provider_healthy", { provider: id }))).toBe(1);
+    expect(s.get(sample("passerelle_provider_in_flight", { provider: id }))).toBe(0);
+    expect((await rest(t, "DELETE", `/v1/admin/providers/${id}`, { key: t.adminKey })).status).toBe(200);
+    const after = await scrape();
+    expect(gauges(after)).not.toContain(id);
+    expect(gauges(after)).toHaveLength(1);
+  });
 });
 
 describe("metrics settings", () => {
