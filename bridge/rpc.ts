@@ -110,5 +110,30 @@ export function callOptions(req: FastifyRequest, reply: FastifyReply): CallOptio
     if (!reply.raw.writableFinished) ac.abort();
   });
   // Rate-limit headers of the answer are passed on (a stream's are read when its first message arrived).
-  return { headers, signal: ac.signal, onHeader: (h) => reply.headers(rateLimitHeadersOf(h)) };
+  return { headers, signal: ac.signal, onHeader: (h) => passAnswerHeaders(reply, h) };
+}
+
+/**
+ * The headers of an RPC's answer that the REST answer carries: OpenAI's `x-ratelimit-*`, and `server-timing` with the
+ * gateway's own time beside the upstream's (see `serverTiming`).
+ */
+export function passAnswerHeaders(reply: FastifyReply, h: Headers): void {
+  reply.headers(rateLimitHeadersOf(h));
+  const timing = serverTiming(h.get("server-timing"), reply.elapsedTime);
+  if (timing) reply.header("server-timing", timing);
+}
+
+const UPSTREAM_TIMING = /^upstream;dur=(\d+(?:\.\d+)?)$/;
+
+/**
+ * W3C Server-Timing for a model call: the service's `upstream;dur=` (time spent waiting on model servers) and
+ * `gateway;dur=`, the rest of the time since the request arrived (`elapsedMs`): what Passerelle itself added, auth,
+ * limits and queueing for a provider's slot included; for a stream, up to its first event. Nothing when the service
+ * sent no upstream time (a call that reached no model).
+ */
+export function serverTiming(fromService: string | null, elapsedMs: number): string | undefined {
+  const m = fromService ? UPSTREAM_TIMING.exec(fromService) : null;
+  if (!m) return undefined;
+  const upstream = Number(m[1]);
+  return `upstream;dur=${upstream.toFixed(2)}, gateway;dur=${Math.max(0, elapsedMs - upstream).toFixed(2)}`;
 }

@@ -70,7 +70,13 @@ export async function startPlatform(
     // No list of allowed headers: the preflight's are reflected. Clients add headers of their own (the OpenAI SDKs
     // send ten X-Stainless-* on every call; a fixed list made each browser call fail its preflight). Origins are the
     // boundary here, and the key travels in a header, not in a cookie.
-    exposedHeaders: [...connectCors.exposedHeaders, "X-Request-Id", "Retry-After", ...RATE_LIMIT_HEADERS],
+    exposedHeaders: [
+      ...connectCors.exposedHeaders,
+      "X-Request-Id",
+      "Retry-After",
+      "Server-Timing",
+      ...RATE_LIMIT_HEADERS,
+    ],
     maxAge: 7200,
   });
   // The RPC interceptor keeps Fastify's request id (taken from a well-formed x-request-id, else generated).

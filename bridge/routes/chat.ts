@@ -1,9 +1,9 @@
 import type { FastifyInstance } from "fastify";
 import { chatParamsFromJson } from "../openai/chat.js";
 import { chatCompletionJson, createChunkSerializer } from "../openai/chat-response.js";
-import { fromConnectError, rateLimitHeadersOf } from "../openai/errors.js";
+import { fromConnectError } from "../openai/errors.js";
 import { createSseWriter } from "../openai/sse.js";
-import { type Clients, callOptions } from "../rpc.js";
+import { type Clients, callOptions, passAnswerHeaders } from "../rpc.js";
 import { errorResponses } from "../schemas/common.js";
 
 /** `POST /v1/chat/completions`: JSON, or Server-Sent Events with `stream: true`. */
@@ -39,7 +39,7 @@ export function chatRoutes(app: FastifyInstance, clients: Clients): void {
       const open = await clients.streams.chat({ params }, opts);
       const it = open.messages;
       let next = await it.next();
-      reply.headers(rateLimitHeadersOf(open.header));
+      passAnswerHeaders(reply, open.header);
       reply.hijack();
       // Hijacked replies skip Fastify's header handling: carry over what hooks set (CORS for browsers, request id).
       const set: Record<string, string> = {};

@@ -11,13 +11,17 @@ import {
   admitCall,
   beforeAdmission,
   type ChatModel,
+  createUpstreamClock,
   type ModelCallDeps,
   type ProviderRoute,
   resolveOfType,
+  SERVER_TIMING,
   servedBy,
   toConnectError,
+  type UpstreamClock,
   UpstreamError,
   upstreamTarget,
+  upstreamTiming,
   withFailover,
 } from "../inference/index.js";
 import { type Principal, principalOf } from "../platform/context.js";
@@ -106,25 +110,33 @@ export function createAudioService(deps: AudioDeps): ServiceImpl<typeof AudioSer
     audio: Blob,
     signal: AbortSignal,
     onProvider: (p: ProviderRoute) => void,
+    clock: UpstreamClock,
   ): Promise<UpstreamTranscript> {
     const wanted: UpstreamFormat = VERBOSE.has(req.responseFormat) ? "verbose_json" : "json";
     try {
-      return await withFailover(deps.router, model.providers, deps.maxAttempts, signal, async (lease) => {
-        onProvider(lease.provider);
-        const call = (format: UpstreamFormat) =>
-          deps.upstream.postForm(
-            target(lease.provider),
-            PATH,
-            upstreamTranscriptionForm(req, audio, lease.provider.upstreamModel, format),
-            signal,
-          );
-        try {
-          return transcriptFromJson((await call(wanted)).body);
-        } catch (err) {
-          if (wanted !== "verbose_json" || !refusesVerbose(err)) throw err;
-          return transcriptFromJson((await call("json")).body);
-        }
-      });
+      return await withFailover(
+        deps.router,
+        model.providers,
+        deps.maxAttempts,
+        signal,
+        async (lease) => {
+          onProvider(lease.provider);
+          const call = (format: UpstreamFormat) =>
+            deps.upstream.postForm(
+              target(lease.provider),
+              PATH,
+              upstreamTranscriptionForm(req, audio, lease.provider.upstreamModel, format),
+              signal,
+            );
+          try {
+            return transcriptFromJson((await call(wanted)).body);
+          } catch (err) {
+            if (wanted !== "verbose_json" || !refusesVerbose(err)) throw err;
+            return transcriptFromJson((await call("json")).body);
+          }
+        },
+        { clock },
+      );
     } catch (err) {
       throw err instanceof UpstreamError ? toConnectError(err) : err;
     }
@@ -166,11 +178,19 @@ export function createAudioService(deps: AudioDeps): ServiceImpl<typeof AudioSer
       });
       let provider: ProviderRoute | undefined;
       let up: UpstreamTranscript;
+      const clock = createUpstreamClock();
       try {
         const audio = new Blob([req.file]);
-        up = await transcribe(model, req, audio, ctx.signal, (p) => {
-          provider = p;
-        });
+        up = await transcribe(
+          model,
+          req,
+          audio,
+          ctx.signal,
+          (p) => {
+            provider = p;
+          },
+          clock,
+        );
       } catch (err) {
         admission.finish({ ...statusOf(err), promptTokens: 0, completionTokens: 0, servedBy: servedBy(provider) });
         throw err;
@@ -186,6 +206,7 @@ export function createAudioService(deps: AudioDeps): ServiceImpl<typeof AudioSer
         servedBy: servedBy(provider),
         audioSeconds: duration,
       });
+      ctx.responseHeader.set(SERVER_TIMING, upstreamTiming(clock));
       const verbose = VERBOSE.has(req.responseFormat);
       const segments =
         verbose && up.segments.length === 0 && up.text

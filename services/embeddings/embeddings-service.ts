@@ -10,14 +10,18 @@ import {
   admitCall,
   beforeAdmission,
   type ChatModel,
+  createUpstreamClock,
   type ModelCallDeps,
   type ProviderRoute,
   promptTokensIfNeeded,
   resolveOfType,
+  SERVER_TIMING,
   servedBy,
   toConnectError,
+  type UpstreamClock,
   UpstreamError,
   upstreamTarget,
+  upstreamTiming,
   withFailover,
 } from "../inference/index.js";
 import { runBounded } from "../platform/bounded.js";
@@ -63,18 +67,26 @@ export function createEmbeddingsService(deps: EmbeddingsDeps): ServiceImpl<typeo
     input: EmbeddingInputs,
     signal: AbortSignal,
     onProvider: (p: ProviderRoute) => void,
+    clock: UpstreamClock,
   ): Promise<{ vectors: number[][]; usage: BatchUsage }> {
     try {
-      return await withFailover(deps.router, model.providers, deps.maxAttempts, signal, async (lease) => {
-        onProvider(lease.provider);
-        const body = upstreamEmbeddingsBody(req, lease.provider.upstreamModel, input);
-        const res = await deps.upstream.postJson(target(lease.provider), "/v1/embeddings", body, signal);
-        const { vectors, usage } = batchFromJson(res.body, input.length);
-        if (usage) return { vectors, usage };
-        // No usage from the upstream: count, so that usage is never silently zero.
-        const n = countInputTokens(input);
-        return { vectors, usage: { promptTokens: n, totalTokens: n } };
-      });
+      return await withFailover(
+        deps.router,
+        model.providers,
+        deps.maxAttempts,
+        signal,
+        async (lease) => {
+          onProvider(lease.provider);
+          const body = upstreamEmbeddingsBody(req, lease.provider.upstreamModel, input);
+          const res = await deps.upstream.postJson(target(lease.provider), "/v1/embeddings", body, signal);
+          const { vectors, usage } = batchFromJson(res.body, input.length);
+          if (usage) return { vectors, usage };
+          // No usage from the upstream: count, so that usage is never silently zero.
+          const n = countInputTokens(input);
+          return { vectors, usage: { promptTokens: n, totalTokens: n } };
+        },
+        { clock },
+      );
     } catch (err) {
       throw err instanceof UpstreamError ? toConnectError(err) : err;
     }
@@ -128,15 +140,23 @@ export function createEmbeddingsService(deps: EmbeddingsDeps): ServiceImpl<typeo
       let results: { vectors: number[][]; usage: BatchUsage }[];
       // Batches embedded before another one failed were spent upstream: a failed request is billed for them.
       let spent = 0;
+      const clock = createUpstreamClock();
       try {
         results = await runBounded(
           batches.length,
           Math.max(1, deps.concurrency),
           ctx.signal,
           (i, signal) =>
-            embedBatch(model, req, batches[i] as EmbeddingInputs, signal, (p) => {
-              provider ??= p;
-            }),
+            embedBatch(
+              model,
+              req,
+              batches[i] as EmbeddingInputs,
+              signal,
+              (p) => {
+                provider ??= p;
+              },
+              clock,
+            ),
           (r) => {
             spent += r.usage.promptTokens;
           },
@@ -159,6 +179,7 @@ export function createEmbeddingsService(deps: EmbeddingsDeps): ServiceImpl<typeo
         completionTokens: 0,
         servedBy: servedBy(provider),
       });
+      ctx.responseHeader.set(SERVER_TIMING, upstreamTiming(clock));
       return create(CreateEmbeddingsResponseSchema, {
         model: req.model,
         data,

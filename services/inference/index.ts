@@ -7,7 +7,14 @@ import type { Retrieve } from "./search-tool.js";
 import { createUpstreamClient } from "./upstream-client.js";
 
 export { admitCall, beforeAdmission, promptTokensIfNeeded } from "./admission.js";
-export { upstreamTarget, withFailover } from "./failover.js";
+export {
+  createUpstreamClock,
+  SERVER_TIMING,
+  type UpstreamClock,
+  upstreamTarget,
+  upstreamTiming,
+  withFailover,
+} from "./failover.js";
 export { type ChatModel, createInferenceService, type ModelResolver } from "./inference-service.js";
 export {
   type ModelCallDeps,

@@ -18,7 +18,7 @@ import { kPrincipal, kRequestId, type Principal } from "../platform/context.js";
 import { invalidArgument, permissionDenied, rpcError, unauthenticated } from "../platform/errors.js";
 import { beforeAdmission, promptTokensIfNeeded } from "./admission.js";
 import { choicesGenerated, refuseStreamOptions } from "./chat-checks.js";
-import { upstreamTarget, withFailover } from "./failover.js";
+import { createUpstreamClock, SERVER_TIMING, upstreamTarget, upstreamTiming, withFailover } from "./failover.js";
 import { chunkFromJson, completionFromJson, upstreamChatBody } from "./openai-json.js";
 import { type Lease, type ProviderRoute, type ProviderRouter, servedBy } from "./provider-router.js";
 import { applySearchTool, DEFAULT_SEARCH_TEMPLATE, type Retrieve } from "./search-tool.js";
@@ -155,8 +155,15 @@ export function createInferenceService(deps: InferenceDeps): ServiceImpl<typeof 
     attempt: (lease: Lease) => Promise<T>,
     hold = false,
   ) {
+    const clock = createUpstreamClock();
     try {
-      return await withFailover(deps.router, model.providers, deps.maxAttempts, ctx.signal, attempt, hold);
+      const out = await withFailover(deps.router, model.providers, deps.maxAttempts, ctx.signal, attempt, {
+        hold,
+        clock,
+      });
+      // Before the answer (or, for a stream, its first chunk): the time to the upstream's answer or first event.
+      ctx.responseHeader.set(SERVER_TIMING, upstreamTiming(clock));
+      return out;
     } catch (err) {
       throw err instanceof UpstreamError ? toConnectError(err) : err;
     }

@@ -11,13 +11,17 @@ import {
   admitCall,
   beforeAdmission,
   type ChatModel,
+  createUpstreamClock,
   type ModelCallDeps,
   type ProviderRoute,
   resolveOfType,
+  SERVER_TIMING,
   servedBy,
   toConnectError,
+  type UpstreamClock,
   UpstreamError,
   upstreamTarget,
+  upstreamTiming,
   withFailover,
 } from "../inference/index.js";
 import { runBounded } from "../platform/bounded.js";
@@ -153,22 +157,30 @@ export function createOcrService(deps: OcrDeps): ServiceImpl<typeof OcrService> 
     job: PageJob,
     signal: AbortSignal,
     onProvider: (p: ProviderRoute) => void,
+    clock: UpstreamClock,
   ): Promise<PageResult> {
     const image = await job.image(signal);
     const estimate = { prompt, imageTokens: deps.imageTokensPerPage };
     try {
-      const answer = await withFailover(deps.router, model.providers, deps.maxAttempts, signal, async (lease) => {
-        onProvider(lease.provider);
-        const body = pageChatBody({
-          upstreamModel: lease.provider.upstreamModel,
-          prompt,
-          imageUrl: image.url,
-          user: req.user,
-          extra: req.extra as JsonObject | undefined,
-        });
-        const res = await deps.upstream.postJson(target(lease.provider), "/v1/chat/completions", body, signal);
-        return pageFromJson(res.body, estimate);
-      });
+      const answer = await withFailover(
+        deps.router,
+        model.providers,
+        deps.maxAttempts,
+        signal,
+        async (lease) => {
+          onProvider(lease.provider);
+          const body = pageChatBody({
+            upstreamModel: lease.provider.upstreamModel,
+            prompt,
+            imageUrl: image.url,
+            user: req.user,
+            extra: req.extra as JsonObject | undefined,
+          });
+          const res = await deps.upstream.postJson(target(lease.provider), "/v1/chat/completions", body, signal);
+          return pageFromJson(res.body, estimate);
+        },
+        { clock },
+      );
       return { ...answer, index: job.index, width: image.width, height: image.height, dpi: image.dpi };
     } catch (err) {
       throw err instanceof UpstreamError ? toConnectError(err) : err;
@@ -228,15 +240,25 @@ export function createOcrService(deps: OcrDeps): ServiceImpl<typeof OcrService> 
       completionTokens += r.completionTokens;
     };
     let pages: PageResult[];
+    // Pages are transcribed in parallel: their upstream time counts once (rendering a page is the gateway's time).
+    const clock = createUpstreamClock();
     try {
       pages = await runBounded(
         jobs.length,
         deps.concurrency,
         ctx.signal,
         (i, signal) =>
-          transcribe(model, req, prompt, jobs[i] as PageJob, signal, (p) => {
-            provider ??= p;
-          }),
+          transcribe(
+            model,
+            req,
+            prompt,
+            jobs[i] as PageJob,
+            signal,
+            (p) => {
+              provider ??= p;
+            },
+            clock,
+          ),
         tally,
       );
     } catch (err) {
@@ -245,6 +267,7 @@ export function createOcrService(deps: OcrDeps): ServiceImpl<typeof OcrService> 
       throw err;
     }
     const settled = admission.finish({ status: 200, promptTokens, completionTokens, servedBy: servedBy(provider) });
+    ctx.responseHeader.set(SERVER_TIMING, upstreamTiming(clock));
     return create(ProcessDocumentResponseSchema, {
       id: `ocr-${randomUUID().replaceAll("-", "")}`,
       model: req.model,

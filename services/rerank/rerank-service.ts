@@ -9,14 +9,17 @@ import { statusOf } from "../governance/index.js";
 import {
   admitCall,
   beforeAdmission,
+  createUpstreamClock,
   type ModelCallDeps,
   type ProviderRoute,
   promptTokensIfNeeded,
   resolveOfType,
+  SERVER_TIMING,
   servedBy,
   toConnectError,
   UpstreamError,
   upstreamTarget,
+  upstreamTiming,
   withFailover,
 } from "../inference/index.js";
 import { type Principal, principalOf } from "../platform/context.js";
@@ -93,13 +96,21 @@ export function createRerankService(deps: RerankDeps): ServiceImpl<typeof Rerank
       });
       let provider: ProviderRoute | undefined;
       let answer: UpstreamRerank;
+      const clock = createUpstreamClock();
       try {
         // Failover as for embeddings: on connect errors, 5xx and 429 another provider is tried (nothing reached the
         // client yet), and asked in its own dialect.
-        answer = await withFailover(deps.router, model.providers, deps.maxAttempts, ctx.signal, (lease) => {
-          provider = lease.provider;
-          return rerankOn(lease.provider, req, ctx.signal);
-        });
+        answer = await withFailover(
+          deps.router,
+          model.providers,
+          deps.maxAttempts,
+          ctx.signal,
+          (lease) => {
+            provider = lease.provider;
+            return rerankOn(lease.provider, req, ctx.signal);
+          },
+          { clock },
+        );
       } catch (err) {
         const failure = err instanceof UpstreamError ? toConnectError(err) : err;
         admission.finish({ ...statusOf(failure), promptTokens: 0, completionTokens: 0, servedBy: servedBy(provider) });
@@ -113,6 +124,7 @@ export function createRerankService(deps: RerankDeps): ServiceImpl<typeof Rerank
         completionTokens: 0,
         servedBy: servedBy(provider),
       });
+      ctx.responseHeader.set(SERVER_TIMING, upstreamTiming(clock));
       return create(RerankResponseSchema, {
         id: admission.usageId,
         model: req.model,
