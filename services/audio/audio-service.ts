@@ -11,18 +11,16 @@ import {
   admitCall,
   beforeAdmission,
   type ChatModel,
+  callModel,
   createUpstreamClock,
   type ModelCallDeps,
   type ProviderRoute,
   resolveOfType,
   SERVER_TIMING,
   servedBy,
-  toConnectError,
   type UpstreamClock,
-  UpstreamError,
   upstreamTarget,
   upstreamTiming,
-  withFailover,
 } from "../inference/index.js";
 import { type Principal, principalOf } from "../platform/context.js";
 import { invalidArgument, rpcError } from "../platform/errors.js";
@@ -101,10 +99,10 @@ export function createAudioService(deps: AudioDeps): ServiceImpl<typeof AudioSer
   const target = (p: ProviderRoute) => upstreamTarget(p, { ...deps, firstTokenTimeoutMs: Number.MAX_SAFE_INTEGER });
 
   /**
-   * One transcription, with failover on connect errors, 5xx and 429. A verbose answer refused by the upstream (vLLM
-   * before 0.10, models without segment timestamps) is asked again as `json` from the same provider.
+   * One transcription (`callModel`: failover, timing). A verbose answer refused by the upstream (vLLM before 0.10,
+   * models without segment timestamps) is asked again as `json` from the same provider.
    */
-  async function transcribe(
+  function transcribe(
     model: ChatModel,
     req: CreateTranscriptionRequest,
     audio: Blob,
@@ -113,33 +111,22 @@ export function createAudioService(deps: AudioDeps): ServiceImpl<typeof AudioSer
     clock: UpstreamClock,
   ): Promise<UpstreamTranscript> {
     const wanted: UpstreamFormat = VERBOSE.has(req.responseFormat) ? "verbose_json" : "json";
-    try {
-      return await withFailover(
-        deps.router,
-        model.providers,
-        deps.maxAttempts,
-        signal,
-        async (lease) => {
-          onProvider(lease.provider);
-          const call = (format: UpstreamFormat) =>
-            deps.upstream.postForm(
-              target(lease.provider),
-              PATH,
-              upstreamTranscriptionForm(req, audio, lease.provider.upstreamModel, format),
-              signal,
-            );
-          try {
-            return transcriptFromJson((await call(wanted)).body);
-          } catch (err) {
-            if (wanted !== "verbose_json" || !refusesVerbose(err)) throw err;
-            return transcriptFromJson((await call("json")).body);
-          }
-        },
-        { clock },
-      );
-    } catch (err) {
-      throw err instanceof UpstreamError ? toConnectError(err) : err;
-    }
+    return callModel(deps, model, signal, clock, async (lease) => {
+      onProvider(lease.provider);
+      const call = (format: UpstreamFormat) =>
+        deps.upstream.postForm(
+          target(lease.provider),
+          PATH,
+          upstreamTranscriptionForm(req, audio, lease.provider.upstreamModel, format),
+          signal,
+        );
+      try {
+        return transcriptFromJson((await call(wanted)).body);
+      } catch (err) {
+        if (wanted !== "verbose_json" || !refusesVerbose(err)) throw err;
+        return transcriptFromJson((await call("json")).body);
+      }
+    });
   }
 
   /** What a request must pass before its admission: its fields, the model it may use, and a file that is audio. */

@@ -10,6 +10,7 @@ import {
   admitCall,
   beforeAdmission,
   type ChatModel,
+  callModel,
   createUpstreamClock,
   type ModelCallDeps,
   type ProviderRoute,
@@ -17,12 +18,9 @@ import {
   resolveOfType,
   SERVER_TIMING,
   servedBy,
-  toConnectError,
   type UpstreamClock,
-  UpstreamError,
   upstreamTarget,
   upstreamTiming,
-  withFailover,
 } from "../inference/index.js";
 import { runBounded } from "../platform/bounded.js";
 import { type Principal, principalOf } from "../platform/context.js";
@@ -57,11 +55,8 @@ export function createEmbeddingsService(deps: EmbeddingsDeps): ServiceImpl<typeo
   // Embeddings answers come whole: the first-token bound is the provider's total timeout.
   const target = (p: ProviderRoute) => upstreamTarget(p, { ...deps, firstTokenTimeoutMs: Number.MAX_SAFE_INTEGER });
 
-  /**
-   * One upstream call, with failover as for chat: on connect errors, 5xx and 429 the batch is tried again on
-   * another provider (nothing reached the client before the whole answer is assembled).
-   */
-  async function embedBatch(
+  /** One batch's upstream call (`callModel`: failover, timing). */
+  function embedBatch(
     model: ChatModel,
     req: CreateEmbeddingsRequest,
     input: EmbeddingInputs,
@@ -69,27 +64,16 @@ export function createEmbeddingsService(deps: EmbeddingsDeps): ServiceImpl<typeo
     onProvider: (p: ProviderRoute) => void,
     clock: UpstreamClock,
   ): Promise<{ vectors: number[][]; usage: BatchUsage }> {
-    try {
-      return await withFailover(
-        deps.router,
-        model.providers,
-        deps.maxAttempts,
-        signal,
-        async (lease) => {
-          onProvider(lease.provider);
-          const body = upstreamEmbeddingsBody(req, lease.provider.upstreamModel, input);
-          const res = await deps.upstream.postJson(target(lease.provider), "/v1/embeddings", body, signal);
-          const { vectors, usage } = batchFromJson(res.body, input.length);
-          if (usage) return { vectors, usage };
-          // No usage from the upstream: count, so that usage is never silently zero.
-          const n = countInputTokens(input);
-          return { vectors, usage: { promptTokens: n, totalTokens: n } };
-        },
-        { clock },
-      );
-    } catch (err) {
-      throw err instanceof UpstreamError ? toConnectError(err) : err;
-    }
+    return callModel(deps, model, signal, clock, async (lease) => {
+      onProvider(lease.provider);
+      const body = upstreamEmbeddingsBody(req, lease.provider.upstreamModel, input);
+      const res = await deps.upstream.postJson(target(lease.provider), "/v1/embeddings", body, signal);
+      const { vectors, usage } = batchFromJson(res.body, input.length);
+      if (usage) return { vectors, usage };
+      // No usage from the upstream: count, so that usage is never silently zero.
+      const n = countInputTokens(input);
+      return { vectors, usage: { promptTokens: n, totalTokens: n } };
+    });
   }
 
   /** What a request must pass before its admission: its inputs, and the model it may use, with its prompt counted. */

@@ -17,6 +17,7 @@ export {
 } from "./failover.js";
 export { type ChatModel, createInferenceService, type ModelResolver } from "./inference-service.js";
 export {
+  callModel,
   type ModelCallDeps,
   modelCallDeps,
   resolveOfType,

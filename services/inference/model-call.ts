@@ -1,9 +1,11 @@
 import type { Governor } from "../governance/index.js";
 import type { Principal } from "../platform/context.js";
 import { invalidArgument } from "../platform/errors.js";
-import type { ModelResolver } from "./inference-service.js";
-import type { ProviderRouter } from "./provider-router.js";
-import type { UpstreamClient } from "./upstream-client.js";
+import { type UpstreamClock, withFailover } from "./failover.js";
+import type { ChatModel, ModelResolver } from "./inference-service.js";
+import type { Lease, ProviderRouter } from "./provider-router.js";
+import { type UpstreamClient, UpstreamError } from "./upstream-client.js";
+import { toConnectError } from "./upstream-errors.js";
 
 /**
  * What inference shares with every other domain that calls model upstreams (embeddings, rerank, audio, OCR): model
@@ -35,6 +37,25 @@ export function modelCallDeps(
   const { models, upstream: client, router, governor } = shared;
   const { maxAttempts, connectTimeoutMs, idleTimeoutMs } = upstream;
   return { models, upstream: client, router, governor, maxAttempts, connectTimeoutMs, idleTimeoutMs };
+}
+
+/**
+ * One upstream call of a model-calling service (embeddings, rerank, audio, an OCR page): failover on the model's
+ * providers as for chat (connect errors, 5xx and 429 are tried on another provider: nothing has reached the client
+ * before the whole answer), each attempt timed on `clock`, and an upstream failure thrown as its Connect error.
+ */
+export async function callModel<T>(
+  deps: ModelCallDeps,
+  model: ChatModel,
+  signal: AbortSignal,
+  clock: UpstreamClock,
+  attempt: (lease: Lease) => Promise<T>,
+): Promise<T> {
+  try {
+    return await withFailover(deps.router, model.providers, deps.maxAttempts, signal, attempt, { clock });
+  } catch (err) {
+    throw err instanceof UpstreamError ? toConnectError(err) : err;
+  }
 }
 
 /**

@@ -11,18 +11,16 @@ import {
   admitCall,
   beforeAdmission,
   type ChatModel,
+  callModel,
   createUpstreamClock,
   type ModelCallDeps,
   type ProviderRoute,
   resolveOfType,
   SERVER_TIMING,
   servedBy,
-  toConnectError,
   type UpstreamClock,
-  UpstreamError,
   upstreamTarget,
   upstreamTiming,
-  withFailover,
 } from "../inference/index.js";
 import { runBounded } from "../platform/bounded.js";
 import { type Principal, principalOf } from "../platform/context.js";
@@ -149,7 +147,7 @@ export function createOcrService(deps: OcrDeps): ServiceImpl<typeof OcrService> 
     );
   }
 
-  /** One page's chat completion, with failover as for chat (nothing reaches the client before the whole answer). */
+  /** One page's chat completion (`callModel`: failover, timing); rendering the page is not upstream time. */
   async function transcribe(
     model: ChatModel,
     req: ProcessDocumentRequest,
@@ -161,30 +159,19 @@ export function createOcrService(deps: OcrDeps): ServiceImpl<typeof OcrService> 
   ): Promise<PageResult> {
     const image = await job.image(signal);
     const estimate = { prompt, imageTokens: deps.imageTokensPerPage };
-    try {
-      const answer = await withFailover(
-        deps.router,
-        model.providers,
-        deps.maxAttempts,
-        signal,
-        async (lease) => {
-          onProvider(lease.provider);
-          const body = pageChatBody({
-            upstreamModel: lease.provider.upstreamModel,
-            prompt,
-            imageUrl: image.url,
-            user: req.user,
-            extra: req.extra as JsonObject | undefined,
-          });
-          const res = await deps.upstream.postJson(target(lease.provider), "/v1/chat/completions", body, signal);
-          return pageFromJson(res.body, estimate);
-        },
-        { clock },
-      );
-      return { ...answer, index: job.index, width: image.width, height: image.height, dpi: image.dpi };
-    } catch (err) {
-      throw err instanceof UpstreamError ? toConnectError(err) : err;
-    }
+    const answer = await callModel(deps, model, signal, clock, async (lease) => {
+      onProvider(lease.provider);
+      const body = pageChatBody({
+        upstreamModel: lease.provider.upstreamModel,
+        prompt,
+        imageUrl: image.url,
+        user: req.user,
+        extra: req.extra as JsonObject | undefined,
+      });
+      const res = await deps.upstream.postJson(target(lease.provider), "/v1/chat/completions", body, signal);
+      return pageFromJson(res.body, estimate);
+    });
+    return { ...answer, index: job.index, width: image.width, height: image.height, dpi: image.dpi };
   }
 
   /** What a request must pass before its admission: its fields, the model it may use, and a document it can read. */

@@ -9,6 +9,7 @@ import { statusOf } from "../governance/index.js";
 import {
   admitCall,
   beforeAdmission,
+  callModel,
   createUpstreamClock,
   type ModelCallDeps,
   type ProviderRoute,
@@ -16,11 +17,8 @@ import {
   resolveOfType,
   SERVER_TIMING,
   servedBy,
-  toConnectError,
-  UpstreamError,
   upstreamTarget,
   upstreamTiming,
-  withFailover,
 } from "../inference/index.js";
 import { type Principal, principalOf } from "../platform/context.js";
 import { invalidArgument } from "../platform/errors.js";
@@ -98,23 +96,14 @@ export function createRerankService(deps: RerankDeps): ServiceImpl<typeof Rerank
       let answer: UpstreamRerank;
       const clock = createUpstreamClock();
       try {
-        // Failover as for embeddings: on connect errors, 5xx and 429 another provider is tried (nothing reached the
-        // client yet), and asked in its own dialect.
-        answer = await withFailover(
-          deps.router,
-          model.providers,
-          deps.maxAttempts,
-          ctx.signal,
-          (lease) => {
-            provider = lease.provider;
-            return rerankOn(lease.provider, req, ctx.signal);
-          },
-          { clock },
-        );
+        // Each provider is asked in its own dialect.
+        answer = await callModel(deps, model, ctx.signal, clock, (lease) => {
+          provider = lease.provider;
+          return rerankOn(lease.provider, req, ctx.signal);
+        });
       } catch (err) {
-        const failure = err instanceof UpstreamError ? toConnectError(err) : err;
-        admission.finish({ ...statusOf(failure), promptTokens: 0, completionTokens: 0, servedBy: servedBy(provider) });
-        throw failure;
+        admission.finish({ ...statusOf(err), promptTokens: 0, completionTokens: 0, servedBy: servedBy(provider) });
+        throw err;
       }
       // No usage from the upstream (TEI never sends any): count, so that usage is never silently zero.
       const promptTokens = answer.totalTokens ?? (counted || countRerankTokens(req.query, req.documents));
