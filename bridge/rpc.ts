@@ -109,7 +109,7 @@ export function callOptions(req: FastifyRequest, reply: FastifyReply): CallOptio
   reply.raw.once("close", () => {
     if (!reply.raw.writableFinished) ac.abort();
   });
-  // Rate-limit headers of the answer are passed on (a stream's are read when its first message arrived).
+  // The answer's rate-limit and timing headers are passed on (a stream's are read when its first message arrived).
   return { headers, signal: ac.signal, onHeader: (h) => passAnswerHeaders(reply, h) };
 }
 
