@@ -8,7 +8,7 @@ import type { ChildRole } from "./children.js";
 /**
  * One of the bench's server processes (see children.ts): `simulator`, `passerelle` (the whole platform, as
  * test/support/platform.ts starts it: real sockets, a fresh database on PASSERELLE_TEST_DATABASE_URL, auth on) or
- * `ceiling` (the pass-through proxy). Started by the parent with a `start` message, answers its requests. Each
+ * `ceiling` (the pass-through proxy) or `floor` (floors-server.ts). Started by the parent with a `start` message, answers its requests. Each
  * role imports only what it runs (dynamic imports), so that a process's memory is its own role's.
  */
 
@@ -58,6 +58,11 @@ async function start(config: unknown): Promise<{ info: unknown; handlers: Record
       const { startCeilingProxy } = await import("./proxy-ceiling.js");
       const proxy = await startCeilingProxy((config as { upstreamUrl: string }).upstreamUrl);
       return { info: { url: proxy.url }, handlers: { close: () => proxy.close() } };
+    }
+    case "floor": {
+      const { startFloor } = await import("./floors-server.js");
+      const floor = await startFloor(config as import("./floors-server.js").FloorConfig);
+      return { info: { url: floor.url }, handlers: { close: () => floor.close() } };
     }
     case "passerelle": {
       const c = config as PasserelleChildConfig;

@@ -9,7 +9,7 @@ import { fileURLToPath } from "node:url";
  * `{id, ok, result | error}` replies.
  */
 
-export type ChildRole = "simulator" | "passerelle" | "ceiling";
+export type ChildRole = "simulator" | "passerelle" | "ceiling" | "floor";
 
 export interface ChildHandle<Info> {
   readonly role: ChildRole;

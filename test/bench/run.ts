@@ -5,8 +5,11 @@
  *      a minimal undici pass-through proxy (the ceiling), interleaved in one run: latency at concurrency 1,
  *      throughput at 32 (with CPU per request and a profile), streams at 1 and 64, concurrent streams held, memory;
  *      then the governed path, and the worker pool (PASSERELLE_WORKERS, BENCH_WORKERS) at c=32 and under 64 streams.
- *   2. Accounts (accounts.ts): the foundation's `GET /v1/me` and `GetMe` against `GET /health`.
- *   3. Search (search.ts, in a process of its own): the PostgreSQL search backend at 100 000 chunks × 384 dimensions
+ *   2. Architecture floors (floors.ts): direct, the ceiling, a Fastify floor, a Fastify + Connect floor and
+ *      Passerelle, interleaved: what the required shape costs, and what Passerelle's features add (BENCH_FLOORS=0
+ *      skips it).
+ *   3. Accounts (accounts.ts): the foundation's `GET /v1/me` and `GetMe` against `GET /health`.
+ *   4. Search (search.ts, in a process of its own): the PostgreSQL search backend at 100 000 chunks × 384 dimensions
  *      (10 000 when quick): ingestion throughput and latency per method; BENCH_SEARCH=0 skips it.
  * Prints a table per section and writes every figure to test/bench/results/latest.json. It asserts nothing.
  * Set BENCH_PROFILE=0 to skip the CPU profile, BENCH_LOG_LEVEL to change Passerelle's log level (default info).
@@ -16,6 +19,7 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { loadAverage, QUICK } from "./common.js";
+import { runFloorsBench } from "./floors.js";
 import { headline, runInferenceBench } from "./inference.js";
 
 const RESULTS_DIR = path.resolve(import.meta.dirname, "results");
@@ -39,6 +43,20 @@ async function main(): Promise<void> {
   const head = headline(inference);
   process.stdout.write(`\n${head.title}\n`);
   console.table(head.rows);
+  let floors: Awaited<ReturnType<typeof runFloorsBench>> | null = null;
+  if (process.env.BENCH_FLOORS !== "0") {
+    process.stderr.write("[bench] architecture floors…\n");
+    // The servers the inference section ran: compiled into results/build, or already compiled (BENCH_PREBUILT=1).
+    const script =
+      process.env.BENCH_PREBUILT === "1"
+        ? path.resolve(import.meta.dirname, "child.js")
+        : process.env.BENCH_FROM_SOURCE === "1"
+          ? undefined
+          : path.join(RESULTS_DIR, "build/test/bench/child.js");
+    floors = await runFloorsBench(script);
+    process.stdout.write(`\n${floors.section.title}\n${floors.section.note ?? ""}\n`);
+    console.table(floors.section.rows);
+  }
   process.stderr.write("[bench] accounts…\n");
   // Imported only now: it loads the whole platform into this process.
   const { runAccountsBench } = await import("./accounts.js");
@@ -71,6 +89,7 @@ async function main(): Promise<void> {
         machine: { cpus: cpus.length, model: cpus[0]?.model, node: process.version, platform: process.platform },
         durationS: seconds,
         inference: { ...inference, headline: head },
+        floors,
         accounts: { section: accounts.section, figures: accounts.figures },
         search,
       },
