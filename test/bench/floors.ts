@@ -5,7 +5,7 @@ import { type ChildHandle, startChild } from "./children.js";
 import { fx, processCpuMs, QUICK, signed, sleep, summarize, times } from "./common.js";
 import type { FloorMode } from "./floors-server.js";
 import type { Section } from "./inference.js";
-import { closedLoop, makeTarget, type Target } from "./load.js";
+import { answerText, closedLoop, makeTarget, type Target } from "./load.js";
 
 /**
  * Architecture floors: where Passerelle's added latency lies. Five paths to one simulator, interleaved in one run:
@@ -80,19 +80,9 @@ export async function runFloorsBench(script: string | undefined): Promise<{ sect
     };
 
     // Sanity: every path gives the direct path's answer (the same work is compared).
-    const texts = new Map<PathName, string>();
-    for (const name of PATHS) {
-      const t = targets[name];
-      const res = await fetch(`${t.origin}/v1/chat/completions`, {
-        method: "POST",
-        headers: t.headers,
-        body: t.unaryBody,
-      });
-      const body = (await res.json()) as { choices?: { message?: { content?: string } }[] };
-      if (res.status !== 200) throw new Error(`${name} answered ${res.status}: ${JSON.stringify(body)}`);
-      texts.set(name, body.choices?.[0]?.message?.content ?? "");
-    }
-    if (new Set(texts.values()).size !== 1) throw new Error("the floors do not give the direct path's answer");
+    const texts = new Set<string>();
+    for (const name of PATHS) texts.add(await answerText(targets[name]));
+    if (texts.size !== 1) throw new Error("the floors do not give the direct path's answer");
 
     for (const name of PATHS) await closedLoop(targets[name], { connections: 32, durationMs: PLAN.warmupMs });
     for (const name of PATHS) await closedLoop(targets[name], { connections: 1, requests: PLAN.c1Warmup });

@@ -24,7 +24,7 @@ import {
   times,
 } from "./common.js";
 import { governedTarget, runGoverned } from "./governed.js";
-import { closedLoop, type LoadRun, makeTarget, type StreamRecord, streams, type Target } from "./load.js";
+import { answerText, closedLoop, type LoadRun, makeTarget, type StreamRecord, streams, type Target } from "./load.js";
 import { runPool, runPoolStreams, startPool, sumRss } from "./pool.js";
 import { type ProfileSummary, summarizeProfile } from "./profile.js";
 import {
@@ -254,17 +254,7 @@ export async function runInferenceBench(resultsDir: string): Promise<InferenceRe
 
     // Sanity: each path answers 200 with the same text.
     const texts: Record<string, string> = {};
-    for (const name of TARGETS) {
-      const t = targets[name];
-      const res = await fetch(`${t.origin}/v1/chat/completions`, {
-        method: "POST",
-        headers: t.headers,
-        body: t.unaryBody,
-      });
-      const body = (await res.json()) as { choices?: { message?: { content?: string } }[] };
-      if (res.status !== 200) throw new Error(`${name} answered ${res.status}: ${JSON.stringify(body)}`);
-      texts[name] = body.choices?.[0]?.message?.content ?? "";
-    }
+    for (const name of TARGETS) texts[name] = await answerText(targets[name]);
     if (texts.passerelle !== texts.direct || texts.ceiling !== texts.direct) {
       throw new Error("the three paths do not give the same answer; the bench would compare different work");
     }

@@ -164,3 +164,11 @@ export function stream(t: Target, timeoutMs = 60_000): Promise<StreamRecord> {
 export function streams(t: Target, n: number): Promise<StreamRecord[]> {
   return Promise.all(Array.from({ length: n }, () => stream(t)));
 }
+
+/** One unary request through `t`, as a sanity check before measuring: the answer's text; throws unless 200. */
+export async function answerText(t: Target): Promise<string> {
+  const res = await fetch(`${t.origin}${PATH}`, { method: "POST", headers: t.headers, body: t.unaryBody });
+  const body = (await res.json()) as { choices?: { message?: { content?: string } }[] };
+  if (res.status !== 200) throw new Error(`${t.origin} answered ${res.status}: ${JSON.stringify(body)}`);
+  return body.choices?.[0]?.message?.content ?? "";
+}
