@@ -170,9 +170,8 @@ export async function createCore(config: CoreConfig, logger: Logger): Promise<Co
     // Each worker routes on its own: max_concurrency is split between them (provider-router.ts, `workers`).
     settings: { ...config.inference, workers: config.workers },
   });
-  // Every provider the registry knows (one never routed to yet is healthy and idle); a deleted one leaves the gauges
-  // at the next scrape. The registry read is one small query per scrape.
-  metrics.setProviderSnapshot(async () => inference.router.listed(await models.registry.providerIds()));
+  // One small registry query per scrape (see providerStates).
+  metrics.setProviderSnapshot(inference.providerStates);
   const embeddings = setupEmbeddings({ shared: inference, upstream: config.inference, settings: config.embeddings });
   const rerank = setupRerank({ shared: inference, upstream: config.inference });
   const audio = setupAudio({

@@ -114,6 +114,20 @@ export function setupInference(deps: {
     retrieve: deps.retrieve,
     searchTemplate: deps.searchTemplate,
   });
+  /**
+   * Every provider of the registry as this process's router sees it (one never routed to is healthy and idle; a
+   * deleted one is dropped), for the /metrics gauges. Registry unreachable: what the router knows, so that provider
+   * health stays visible during a database outage, when it matters most.
+   */
+  async function providerStates() {
+    let ids: string[];
+    try {
+      ids = await deps.registry.providerIds();
+    } catch {
+      return router.snapshot();
+    }
+    return router.listed(ids);
+  }
   // `upstream`, `router` and `models` are shared with the embeddings domain: one pool and one health view per provider.
-  return { service, router, upstream, models, governor: deps.governor, close: () => upstream.close() };
+  return { service, router, upstream, models, providerStates, governor: deps.governor, close: () => upstream.close() };
 }

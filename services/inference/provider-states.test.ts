@@ -95,6 +95,26 @@ describe("ListProviderStates", () => {
     });
     try {
       expect(await inf.models.providerIds?.()).toEqual(["p1", "p2"]);
+      expect((await inf.providerStates()).map((s) => s.id)).toEqual(["p1", "p2"]);
+    } finally {
+      await inf.close();
+    }
+  });
+
+  it("gives the /metrics gauges what the router knows when the registry cannot be read", async () => {
+    let down = false;
+    const inf = setupInference({
+      // biome-ignore lint/suspicious/noExplicitAny: only the listing is used
+      registry: { providerIds: async () => (down ? Promise.reject(new Error("database down")) : ["p1"]) } as any,
+      governor: {} as Governor,
+      defaultMaxTokens: 16,
+      settings: QUICK_INFERENCE_SETTINGS,
+    });
+    try {
+      const held = await inf.router.acquire([route("p1", 0)], new Set());
+      down = true;
+      expect(await inf.providerStates()).toEqual([expect.objectContaining({ id: "p1", inFlight: 1, healthy: true })]);
+      held.release("ok");
     } finally {
       await inf.close();
     }
