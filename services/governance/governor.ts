@@ -74,7 +74,7 @@ export interface GovernorDeps {
   buffer: UsageBuffer;
   logger: Logger;
   now?: () => number;
-  /** Called once per finished request (metrics). */
+  /** Called once per finished request (metrics), when the turn that finished it is over. */
   onFinish?: (input: AdmitInput, outcome: Outcome, seconds: number) => void;
 }
 
@@ -339,7 +339,8 @@ export function createGovernor(deps: GovernorDeps): Governor {
           settle(decision.reservation, outcome.promptTokens + outcome.completionTokens);
           lease?.finish(cost);
           journal(deps, entryOf(input, usageId, started, ended, outcome, cost, carbon, lease?.ids));
-          deps.onFinish?.(input, outcome, seconds);
+          // Metrics once the turn is over: the answer does not wait for them (the journal's write waits likewise).
+          if (deps.onFinish) setImmediate(deps.onFinish, input, outcome, seconds);
           return finished;
         },
       };

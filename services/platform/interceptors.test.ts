@@ -19,6 +19,9 @@ function setup(impl: Partial<Parameters<typeof bindService<typeof InferenceServi
 
 const RPC = "passerelle.inference.v1.InferenceService/ListProviderStates";
 
+/** The end of the event-loop turn: a call's "rpc ok" line is written then, after its answer went out. */
+const turnOver = () => new Promise((resolve) => setImmediate(resolve));
+
 describe("request context interceptor", () => {
   it("gives the call a request id and writes one line with it, the RPC, the time and the user", async () => {
     let seenId = "";
@@ -36,12 +39,15 @@ describe("request context interceptor", () => {
     );
     expect(seenId).toBe("req-42");
     expect(echoed).toBe("req-42");
+    expect(lines).toHaveLength(0);
+    await turnOver();
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatchObject({ level: 30, msg: "rpc ok", reqId: "req-42", rpc: RPC, userId: "user-1" });
     expect(typeof lines[0]?.ms).toBe("number");
 
     // A malformed id is replaced by a fresh one; two calls of the same method log the same `rpc`.
     await client.listProviderStates({}, { headers: { "x-request-id": "bad id!" } });
+    await turnOver();
     expect(lines[1]?.reqId).toMatch(/^[0-9a-f-]{36}$/);
     expect(lines[1]?.rpc).toBe(RPC);
   });
@@ -90,6 +96,7 @@ describe("request context interceptor", () => {
         expect(lines).toHaveLength(0);
       }
       expect(ids).toEqual(["a", "b"]);
+      await turnOver();
       expect(lines).toHaveLength(1);
       expect(lines[0]).toMatchObject({ level: 30, msg: "rpc ok", rpc: STREAM });
       expect(lines[0]?.ms as number).toBeGreaterThanOrEqual(50);

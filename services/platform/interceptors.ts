@@ -44,8 +44,8 @@ export function createRequestContextInterceptor(logger: Logger): Interceptor {
   function ended(req: UnaryRequest | StreamRequest, requestId: string, started: number, err?: unknown) {
     const ms = Math.round(performance.now() - started);
     if (err === undefined) {
-      const userId = req.contextValues.get(kPrincipal)?.userId;
-      logger.info({ reqId: requestId, rpc: rpcName(req), ms, userId }, "rpc ok");
+      // Written once the turn is over, after the answer went out: serializing the line is not on the answer's path.
+      setImmediate(logOk, requestId, rpcName(req), ms, req.contextValues.get(kPrincipal)?.userId);
       return undefined;
     }
     const ce = err instanceof ConnectError ? err : internal(err);
@@ -55,6 +55,10 @@ export function createRequestContextInterceptor(logger: Logger): Interceptor {
       logger.error({ ...fields, err: ce.cause ?? ce }, "rpc failed");
     else logger.info(fields, "rpc refused");
     return ce;
+  }
+
+  function logOk(reqId: string, rpc: string, ms: number, userId: string | undefined): void {
+    logger.info({ reqId, rpc, ms, userId }, "rpc ok");
   }
 
   return (next) => async (req) => {
