@@ -1,3 +1,4 @@
+import type { Socket } from "node:net";
 import type { DescMessage, DescMethodServerStreaming, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
 import type { CallOptions, Client, Transport } from "@connectrpc/connect";
 import { createClient } from "@connectrpc/connect";
@@ -105,12 +106,39 @@ export function callOptions(req: FastifyRequest, reply: FastifyReply): CallOptio
   const headers = new Headers({ "x-request-id": req.requestId || req.id });
   const auth = req.headers.authorization;
   if (auth) headers.set("authorization", auth);
+  // The answer's rate-limit and timing headers are passed on (a stream's are read when its first message arrived).
+  return { headers, signal: clientGone(req, reply), onHeader: (h) => passAnswerHeaders(reply, h) };
+}
+
+const kClientGone = Symbol("passerelle.clientGone");
+
+/**
+ * A signal that aborts when the client goes away before its answer is finished.
+ *
+ * Over HTTP/1.1 that means its connection closed, so one signal serves every request of a kept-alive connection.
+ * Node's AbortSignal is costly to create (about 4 µs per signal in a tight loop on Node 20, more on a real request
+ * path), and at concurrency 1 that cost was on every request's path. The services remove their abort listeners when
+ * a call ends, so listeners do not pile up on a long-lived connection. Over HTTP/2, a stream can be reset while its
+ * session lives on, so each request gets its own signal, aborted when its response closes unfinished.
+ */
+function clientGone(req: FastifyRequest, reply: FastifyReply): AbortSignal {
+  const raw = req.raw;
+  if (raw.httpVersionMajor === 1) {
+    const socket = raw.socket as Socket & { [kClientGone]?: AbortSignal };
+    let signal = socket[kClientGone];
+    if (!signal) {
+      const ac = new AbortController();
+      signal = ac.signal;
+      socket[kClientGone] = signal;
+      socket.once("close", () => ac.abort());
+    }
+    return signal;
+  }
   const ac = new AbortController();
   reply.raw.once("close", () => {
     if (!reply.raw.writableFinished) ac.abort();
   });
-  // The answer's rate-limit and timing headers are passed on (a stream's are read when its first message arrived).
-  return { headers, signal: ac.signal, onHeader: (h) => passAnswerHeaders(reply, h) };
+  return ac.signal;
 }
 
 /**
