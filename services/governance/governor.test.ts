@@ -51,7 +51,7 @@ function setup(opts: { limiter?: RateLimiter; withLease?: boolean } = {}) {
     },
     flush: async () => true,
     depth: () => 0,
-    stats: () => ({ depth: 0, flushed: 0, flushFailures: 0, rejected: 0, lost: 0 }),
+    stats: () => ({ depth: 0, flushed: 0, flushFailures: 0, rejected: 0 }),
     close: async () => {},
   };
   const budget = { inflight: 0n, finished: [] as bigint[], released: [] as string[] };

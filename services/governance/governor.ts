@@ -339,7 +339,8 @@ export function createGovernor(deps: GovernorDeps): Governor {
           settle(decision.reservation, outcome.promptTokens + outcome.completionTokens);
           lease?.finish(cost);
           journal(deps, entryOf(input, usageId, started, ended, outcome, cost, carbon, lease?.ids));
-          // Metrics once the turn is over: the answer does not wait for them (the journal's write waits likewise).
+          // Metrics once the turn is over: the answer does not wait for them. The journal is written before it, above:
+          // the record of an answered request survives even a process killed right after the answer.
           if (deps.onFinish) setImmediate(deps.onFinish, input, outcome, seconds);
           return finished;
         },

@@ -8,24 +8,17 @@ import type { UsageRecord } from "./entities.js";
 /**
  * The durable local journal of usage records, between the request path and PostgreSQL.
  *
- * `record()` validates a record and queues it. At the end of the event-loop turn (`setImmediate`), every record
- * queued during that turn is appended to the active segment file, one JSON line each, in one synchronous write
- * (group commit): from then on the records are in the kernel and survive a crash of the process. A request's record
- * is queued when it ends, so it reaches the kernel just after the answer was handed to the socket instead of before:
- * the write is off the answer's path, and at high concurrency one write carries the records of many requests. What
- * this gives up: a process killed outright (SIGKILL, the OOM killer) in the microseconds between an answer and the
- * end of its turn loses that turn's records. Every other exit writes them first: `close()` (the graceful drain),
- * `flush()`, and the process's `exit` event, which also runs after an uncaught exception. The active segment is
- * fdatasync'ed every `flushIntervalMs`, so an OS crash or power loss can lose at most that interval.
- *
- * A segment is sealed at `batchSize` records (or a little more: a turn's records stay together) or on the timer, and
- * the flusher writes sealed segments one by one (read back from disk: memory holds one batch at most) through
- * `sink`, `writeSize` records per call, then deletes them. The sink is idempotent (insert … on conflict do nothing,
- * budgets settled only for new rows), so a segment written again after a failure, a crash between commit and
- * delete, or a failure after some of its calls succeeded, changes nothing. PostgreSQL down → records keep going to
- * disk and the flusher retries with exponential backoff; a start replays every segment left over. One process per
- * directory (a lock file).
+ * `record()` validates a record and appends it as one JSON line to the active segment file with a synchronous
+ * write: once it returns, the record is in the kernel and survives a crash of the process. The active segment is
+ * fdatasync'ed every `flushIntervalMs`, so an OS crash or power loss can lose at most that interval. A segment is
+ * sealed at `batchSize` records or on the timer, and the flusher writes sealed segments one by one (read back from
+ * disk: memory holds one batch at most) through `sink`, `writeSize` records per call, then deletes them. The sink is
+ * idempotent (insert … on conflict do nothing, budgets settled only for new rows), so a segment written again after
+ * a failure, a crash between commit and delete, or a failure after some of its calls succeeded, changes nothing.
+ * PostgreSQL down → records keep going to disk and the flusher retries with exponential backoff; a start replays
+ * every segment left over. One process per directory (a lock file).
  */
+
 export interface UsageBufferOptions {
   /** The journal directory (created if missing), e.g. `<data dir>/usage`. */
   dir: string;
@@ -61,15 +54,10 @@ export interface UsageBufferStats {
   flushFailures: number;
   /** Records set aside as unwritable (see `isPermanentError`). */
   rejected: number;
-  /** Records the disk refused to journal (logged with their ids). */
-  lost: number;
 }
 
 export interface UsageBuffer {
-  /**
-   * Journals a record: throws at once on an invalid record; written with the rest of the turn's records when the
-   * turn ends (a disk that refuses that write is logged with the records' ids). Never waits for the database.
-   */
+  /** Journals a record; throws on an invalid record or a failing disk. Never waits for the database. */
   record(rec: UsageRecord): void;
   /** Seals the active segment and writes everything now; true when nothing is left on disk. */
   flush(): Promise<boolean>;
@@ -200,56 +188,11 @@ export async function createUsageBuffer(opts: UsageBufferOptions): Promise<Usage
   let retryAt = 0;
   let attempt = 0;
   let closed = false;
-  const counters = { flushed: 0, flushFailures: 0, rejected: 0, lost: 0 };
+  const counters = { flushed: 0, flushFailures: 0, rejected: 0 };
 
-  /** Records queued during this turn, written by `commit` when it ends. */
-  let queued: UsageRecord[] = [];
-  let commitScheduled: NodeJS.Immediate | undefined;
-
-  const depth = () => sealed.reduce((n, s) => n + s.count, (active?.records.length ?? 0) + queued.length);
-
-  /** Writes the queued records to the active segment, in one write (see the header: group commit). */
-  function commit(): void {
-    if (commitScheduled) clearImmediate(commitScheduled);
-    commitScheduled = undefined;
-    if (queued.length === 0) return;
-    const recs = queued;
-    queued = [];
-    let text = "";
-    for (const r of recs) text += encode(r);
-    if (!active) {
-      const file = nextFile();
-      try {
-        active = { file, fd: fs.openSync(path.join(dir, file), "a"), dirty: false, records: [] };
-      } catch (err) {
-        lost(recs, err);
-        return;
-      }
-    }
-    try {
-      writeAll(active.fd, text);
-    } catch (err) {
-      // A partial write must stay the torn end of its segment, not corrupt the next records: start a new one.
-      seal();
-      lost(recs, err);
-      return;
-    }
-    for (const r of recs) active.records.push(r);
-    active.dirty = true;
-    if (active.records.length >= batchSize) {
-      seal();
-      if (!draining && Date.now() >= retryAt) void drain();
-    }
-  }
-
-  /** A disk that refuses the journal: the requests were served; say so loudly, with what was lost. */
-  function lost(recs: UsageRecord[], err: unknown): void {
-    counters.lost += recs.length;
-    logger?.error({ err, usageIds: recs.map((r) => r.id) }, "usage journal: records could not be written");
-  }
+  const depth = () => sealed.reduce((n, s) => n + s.count, active?.records.length ?? 0);
 
   function seal(): void {
-    commit();
     const seg = active;
     if (!seg) return;
     active = undefined;
@@ -354,19 +297,33 @@ export async function createUsageBuffer(opts: UsageBufferOptions): Promise<Usage
   const timer = setInterval(tick, opts.flushIntervalMs ?? 1000);
   timer.unref();
   if (sealed.length > 0) void drain();
-  // An exit that is not a kill (process.exit, an uncaught exception) writes the turn's records first.
-  process.on("exit", commit);
 
   return {
     record(rec) {
       validateUsageRecord(rec);
+      const line = encode(rec);
       if (closed) {
         // After close (requests that finished during shutdown): straight to a segment of its own for the next start.
-        fs.appendFileSync(path.join(dir, nextFile()), encode(rec));
+        fs.appendFileSync(path.join(dir, nextFile()), line);
         return;
       }
-      queued.push(rec);
-      commitScheduled ??= setImmediate(commit);
+      if (!active) {
+        const file = nextFile();
+        active = { file, fd: fs.openSync(path.join(dir, file), "a"), dirty: false, records: [] };
+      }
+      try {
+        writeAll(active.fd, line);
+      } catch (err) {
+        // A partial line must stay the torn end of its segment, not corrupt the next record: start a new one.
+        seal();
+        throw err;
+      }
+      active.records.push(rec);
+      active.dirty = true;
+      if (active.records.length >= batchSize) {
+        seal();
+        if (!draining && Date.now() >= retryAt) void drain();
+      }
     },
     async flush() {
       await draining;
@@ -378,9 +335,7 @@ export async function createUsageBuffer(opts: UsageBufferOptions): Promise<Usage
     stats: () => ({ depth: depth(), ...counters }),
     async close() {
       if (closed) return;
-      commit();
       closed = true;
-      process.off("exit", commit);
       clearInterval(timer);
       await draining;
       seal();
