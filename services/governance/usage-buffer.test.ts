@@ -75,6 +75,28 @@ describe("usage journal, on its own", () => {
 });
 
 describe("usage journal writes", () => {
+  it("writes each record as one whole line, multi-byte text included, whatever the length of the line before", async () => {
+    const dir = tempDir();
+    const delivered: UsageRecord[] = [];
+    const buf = await createUsageBuffer({ dir, sink: async (b) => void delivered.push(...b), flushIntervalMs: 60_000 });
+    // Longest first, then shorter: a line must not carry bytes of the one written before it.
+    const recs = [
+      record({ model: "modèle-😀-日本語-".repeat(12).slice(0, 200), errorCode: "é".repeat(100), status: 500 }),
+      record({ model: "m" }),
+      record({ model: "ß€𝄞".repeat(40), requestId: "req-ü".repeat(25) }),
+      record({ model: "short" }),
+    ];
+    for (const r of recs) buf.record(r);
+    const [file] = segments(dir);
+    const text = fs.readFileSync(path.join(dir, file as string), "utf8");
+    expect(text.endsWith("\n")).toBe(true);
+    const lines = text.slice(0, -1).split("\n");
+    expect(lines.map((l) => (JSON.parse(l) as { id: string }).id)).toEqual(recs.map((r) => r.id));
+    expect(await buf.flush()).toBe(true);
+    expect(delivered).toEqual(recs);
+    await buf.close();
+  });
+
   it("writes a segment in calls of writeSize records, and writes it again whole after a failed call", async () => {
     const dir = tempDir();
     const calls: number[] = [];
