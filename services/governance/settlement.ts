@@ -1,8 +1,5 @@
-import type pg from "pg";
-import type { OwnerKind } from "./entities.js";
-
 /**
- * Budget settlement, inside the transaction that writes a batch of usage records (usage-store writeBatch): each new
+ * Budget settlement, in the statement that writes a batch of usage records (usage-store writeBatch): each new
  * record's cost is charged to its owners' budgets, and what was reserved for it is released — its own reservation
  * row, or its share of the budget leases it was admitted on (budget-leases.ts). Budget rows are locked in
  * (owner_kind, owner_id) order, after the reservation rows, as every other statement on them does.
@@ -21,68 +18,38 @@ export const TAKE_OFF_LEASES = `r as materialized (select b.usage_id, b.owner_ki
          where b.usage_id = r.usage_id and r.held > r.amount),
   z as (delete from budget_reservation b using r where b.usage_id = r.usage_id and r.held = r.amount)`;
 
-/** Settles a batch of newly recorded usage inside the caller's transaction: charges budgets, frees reservations. */
-export async function settleUsage(
-  client: pg.PoolClient,
-  records: { id: string; userId: string; organizationId: string | null; costNanos: bigint; leaseIds?: string[] }[],
-): Promise<void> {
-  if (records.length === 0) return;
-  // Records admitted on leases (budget-leases.ts): their cost comes off the lease rows (deleted at zero) in lease id
-  // order, and is released from the budgets' reserved amounts as it is charged to their spent amounts below.
-  const leaseIds: string[] = [];
-  const leaseCharges: string[] = [];
-  for (const r of records) {
-    for (const id of r.leaseIds ?? []) {
-      leaseIds.push(id);
-      leaseCharges.push(r.costNanos.toString());
-    }
-  }
-  const fromLeases =
-    leaseIds.length === 0
-      ? []
-      : (
-          await client.query<{ owner_kind: OwnerKind; owner_id: string; amount_nanos: string }>(
-            `with v as (select lease_id, sum(charge)::bigint as charge
-                          from unnest($1::uuid[], $2::bigint[]) v(lease_id, charge) group by lease_id),
-                  ${TAKE_OFF_LEASES}
-             select owner_kind, owner_id, amount::text as amount_nanos from r`,
-            [leaseIds, leaseCharges],
-          )
-        ).rows;
-  const released = await client.query<{ owner_kind: OwnerKind; owner_id: string; amount_nanos: string }>(
-    `delete from budget_reservation where usage_id = any($1::uuid[]) returning owner_kind, owner_id, amount_nanos`,
-    [records.map((r) => r.id)],
-  );
-  const owners = new Map<string, { kind: OwnerKind; id: string; charge: bigint; release: bigint }>();
-  const add = (kind: OwnerKind, id: string, charge: bigint, release: bigint) => {
-    const key = `${kind}:${id}`;
-    const o = owners.get(key) ?? { kind, id, charge: 0n, release: 0n };
-    o.charge += charge;
-    o.release += release;
-    owners.set(key, o);
-  };
-  for (const r of records) {
-    add("user", r.userId, r.costNanos, 0n);
-    if (r.organizationId) add("organization", r.organizationId, r.costNanos, 0n);
-  }
-  for (const r of [...released.rows, ...fromLeases]) add(r.owner_kind, r.owner_id, 0n, BigInt(r.amount_nanos));
-  const list = [...owners.values()];
-  const params = [
-    list.map((o) => o.kind),
-    list.map((o) => o.id),
-    list.map((o) => o.charge.toString()),
-    list.map((o) => o.release.toString()),
-  ];
-  // A charge beyond the granted amount (a cost above its reservation, or no reservation at all) is clamped: a budget
-  // never goes negative, and the usage record keeps the true cost.
-  await client.query(
-    `with v as (select * from unnest($1::text[], $2::uuid[], $3::bigint[], $4::bigint[]) v(owner_kind, owner_id, charge, release)),
-          l as materialized (select b.owner_kind, b.owner_id from budget b join v using (owner_kind, owner_id)
-                              order by b.owner_kind, b.owner_id for update of b)
-     update budget b set spent_nanos = least(b.amount_nanos, b.spent_nanos + v.charge),
-                         reserved_nanos = greatest(0, b.reserved_nanos - v.release), updated_at = now()
-       from v join l using (owner_kind, owner_id)
-      where b.owner_kind = v.owner_kind and b.owner_id = v.owner_id`,
-    params,
-  );
+/**
+ * Common table expressions that settle the records of `fresh(id, user_id, organization_id, cost_nanos)` — the
+ * rows a batch just inserted, as an `insert … returning` — given `$leases` and `$leaseUsage`, two parallel uuid
+ * arrays pairing a record's id with each lease it was admitted on: the cost of each record comes off its leases'
+ * rows, its own reservation row is deleted, and both are released from its owners' budgets, to which the cost is
+ * charged. A charge beyond the granted amount (a cost above its reservation, or no reservation at all) is clamped: a
+ * budget never goes negative, and the usage record keeps the true cost. Lease rows are locked in id order, then the
+ * records' own reservation rows, then budget rows in (owner_kind, owner_id) order, as every other statement on them
+ * does. The rows these touch are disjoint (a lease row's id is never a record's), which is what lets them share one
+ * statement.
+ */
+export function settleFresh(leaseUsage: string, leases: string): string {
+  return `v as (select x.lease_id, sum(f.cost_nanos)::bigint as charge
+                from unnest(${leaseUsage}::uuid[], ${leases}::uuid[]) x(usage_id, lease_id)
+                join fresh f on f.id = x.usage_id group by x.lease_id),
+  ${TAKE_OFF_LEASES},
+  own as (delete from budget_reservation b using fresh f where b.usage_id = f.id
+          returning b.owner_kind, b.owner_id, b.amount_nanos),
+  t as (select owner_kind, owner_id, sum(charge)::bigint as charge, sum(release)::bigint as release
+          from (select 'user'::text as owner_kind, user_id as owner_id, cost_nanos as charge, 0::bigint as release
+                  from fresh
+                union all
+                select 'organization', organization_id, cost_nanos, 0 from fresh where organization_id is not null
+                union all
+                select owner_kind, owner_id, 0, amount from r
+                union all
+                select owner_kind, owner_id, 0, amount_nanos from own) x
+         group by owner_kind, owner_id),
+  l as materialized (select b.owner_kind, b.owner_id from budget b join t using (owner_kind, owner_id)
+                      order by b.owner_kind, b.owner_id for update of b),
+  u as (update budget b set spent_nanos = least(b.amount_nanos, b.spent_nanos + t.charge),
+                            reserved_nanos = greatest(0, b.reserved_nanos - t.release), updated_at = now()
+          from t join l using (owner_kind, owner_id)
+         where b.owner_kind = t.owner_kind and b.owner_id = t.owner_id)`;
 }

@@ -4,7 +4,7 @@ import { invalidArgument } from "../platform/errors.js";
 import { isUuid } from "../platform/paging.js";
 import type { UsageRecord } from "./entities.js";
 import { formatUnits } from "./money.js";
-import { settleUsage } from "./settlement.js";
+import { settleFresh } from "./settlement.js";
 
 /**
  * The usage ledger in plain SQL: batch writes (with budget settlement in the same transaction), keyset-paged lists,
@@ -215,35 +215,30 @@ export function createUsageStore(pool: pg.Pool) {
      */
     async writeBatch(records: readonly UsageRecord[]): Promise<number> {
       if (records.length === 0) return 0;
-      // The timeout rides with `begin` (one round trip): a batch is a handful of statements, each one a wake-up of
-      // the event loop and of the database, and their fixed cost outweighs the records' own at this size.
+      const leaseUsage: string[] = [];
+      const leases: string[] = [];
+      for (const r of records) {
+        for (const id of r.budgetLeaseIds ?? []) {
+          leaseUsage.push(r.id);
+          leases.push(id);
+        }
+      }
+      // One statement: the insert, and the settlement of the rows it inserted (only those: a record written again
+      // after a failure changes nothing). A batch is three round trips (begin with its timeout, this, commit): each
+      // one wakes the event loop and the database, and that fixed cost outweighed the records' own at this size.
       return inTransaction(
         pool,
         async (client) => {
-          // Only the ids of the new rows come back: the rest of each is in `records` already.
-          const { rows } = await client.query<{ id: string }>(
-            `insert into usage_record (${COLUMNS.join(", ")})
-           select ${COLUMNS.join(", ")} from jsonb_to_recordset($1::jsonb) as r(${RECORDSET})
-           on conflict (id) do nothing
-           returning id`,
-            [JSON.stringify(records.map(toRow))],
+          const { rows } = await client.query<{ fresh: number }>(
+            `with fresh as (insert into usage_record (${COLUMNS.join(", ")})
+                            select ${COLUMNS.join(", ")} from jsonb_to_recordset($1::jsonb) as j(${RECORDSET})
+                            on conflict (id) do nothing
+                            returning id, user_id, organization_id, cost_nanos),
+                  ${settleFresh("$2", "$3")}
+             select count(*)::int as fresh from fresh`,
+            [JSON.stringify(records.map(toRow)), leaseUsage, leases],
           );
-          // PostgreSQL prints uuids in lower case: so are the keys here, and the owners settlement groups by.
-          const byId = new Map(records.map((r) => [r.id.toLowerCase(), r]));
-          const fresh: Parameters<typeof settleUsage>[1] = [];
-          for (const { id } of rows) {
-            const r = byId.get(id);
-            if (!r) throw new Error(`usage ledger returned an id it was not given: ${id}`);
-            fresh.push({
-              id,
-              userId: r.userId.toLowerCase(),
-              organizationId: r.organizationId?.toLowerCase() ?? null,
-              costNanos: r.costNanos,
-              leaseIds: r.budgetLeaseIds,
-            });
-          }
-          await settleUsage(client, fresh);
-          return rows.length;
+          return rows[0]?.fresh ?? 0;
         },
         "begin; set local statement_timeout = '30s'",
       );
