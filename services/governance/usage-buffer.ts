@@ -27,9 +27,11 @@ export interface UsageBufferOptions {
   /** Records per segment (default 500). */
   batchSize?: number;
   /**
-   * Records per sink call (default 100): a segment is written in several transactions. Each call serializes its
-   * records and parses what the database returns on the event loop; at 500 records a call held the loop ~6 ms at a
-   * time (profiled under load), long enough to show in the p99 latency of the requests it delayed.
+   * Records per sink call (default 250): a segment is written in several transactions. A call serializes its
+   * records on the event loop (0.4 ms for 250) and gets one row back; most of its cost is fixed (three round trips,
+   * the database's work per statement). Measured at concurrency 1 on a 2-core machine shared with PostgreSQL, 4 runs
+   * of 5,000 requests each: p99 2.0 ms at 250 against 2.6 ms at 100 (fewer interruptions), p99.9 5.2 against 4.4 ms
+   * (each one longer); 500 was no better than 250 at p99 and worse at p99.9.
    */
   writeSize?: number;
   /** Flush and fdatasync period (default 1000 ms). */
@@ -179,7 +181,7 @@ async function lock(dir: string): Promise<string> {
 export async function createUsageBuffer(opts: UsageBufferOptions): Promise<UsageBuffer> {
   const { dir, sink, logger } = opts;
   const batchSize = opts.batchSize ?? 500;
-  const writeSize = opts.writeSize ?? 100;
+  const writeSize = opts.writeSize ?? 250;
   const retryMinMs = opts.retryMinMs ?? 500;
   const retryMaxMs = opts.retryMaxMs ?? 30_000;
   const isPermanent = opts.isPermanentError ?? defaultPermanent;
