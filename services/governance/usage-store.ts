@@ -73,6 +73,17 @@ const RECORDSET = `id uuid, request_id text, created_at timestamptz, user_id uui
   cost_nanos bigint, kwh_min float8, kwh_max float8, kgco2_min float8, kgco2_max float8, latency_ms int, ttft_ms int,
   audio_seconds float8`;
 
+/**
+ * A batch in one statement: the records ($1, JSON), then the settlement of those that were new ($2 and $3 pair each
+ * record's id with the leases it was admitted on; see settleFresh). Returns how many were new.
+ */
+const WRITE_BATCH = `with fresh as (insert into usage_record (${COLUMNS.join(", ")})
+                    select ${COLUMNS.join(", ")} from jsonb_to_recordset($1::jsonb) as j(${RECORDSET})
+                    on conflict (id) do nothing
+                    returning id, user_id, organization_id, cost_nanos),
+  ${settleFresh("$2", "$3")}
+select count(*)::int as fresh from fresh`;
+
 function toRow(r: UsageRecord): Row {
   return {
     id: r.id,
@@ -229,15 +240,11 @@ export function createUsageStore(pool: pg.Pool) {
       return inTransaction(
         pool,
         async (client) => {
-          const { rows } = await client.query<{ fresh: number }>(
-            `with fresh as (insert into usage_record (${COLUMNS.join(", ")})
-                            select ${COLUMNS.join(", ")} from jsonb_to_recordset($1::jsonb) as j(${RECORDSET})
-                            on conflict (id) do nothing
-                            returning id, user_id, organization_id, cost_nanos),
-                  ${settleFresh("$2", "$3")}
-             select count(*)::int as fresh from fresh`,
-            [JSON.stringify(records.map(toRow)), leaseUsage, leases],
-          );
+          const { rows } = await client.query<{ fresh: number }>(WRITE_BATCH, [
+            JSON.stringify(records.map(toRow)),
+            leaseUsage,
+            leases,
+          ]);
           return rows[0]?.fresh ?? 0;
         },
         "begin; set local statement_timeout = '30s'",

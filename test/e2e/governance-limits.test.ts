@@ -1,3 +1,5 @@
+// Over 400 lines on purpose: the REST grant API, quota accuracy across two processes and the Redis outage policies
+// share one PostgreSQL, one Redis and the child-process harness; starting them costs seconds.
 // Rate limits end to end, on real Redis: the REST grant API and the answers it shapes (x-ratelimit-* headers, 429,
 // 0 = forbidden); quota accuracy with two Passerelle processes (services/main.ts in child processes) sharing one
 // PostgreSQL and one Redis; and a Redis of this file's own, killed mid-test, for the outage policies.
