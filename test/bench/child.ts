@@ -4,6 +4,7 @@ import os from "node:os";
 import path from "node:path";
 import type { SimulatorOptions } from "../upstream/types.js";
 import type { ChildRole } from "./children.js";
+import type { GcTally } from "./gc.js";
 
 /**
  * One of the bench's server processes (see children.ts): `simulator`, `passerelle` (the whole platform, as
@@ -84,6 +85,7 @@ async function start(config: unknown): Promise<{ info: unknown; handlers: Record
         keepDatabase: c.keepDatabase,
         prepared: c.prepared,
       });
+      const gcTally = await tallyCollections();
       let session: Session | undefined;
       /** One inspector phase: `begin` posts what starts it; `stop` ends it and writes what it returns to `file`. */
       const phase = (what: string, begin: (s: Session) => Promise<unknown>, stop: string): Record<string, Handler> => ({
@@ -142,6 +144,8 @@ async function start(config: unknown): Promise<{ info: unknown; handlers: Record
             }
             return { depth: d, waitedMs: performance.now() - started };
           },
+          // V8's collections since the previous call: count and pause time by kind (see tallyCollections).
+          "gc-take": async () => gcTally(),
           // process.memoryUsage() as it is (no collection): what the heap holds at a given moment under load.
           usage: async () => process.memoryUsage(),
           // Where the memory is: V8's heap spaces after a full collection, and process.memoryUsage().
@@ -180,6 +184,39 @@ async function start(config: unknown): Promise<{ info: unknown; handlers: Record
     default:
       throw new Error(`unknown role ${String(role)}`);
   }
+}
+
+/**
+ * Observes V8's collections in this process (perf_hooks `gc` entries: the main thread's pause for each). A major
+ * collection stops the event loop for several milliseconds, long enough for a stream's frames to arrive bunched:
+ * the stream sections report how many fell inside Passerelle's batches, so that a figure moved by one of them reads as such.
+ */
+async function tallyCollections(): Promise<() => GcTally> {
+  const { PerformanceObserver, constants } = await import("node:perf_hooks");
+  const { emptyGcTally } = await import("./gc.js");
+  let tally = emptyGcTally();
+  const kinds: Record<number, keyof GcTally> = {
+    [constants.NODE_PERFORMANCE_GC_MINOR]: "scavenge",
+    [constants.NODE_PERFORMANCE_GC_MAJOR]: "major",
+    [constants.NODE_PERFORMANCE_GC_INCREMENTAL]: "incremental",
+    [constants.NODE_PERFORMANCE_GC_WEAKCB]: "weak",
+  };
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      const kind = kinds[(e as { detail?: { kind?: number } }).detail?.kind ?? -1];
+      if (!kind) continue;
+      const t = tally[kind];
+      t.count++;
+      t.ms += e.duration;
+      t.maxMs = Math.max(t.maxMs, e.duration);
+    }
+  }).observe({ entryTypes: ["gc"] });
+  /** What was collected since the previous call, which starts a new window. */
+  return () => {
+    const window = tally;
+    tally = emptyGcTally();
+    return window;
+  };
 }
 
 process.once("message", (msg: { type: string; config: unknown }) => {

@@ -23,6 +23,7 @@ import {
   type TargetName,
   times,
 } from "./common.js";
+import { type GcTally, gcDuring, gcLine } from "./gc.js";
 import { governedTarget, runGoverned } from "./governed.js";
 import { answerText, closedLoop, type LoadRun, makeTarget, type StreamRecord, streams, type Target } from "./load.js";
 import { runPool, runPoolStreams, startPool, sumRss } from "./pool.js";
@@ -121,6 +122,10 @@ export interface InferenceFigures {
   nonStreamingC32?: Record<TargetName, C32>;
   streamsC1?: Record<TargetName, StreamStats>;
   streamsC64?: Record<TargetName, StreamStats>;
+  /** V8's collections in Passerelle during its c=1 rounds. */
+  nonStreamingC1Gc?: GcTally;
+  /** V8's collections in Passerelle during its batches of the c=64 rows. */
+  streamsC64Gc?: GcTally;
   concurrentStreams?: { held: number; stoppedAt: number | null; steps: Record<string, unknown>[] };
   governed?: Awaited<ReturnType<typeof runGoverned>>["figures"];
   /** How long the usage journal took to reach PostgreSQL before the governed section (its c=1 rounds start on an empty one). */
@@ -269,18 +274,25 @@ export async function runInferenceBench(resultsDir: string): Promise<InferenceRe
     log(`non-streaming, concurrency 1: ${PLAN.c1Rounds} rounds × ${PLAN.c1PerRound} requests per path…`);
     rss.phase("c=1");
     const c1: Record<TargetName, LoadRun[]> = { direct: [], passerelle: [], ceiling: [] };
-    for (let r = 0; r < PLAN.c1Rounds; r++) {
-      for (const name of rotation(r)) {
-        c1[name].push(await closedLoop(targets[name], { connections: 1, requests: PLAN.c1PerRound }));
+    const gc1 = await gcDuring(passerelle, async (around) => {
+      for (let r = 0; r < PLAN.c1Rounds; r++) {
+        for (const name of rotation(r)) {
+          const round = () => closedLoop(targets[name], { connections: 1, requests: PLAN.c1PerRound });
+          c1[name].push(name === "passerelle" ? await around(round) : await round());
+        }
       }
-    }
+    });
+    figures.nonStreamingC1Gc = gc1;
     const c1s = Object.fromEntries(
       TARGETS.map((n) => [n, { ...summarize(c1[n].flatMap((x) => x.latencies)), errors: sumErrors(c1[n]) }]),
     ) as Record<TargetName, Stats & { errors: number }>;
     figures.nonStreamingC1 = c1s;
     emit({
       title: "Non-streaming chat completion, concurrency 1 (latency, ms; added = path − direct, same percentile)",
-      note: `${PLAN.c1Rounds} interleaved rounds × ${PLAN.c1PerRound} requests per path (${TOKENS}-token answers), after warm-up.`,
+      note:
+        `${PLAN.c1Rounds} interleaved rounds × ${PLAN.c1PerRound} requests per path (${TOKENS}-token answers), after warm-up. ` +
+        `V8 collections in Passerelle during its rounds: ${gcLine(gc1)}; a request that meets one waits for it, so ` +
+        "when they outnumber 1 % of the requests they reach the p99.",
       rows: TARGETS.map((n) => ({
         path: n,
         requests: c1s[n].n,
@@ -559,13 +571,27 @@ export async function runInferenceBench(resultsDir: string): Promise<InferenceRe
 
     const s64: Record<TargetName, StreamRecord[]> = { direct: [], passerelle: [], ceiling: [] };
     const m64 = cpuMeter(pids3);
-    for (let r = 0; r < PLAN.s64Rounds; r++) {
-      for (const name of rotation(r)) s64[name].push(...(await m64.around(name, () => streams(targets[name], 64))));
-    }
+    const gc64 = await gcDuring(passerelle, async (around) => {
+      for (let r = 0; r < PLAN.s64Rounds; r++) {
+        for (const name of rotation(r)) {
+          const batch = () => m64.around(name, () => streams(targets[name], 64));
+          s64[name].push(...(name === "passerelle" ? await around(batch) : await batch()));
+        }
+      }
+    });
     const s64r = streamRows("c64", s64, m64);
-    emit({ title: `Streams, concurrency 64 (${PLAN.s64Rounds} interleaved batches of 64 per path)`, rows: s64r.rows });
+    emit({
+      title: `Streams, concurrency 64 (${PLAN.s64Rounds} interleaved batches of 64 per path)`,
+      note:
+        `V8 collections in Passerelle during its batches: ${gcLine(gc64)}. A major collection pauses the event loop ` +
+        "for several ms, and the next frame of every open stream then arrives bunched: whether one lands in a batch " +
+        "moves the bunched figure from run to run (per-stream state outlives the young generation, ~20 KiB a stream, " +
+        "and the old generation fills up every few batches).",
+      rows: s64r.rows,
+    });
     figures.streamsC1 = s1r.stats;
     figures.streamsC64 = s64r.stats;
+    figures.streamsC64Gc = gc64;
     if (profiling) await profileRun("s64", "64 concurrent streams", () => streams(targets.passerelle, 64));
 
     // ---------------------------------------------------------------- concurrent streams held
