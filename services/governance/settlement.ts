@@ -22,8 +22,9 @@ export const TAKE_OFF_LEASES = `r as materialized (select b.usage_id, b.owner_ki
  * Common table expressions that settle the records of `fresh(id, user_id, organization_id, cost_nanos)` — the
  * rows a batch just inserted, as an `insert … returning` — given two parallel uuid arrays pairing a record's id
  * with each lease it was admitted on: the cost of each record comes off its leases' rows, its own reservation row
- * is deleted, and both are released from its owners' budgets, to which the cost is charged. A charge beyond the granted amount (a cost above its reservation, or no reservation at all) is clamped: a
- * budget never goes negative, and the usage record keeps the true cost. Reservation rows are locked first (lease rows
+ * is deleted, and both are released from its owners' budgets, to which the cost is charged. A charge beyond the
+ * granted amount (a cost above its reservation, or no reservation at all) is clamped: a budget never goes negative,
+ * and the usage record keeps the true cost. Reservation rows are locked first (lease rows
  * in id order), budget rows last, in (owner_kind, owner_id) order, as every other statement on them does. The
  * reservation rows the lease and own-row expressions touch are disjoint (a lease row's id is never a record's), which
  * is what lets them share one statement. `leaseUsage` and `leases` are the placeholders of the two arrays.

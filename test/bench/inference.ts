@@ -1,6 +1,7 @@
 // Over 400 lines on purpose: the inference bench's sections (latency at c=1, throughput at c=32, streams, the
 // governed path, the worker pool, the table and JSON output) share the child processes' lifecycle and the
-// interleaving logic; stream analysis lives in streams.ts, the pool in pool.ts, the governed path in governed.ts.
+// interleaving logic; stream analysis lives in streams.ts, the pool in pool.ts, the governed path in governed.ts,
+// the count of V8's collections in gc.ts.
 import { mkdir } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
