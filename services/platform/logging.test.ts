@@ -64,6 +64,17 @@ describe("createLogger", () => {
     expect(got.length).toBeGreaterThanOrEqual(20);
   });
 
+  it("writes non-ASCII text intact and in order, across several writes", async () => {
+    // Lines are held as bytes: a multi-byte character must never be cut, wherever a write ends.
+    const { logger, lines } = fileLogger(600_000);
+    const text = "Résumé — 日本語 🚀 ";
+    for (let i = 0; i < 120; i++) logger.info({ i, text: text.repeat(1 + (i % 7)) }, "ütf-8");
+    logger.flush();
+    const got = await until(lines, (l) => l.length === 120);
+    expect(got.map((l) => l.i)).toEqual(Array.from({ length: 120 }, (_, i) => i));
+    for (const l of got) expect(l).toMatchObject({ msg: "ütf-8", text: text.repeat(1 + ((l.i as number) % 7)) });
+  });
+
   it("keeps redacting secrets", async () => {
     const { logger, lines } = fileLogger();
     logger.info({ headers: { authorization: "Bearer sk-secret" }, password: "hunter2" }, "req");
