@@ -93,6 +93,38 @@ describe("usage store on PostgreSQL", () => {
     for (const r of alices.items) expect(r).toEqual(all.find((x) => x.id === r.id));
   });
 
+  it("keeps text and numbers exactly through a batch", async () => {
+    // Whatever a batch is encoded as on its way to PostgreSQL (JSON, array literals), the characters that syntax
+    // gives meaning to, and extreme doubles, must come back as sent.
+    const carol = uuidv7();
+    const odd = [
+      String.raw`back\slash \"escaped\" {braces}, comma`,
+      "NULL",
+      "{}",
+      "  spaced  ",
+      "accents é à ü, 日本語, emoji 🚀",
+    ];
+    const mine = odd.map((model, i) =>
+      record({
+        userId: carol,
+        model,
+        requestId: `req:${i}.${odd.length}-x_y`,
+        errorCode: i === 1 ? "NULL" : i === 2 ? String.raw`a\b` : null,
+        kwhMin: 1.234e-9 * (i + 1),
+        kwhMax: 0.1 + 0.2,
+        kgco2Min: 5e-324,
+        kgco2Max: Number.MAX_VALUE,
+        audioSeconds: i === 0 ? 12.5 : null,
+        ttftMs: i,
+        costNanos: 1_000_000_000_000_000_007n + BigInt(i),
+      }),
+    );
+    expect(await store.writeBatch(mine)).toBe(mine.length);
+    const page = await store.listUsage({ scope: { userId: carol } }, 100);
+    expect(page.items).toHaveLength(mine.length);
+    for (const r of page.items) expect(r).toEqual(mine.find((x) => x.id === r.id));
+  });
+
   it("pages newest first by (created_at, id), with no gap or repeat", async () => {
     const seen: UsageRecord[] = [];
     let token: string | undefined;
