@@ -27,8 +27,8 @@ const FLUSH_MS = 200;
  * all.
  * - Held lines are kept as a list of buffers, joined once per write (sonic-boom's buffer mode). In its text mode,
  *   sonic-boom appends each line to the held string, then measures that string's byte length: the whole held text
- *   is copied into a new flat string on every line. Heap sampling at concurrency 1 put that at about 5 KB of garbage
- *   per request.
+ *   is copied into a new flat string on every line. At concurrency 1, V8's scavenges came about 4 % further apart
+ *   with buffers (about 2 KB less allocated per request, of some 65 KB).
  * - Nothing is ever written synchronously, so a slow reader of stdout (a pipe to a log collector) never stalls the
  *   event loop.
  * - At exit, pino's exit handler writes what is held.
@@ -54,9 +54,9 @@ export function createLogger(level: string, opts: { fd?: number; flushMs?: numbe
   });
   // Emitted when a write ends and what is left is under minLength: write that too if a flush is under way.
   dest.on("drain", () => {
-    if (flushing && held > 0) dest.flush();
+    if (flushing) flushHeld();
   });
-  const flushHeld = () => {
+  function flushHeld(): void {
     if (held === 0) return;
     flushing = true;
     try {
@@ -64,7 +64,7 @@ export function createLogger(level: string, opts: { fd?: number; flushMs?: numbe
     } catch {
       // Destroyed (the process is exiting): pino's exit handler wrote what was held.
     }
-  };
+  }
   const onTimer = () => {
     armed = false;
     flushHeld();
