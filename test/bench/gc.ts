@@ -49,7 +49,7 @@ export async function gcDuring(
   return total;
 }
 
-/** `2 major (11.3 ms, longest 6.1), 1 incremental-marking step (4.2 ms), 18 scavenges (41.0 ms, longest 4.6)`. */
+/** `2 major (11.3 ms, longest 6.1), 1 incremental-marking finalization (4.2 ms, longest 4.2), 18 scavenges (41.0 ms, longest 4.6)`. */
 export function gcLine(t: GcTally): string {
   const part = (k: GcKindTally, one: string, many: string) =>
     `${k.count} ${k.count === 1 ? one : many}${k.count > 0 ? ` (${fx(k.ms, 1)} ms, longest ${fx(k.maxMs, 1)})` : ""}`;
