@@ -280,6 +280,44 @@ describe.skipIf(!redisUrl)("redis limiter", () => {
     client.disconnect();
   });
 
+  it("sends the settlement of the last reservation in flight at the end of the turn; others wait for company", async () => {
+    const client = await createLimiterRedisClient(url);
+    const limiter = createRedisLimiter({ redis: client, keyPrefix: prefix(), windows: SHORT_WINDOWS });
+    const input: ReserveInput = { subject: "u", model: "m", limits: limits({ requestsPerMinute: 100 }), tokens: 1 };
+    const a = await limiter.reserve(input);
+    const b = await limiter.reserve(input);
+    const socket = client.stream as unknown as {
+      _write: (...a: unknown[]) => void;
+      _writev: (...a: unknown[]) => void;
+    };
+    let writes = 0;
+    const write = socket._write.bind(socket);
+    const writev = socket._writev.bind(socket);
+    socket._write = (...x: unknown[]) => {
+      writes++;
+      write(...x);
+    };
+    socket._writev = (...x: unknown[]) => {
+      writes++;
+      writev(...x);
+    };
+    const endOfTurn = () => new Promise((resolve) => setImmediate(resolve));
+    // b is still in flight: a's settlement waits for the next command (or its short delay).
+    const settledA = limiter.settle(a.reservation, 1);
+    await endOfTurn();
+    expect(writes).toBe(0);
+    expect(await settledA).toBe(true);
+    expect(writes).toBe(1);
+    // b is the last one: its settlement leaves in this turn, before any timer could fire.
+    const settledB = limiter.settle(b.reservation, 1);
+    await endOfTurn();
+    expect(writes).toBe(2);
+    expect(await settledB).toBe(true);
+    expect((await limiter.status(input)).perLimit.requestsPerMinute?.remaining).toBe(98);
+    await limiter.close();
+    client.disconnect();
+  });
+
   it("status writes nothing: no key for an unused subject, and a counter read is left as it was", async () => {
     const p = prefix();
     const limiter = await redisLimiter(url, SHORT_WINDOWS, p);

@@ -76,20 +76,32 @@ export function createRedisLimiter(opts: RedisLimiterOptions): RateLimiter {
   const oneWrite = tickWriter(client);
   let closed = false;
   /**
-   * Settlements are not sent at once: they go out with the next reservation or status read, issued in the same tick
-   * just before it, so that both leave in one write (`oneWrite`), or after SETTLE_DELAY_MS when no
-   * other command comes. At concurrency 1 that is one write syscall and one reply read per governed request instead
-   * of two; under load, one write for a whole turn's settlements (4 % of a governed request's CPU at c=32). Nothing
-   * waits on a settlement, so the delay costs no latency; meanwhile the counters hold the reservation, which
-   * errs on the side of refusing (Redis runs the settlement first, so the next decision sees it). An overrun (real
-   * usage above the reservation) is charged up to SETTLE_DELAY_MS later.
+   * When the process has other reservations in flight, a settlement is not sent at once: it goes out with the next
+   * reservation or status read, issued in the same tick just before it, so that both leave in one write
+   * (`oneWrite`), or after SETTLE_DELAY_MS when no other command comes. Under load that is one write for a whole
+   * turn's settlements (4 % of a governed request's CPU at c=32). Redis runs the settlement first, so the next
+   * decision sees it; meanwhile the counters hold the reservation, which errs on the side of refusing. An overrun
+   * (real usage above the reservation) is charged up to SETTLE_DELAY_MS later.
+   * When it settles the last reservation in flight, nothing is likely to come soon to travel with: the settlement
+   * leaves at the end of the turn (setImmediate), after the answer's write, while the process waits for its next
+   * request. Carried by the next reservation instead, Redis would run it just before that reservation, on the next
+   * request's critical path: at concurrency 1 that cost ~40 µs of Redis time per governed request (the settlement
+   * script's cost on an idle machine; measured with INFO commandstats) and 95 µs at p50 end to end (A/B, 8,000
+   * requests each).
    */
   const settles: (() => void)[] = [];
   let settleTimer: NodeJS.Timeout | undefined;
+  let settleImmediate: NodeJS.Immediate | undefined;
+  /** Reservations made and not yet settled (those a caller never settles expire in Redis; here they only delay). */
+  let inFlight = 0;
   const flushSettles = () => {
     if (settleTimer !== undefined) {
       clearTimeout(settleTimer);
       settleTimer = undefined;
+    }
+    if (settleImmediate !== undefined) {
+      clearImmediate(settleImmediate);
+      settleImmediate = undefined;
     }
     if (settles.length > 0) {
       oneWrite();
@@ -140,6 +152,7 @@ export function createRedisLimiter(opts: RedisLimiterOptions): RateLimiter {
           bucket: Math.floor(serverNow / c.bucketMs),
         }));
         reservation = { id, backend: "redis", marker, tokens: plan.tokens, counters };
+        inFlight++;
       }
       return composeDecision(plan, raw, reservation);
     },
@@ -157,7 +170,13 @@ export function createRedisLimiter(opts: RedisLimiterOptions): RateLimiter {
       return new Promise<boolean>((resolve, reject) => {
         const send = () =>
           scripts.passerelleRlSettle(keys.length, ...keys, ...args).then((r) => resolve(r === 1), reject);
-        if (settles.push(send) === 1) settleTimer = setTimeout(flushSettles, SETTLE_DELAY_MS);
+        inFlight = Math.max(0, inFlight - 1);
+        settles.push(send);
+        if (inFlight === 0) {
+          settleImmediate ??= setImmediate(flushSettles);
+        } else {
+          settleTimer ??= setTimeout(flushSettles, SETTLE_DELAY_MS);
+        }
       });
     },
 
