@@ -206,12 +206,6 @@ export async function createUsageBuffer(opts: UsageBufferOptions): Promise<Usage
 
   /** The segment being written; `records`: what it holds, in order (its count). */
   let active: { file: string; fd: number; dirty: boolean; records: UsageRecord[] } | undefined;
-  /**
-   * The next segment's file, opened ahead in libuv's pool: the record that starts a segment (the first after each
-   * seal, so after every silence) pays no file creation on its request's path. A crash's empty spare replays as empty.
-   */
-  let spare: { file: string; fd: number } | undefined;
-  let spareOpening: Promise<void> | undefined;
   let draining: Promise<boolean> | undefined;
   let retryAt = 0;
   let attempt = 0;
@@ -219,19 +213,6 @@ export async function createUsageBuffer(opts: UsageBufferOptions): Promise<Usage
   const counters = { flushed: 0, flushFailures: 0, rejected: 0 };
 
   const depth = () => sealed.reduce((n, s) => n + s.count, active?.records.length ?? 0);
-
-  function prepareSpare(): void {
-    if (spare || spareOpening || closed) return;
-    const file = nextFile();
-    spareOpening = new Promise<void>((resolve) =>
-      fs.open(path.join(dir, file), "a", (err, fd) => {
-        spareOpening = undefined;
-        if (err) logger?.warn({ err, file }, "usage journal: could not open the next segment ahead");
-        else spare = { file, fd };
-        resolve();
-      }),
-    );
-  }
 
   function seal(): void {
     const seg = active;
@@ -247,7 +228,6 @@ export async function createUsageBuffer(opts: UsageBufferOptions): Promise<Usage
     for (let i = 0; i < sealed.length - (IN_MEMORY - 1); i++)
       (sealed[i] as (typeof sealed)[number]).records = undefined;
     sealed.push({ file: seg.file, count: seg.records.length, ready, records: seg.records });
-    prepareSpare();
   }
 
   async function setAside(line: string, err: unknown): Promise<void> {
@@ -339,7 +319,6 @@ export async function createUsageBuffer(opts: UsageBufferOptions): Promise<Usage
   const timer = setInterval(tick, opts.flushIntervalMs ?? 1000);
   timer.unref();
   if (sealed.length > 0) void drain();
-  prepareSpare();
 
   return {
     record(rec) {
@@ -351,9 +330,8 @@ export async function createUsageBuffer(opts: UsageBufferOptions): Promise<Usage
         return;
       }
       if (!active) {
-        const file = spare?.file ?? nextFile();
-        active = { file, fd: spare?.fd ?? fs.openSync(path.join(dir, file), "a"), dirty: false, records: [] };
-        spare = undefined;
+        const file = nextFile();
+        active = { file, fd: fs.openSync(path.join(dir, file), "a"), dirty: false, records: [] };
       }
       try {
         writeLine(active.fd, json);
@@ -385,11 +363,6 @@ export async function createUsageBuffer(opts: UsageBufferOptions): Promise<Usage
       seal();
       await drain();
       await Promise.all(sealed.map((s) => s.ready));
-      await spareOpening; // the spare holds nothing: closed and removed
-      if (spare) {
-        fs.closeSync(spare.fd);
-        await fsp.rm(path.join(dir, spare.file), { force: true });
-      }
       await fsp.rm(lockFile, { force: true });
     },
   };
