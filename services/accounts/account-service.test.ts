@@ -61,15 +61,19 @@ describe("AccountService on a real core", () => {
   let dataDir: string;
   const adminKey = generateApiKey();
   const opened: Core[] = [];
+  let cores = 0;
   let core: Core;
   let api: Accounts;
   let asAdmin: CallOptions;
 
-  /** A core on the test database, as `npm start` would build it (memory KV, no REDIS_URL). */
+  /**
+   * A core on the test database, as `npm start` would build it (memory KV, no REDIS_URL). Each core stands for a
+   * process of its own, so it gets a data directory of its own (its usage journal belongs to one live journal).
+   */
   async function startCore(env: Record<string, string> = {}, url = tdb.url): Promise<{ core: Core; api: Accounts }> {
     const config = loadConfig({
       DATABASE_URL: url,
-      PASSERELLE_DATA_DIR: dataDir,
+      PASSERELLE_DATA_DIR: path.join(dataDir, `core-${++cores}`),
       PASSERELLE_BOOTSTRAP_ADMIN_EMAIL: ADMIN_EMAIL,
       PASSERELLE_BOOTSTRAP_ADMIN_PASSWORD: ADMIN_PASSWORD,
       PASSERELLE_BOOTSTRAP_ADMIN_KEY: adminKey,

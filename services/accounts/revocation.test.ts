@@ -63,6 +63,7 @@ async function becomes(code: Code, fn: () => Promise<unknown>): Promise<number> 
 describe.skipIf(!redisUrl)("auth cache invalidation across processes (two cores, one PostgreSQL, one Redis)", () => {
   let tdb: TestDatabase;
   let dataDir: string;
+  let coreCount = 0;
   const adminKey = generateApiKey();
   const asAdmin = bearer(adminKey);
   const cores: Core[] = [];
@@ -78,7 +79,8 @@ describe.skipIf(!redisUrl)("auth cache invalidation across processes (two cores,
     const config = loadConfig({
       DATABASE_URL: tdb.url,
       REDIS_URL: redisUrl,
-      PASSERELLE_DATA_DIR: dataDir,
+      // Each core stands for a process: a data directory of its own (one live usage journal per directory).
+      PASSERELLE_DATA_DIR: path.join(dataDir, `core-${++coreCount}`),
       PASSERELLE_BOOTSTRAP_ADMIN_KEY: adminKey,
     });
     expect(config.auth.cacheTtlMs).toBe(30_000);

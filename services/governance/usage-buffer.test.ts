@@ -2,12 +2,13 @@
 // restores (a real outage for the pg pool), and against a real crash (a child process killed with SIGKILL).
 import { spawn } from "node:child_process";
 import fs from "node:fs";
+import fsp from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { v7 as uuidv7 } from "uuid";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { createTestDatabase, type TestDatabase } from "../../test/support/db.js";
 import { startTcpProxy, type TcpProxy } from "../../test/support/tcp-proxy.js";
 import { usageRecord } from "../../test/support/usage-record.js";
@@ -20,7 +21,9 @@ import { createUsageStore, type UsageStore } from "./usage-store.js";
 const record = (over: Partial<UsageRecord> = {}): UsageRecord => usageRecord({ costNanos: 3n, ...over });
 
 const tempDir = () => fs.mkdtempSync(path.join(os.tmpdir(), "usage-journal-"));
-const segments = (dir: string) => fs.readdirSync(dir).filter((f) => f.startsWith("usage-"));
+/** The segments that hold records (the journal keeps its next segment open ahead, empty). */
+const segments = (dir: string) =>
+  fs.readdirSync(dir).filter((f) => f.startsWith("usage-") && fs.statSync(path.join(dir, f)).size > 0);
 
 async function eventually(ok: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
   const end = Date.now() + timeoutMs;
@@ -51,8 +54,41 @@ describe("usage journal, on its own", () => {
     fs.writeFileSync(path.join(dir, "journal.lock"), "4194000"); // above pid_max: a process long gone
     const buf = await createUsageBuffer({ dir, sink: async () => undefined });
     expect(fs.readFileSync(path.join(dir, "journal.lock"), "utf8")).toBe(String(process.pid));
+    // A lock with this pid is stale for a restarted process, but not while a journal of this process holds it.
+    await expect(createUsageBuffer({ dir: `${dir}/.`, sink: async () => undefined })).rejects.toThrow(/this process/);
     await buf.close();
     expect(fs.existsSync(path.join(dir, "journal.lock"))).toBe(false);
+    const again = await createUsageBuffer({ dir, sink: async () => undefined });
+    await again.close();
+  });
+
+  it("skips a segment removed between its listing and its reading, and writes the others", async () => {
+    const dir = tempDir();
+    const kept = record();
+    const first = await createUsageBuffer({ dir, sink: async () => Promise.reject(new Error("down")) });
+    first.record(record());
+    await first.close();
+    const second = await createUsageBuffer({ dir, sink: async () => Promise.reject(new Error("down")) });
+    second.record(kept);
+    await second.close();
+    const [gone, left] = segments(dir);
+    // The replay lists both, then the first vanishes before it is read (as if removed by hand).
+    const readFile = fsp.readFile;
+    const reads = vi.spyOn(fsp, "readFile").mockImplementation((async (file: string, enc: BufferEncoding) => {
+      if (String(file).endsWith(gone as string)) fs.rmSync(file);
+      return readFile(file, enc);
+    }) as typeof fsp.readFile);
+    const delivered: UsageRecord[] = [];
+    try {
+      const third = await createUsageBuffer({ dir, sink: async (b) => void delivered.push(...b) });
+      expect(await third.flush()).toBe(true);
+      await third.close();
+    } finally {
+      reads.mockRestore();
+    }
+    expect(delivered).toEqual([kept]);
+    expect(segments(dir)).toEqual([]);
+    expect(left).toBeDefined();
   });
 
   it("sets aside a record the database refuses for good, and writes the others", async () => {
@@ -95,6 +131,48 @@ describe("usage journal writes", () => {
     expect(await buf.flush()).toBe(true);
     expect(delivered).toEqual(recs);
     await buf.close();
+  });
+
+  it("opens the next segment ahead: the record that starts a segment creates no file; close removes the spare", async () => {
+    const dir = tempDir();
+    const delivered: UsageRecord[] = [];
+    // Counts the journal's background opens once their callbacks have run (the spare is then ready).
+    const open = fs.open;
+    let opened = 0;
+    const asyncOpens = vi.spyOn(fs, "open").mockImplementation(((
+      file: string,
+      flags: string,
+      cb: (err: NodeJS.ErrnoException | null, fd: number) => void,
+    ) =>
+      open(file, flags, (err, fd) => {
+        cb(err, fd);
+        opened++;
+      })) as unknown as typeof fs.open);
+    const syncOpens = vi.spyOn(fs, "openSync");
+    try {
+      const buf = await createUsageBuffer({
+        dir,
+        sink: async (b) => void delivered.push(...b),
+        flushIntervalMs: 60_000,
+      });
+      await eventually(async () => opened === 1);
+      const first = record();
+      buf.record(first);
+      expect(await buf.flush()).toBe(true);
+      // The flush sealed the segment: the next one is opened ahead again.
+      await eventually(async () => opened === 2);
+      const second = record();
+      buf.record(second);
+      expect(segments(dir)).toHaveLength(1);
+      expect(syncOpens).not.toHaveBeenCalled();
+      expect(await buf.flush()).toBe(true);
+      expect(delivered).toEqual([first, second]);
+      await buf.close();
+    } finally {
+      asyncOpens.mockRestore();
+      syncOpens.mockRestore();
+    }
+    expect(fs.readdirSync(dir)).toEqual([]);
   });
 
   it("writes a segment in calls of writeSize records, and writes it again whole after a failed call", async () => {

@@ -16,7 +16,8 @@ import type { UsageRecord } from "./entities.js";
  * idempotent (insert … on conflict do nothing, budgets settled only for new rows), so a segment written again after
  * a failure, a crash between commit and delete, or a failure after some of its calls succeeded, changes nothing.
  * PostgreSQL down → records keep going to disk and the flusher retries with exponential backoff; a start replays
- * every segment left over. One process per directory (a lock file).
+ * every segment left over (a segment gone before it is read is skipped). One live journal per directory: a lock file
+ * between processes, and a registry within one.
  */
 
 export interface UsageBufferOptions {
@@ -152,9 +153,35 @@ function writeLine(fd: number, json: string): void {
   for (let off = 0; off < len; ) off += fs.writeSync(fd, buf, off, len - off);
 }
 
+/**
+ * Journal directories held by journals of this process. The lock file names a pid, and a lock holding this process's
+ * own pid is stale (a restarted container is pid 1 again), so a second journal of the same process would otherwise
+ * take a directory that a live one writes: its replay would deliver and delete the other's active segment while that
+ * one still appends to it, and those records would be lost.
+ */
+const heldDirs = new Set<string>();
+
 /** Takes the directory's lock file; a lock whose process is gone (or is this pid, restarted) is stale. */
 async function lock(dir: string): Promise<string> {
   const file = path.join(dir, LOCK);
+  if (heldDirs.has(file)) {
+    throw new Error(`${dir} is the usage journal of another journal of this process: give each its own directory`);
+  }
+  heldDirs.add(file);
+  try {
+    return await takeLock(dir, file);
+  } catch (err) {
+    heldDirs.delete(file);
+    throw err;
+  }
+}
+
+async function unlock(file: string): Promise<void> {
+  await fsp.rm(file, { force: true });
+  heldDirs.delete(file);
+}
+
+async function takeLock(dir: string, file: string): Promise<string> {
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
       await fsp.writeFile(file, String(process.pid), { flag: "wx" });
@@ -186,7 +213,7 @@ export async function createUsageBuffer(opts: UsageBufferOptions): Promise<Usage
   const retryMaxMs = opts.retryMaxMs ?? 30_000;
   const isPermanent = opts.isPermanentError ?? defaultPermanent;
   await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
-  const lockFile = await lock(dir);
+  const lockFile = await lock(path.resolve(dir));
 
   /**
    * Sealed segments, oldest first. `records`: the segment's records, still in memory when it was written by this
@@ -194,18 +221,37 @@ export async function createUsageBuffer(opts: UsageBufferOptions): Promise<Usage
    * what it just wrote; otherwise (a replay, or PostgreSQL down) the flusher reads the file.
    */
   const sealed: { file: string; count: number; ready: Promise<void>; records?: UsageRecord[] }[] = [];
+  /** A segment's text; undefined when it is gone (removed by hand: nothing is left of it to deliver). */
+  const readSegment = (file: string) =>
+    fsp.readFile(path.join(dir, file), "utf8").catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== "ENOENT") throw err;
+      logger?.warn({ file }, "usage journal: a segment disappeared before it was read");
+      return undefined;
+    });
   let seq = 0;
-  for (const name of (await fsp.readdir(dir)).sort()) {
-    const m = SEGMENT.exec(name);
-    if (!m) continue;
-    seq = Math.max(seq, Number(m[1]));
-    const text = await fsp.readFile(path.join(dir, name), "utf8");
-    sealed.push({ file: name, count: text.split("\n").filter(Boolean).length, ready: Promise.resolve() });
+  try {
+    for (const name of (await fsp.readdir(dir)).sort()) {
+      const m = SEGMENT.exec(name);
+      if (!m) continue;
+      seq = Math.max(seq, Number(m[1]));
+      const text = await readSegment(name);
+      if (text === undefined) continue;
+      sealed.push({ file: name, count: text.split("\n").filter(Boolean).length, ready: Promise.resolve() });
+    }
+  } catch (err) {
+    await unlock(lockFile);
+    throw err;
   }
   const nextFile = () => `usage-${String(++seq).padStart(12, "0")}.jsonl`;
 
   /** The segment being written; `records`: what it holds, in order (its count). */
   let active: { file: string; fd: number; dirty: boolean; records: UsageRecord[] } | undefined;
+  /**
+   * The next segment's file, opened ahead in libuv's pool: the record that starts a segment (the first after each
+   * seal, so after every silence) pays no file creation on its request's path. A crash's empty spare replays as empty.
+   */
+  let spare: { file: string; fd: number } | undefined;
+  let spareOpening: Promise<void> | undefined;
   let draining: Promise<boolean> | undefined;
   let retryAt = 0;
   let attempt = 0;
@@ -213,6 +259,19 @@ export async function createUsageBuffer(opts: UsageBufferOptions): Promise<Usage
   const counters = { flushed: 0, flushFailures: 0, rejected: 0 };
 
   const depth = () => sealed.reduce((n, s) => n + s.count, active?.records.length ?? 0);
+
+  function prepareSpare(): void {
+    if (spare || spareOpening || closed) return;
+    const file = nextFile();
+    spareOpening = new Promise<void>((resolve) =>
+      fs.open(path.join(dir, file), "a", (err, fd) => {
+        spareOpening = undefined;
+        if (err) logger?.warn({ err, file }, "usage journal: could not open the next segment ahead");
+        else spare = { file, fd };
+        resolve();
+      }),
+    );
+  }
 
   function seal(): void {
     const seg = active;
@@ -228,6 +287,7 @@ export async function createUsageBuffer(opts: UsageBufferOptions): Promise<Usage
     for (let i = 0; i < sealed.length - (IN_MEMORY - 1); i++)
       (sealed[i] as (typeof sealed)[number]).records = undefined;
     sealed.push({ file: seg.file, count: seg.records.length, ready, records: seg.records });
+    prepareSpare();
   }
 
   async function setAside(line: string, err: unknown): Promise<void> {
@@ -238,7 +298,7 @@ export async function createUsageBuffer(opts: UsageBufferOptions): Promise<Usage
 
   /** Reads a segment back; a torn last line (a crash mid-write) is dropped, other unreadable lines set aside. */
   async function read(file: string): Promise<UsageRecord[]> {
-    const lines = (await fsp.readFile(path.join(dir, file), "utf8")).split("\n");
+    const lines = ((await readSegment(file)) ?? "").split("\n");
     const last = lines.length - 1;
     const records: UsageRecord[] = [];
     for (const [i, line] of lines.entries()) {
@@ -319,6 +379,7 @@ export async function createUsageBuffer(opts: UsageBufferOptions): Promise<Usage
   const timer = setInterval(tick, opts.flushIntervalMs ?? 1000);
   timer.unref();
   if (sealed.length > 0) void drain();
+  prepareSpare();
 
   return {
     record(rec) {
@@ -330,8 +391,9 @@ export async function createUsageBuffer(opts: UsageBufferOptions): Promise<Usage
         return;
       }
       if (!active) {
-        const file = nextFile();
-        active = { file, fd: fs.openSync(path.join(dir, file), "a"), dirty: false, records: [] };
+        const file = spare?.file ?? nextFile();
+        active = { file, fd: spare?.fd ?? fs.openSync(path.join(dir, file), "a"), dirty: false, records: [] };
+        spare = undefined;
       }
       try {
         writeLine(active.fd, json);
@@ -363,7 +425,12 @@ export async function createUsageBuffer(opts: UsageBufferOptions): Promise<Usage
       seal();
       await drain();
       await Promise.all(sealed.map((s) => s.ready));
-      await fsp.rm(lockFile, { force: true });
+      await spareOpening; // the spare holds nothing: closed and removed
+      if (spare) {
+        fs.closeSync(spare.fd);
+        await fsp.rm(path.join(dir, spare.file), { force: true });
+      }
+      await unlock(lockFile);
     },
   };
 }

@@ -52,6 +52,7 @@ const paramOf = (err: ConnectError) => err.findDetails(ErrorInfoSchema)[0]?.para
 describe("ModelService on a real core", () => {
   let tdb: TestDatabase;
   let dataDir: string;
+  let coreCount = 0;
   const adminKey = generateApiKey();
   const opened: Core[] = [];
   let core: Core;
@@ -82,7 +83,8 @@ describe("ModelService on a real core", () => {
   async function startCore(env: Record<string, string> = {}) {
     const config = loadConfig({
       DATABASE_URL: tdb.url,
-      PASSERELLE_DATA_DIR: dataDir,
+      // Each core stands for a process: a data directory of its own (one live usage journal per directory).
+      PASSERELLE_DATA_DIR: path.join(dataDir, `core-${++coreCount}`),
       PASSERELLE_BOOTSTRAP_ADMIN_EMAIL: "root@models.test",
       PASSERELLE_BOOTSTRAP_ADMIN_KEY: adminKey,
       ...env,
