@@ -114,6 +114,11 @@ export interface CoreConfig {
     /** Budgets admitted on per-process leases instead of one reservation per request (PASSERELLE_BUDGET_LEASES). */
     readonly budgetLeases: boolean;
   };
+  /**
+   * How long after its last use a cached key, model or budget owner is reloaded ahead of its cache expiry, off the
+   * request path (services/platform/keep-warm.ts); 0 turns it off (PASSERELLE_CACHE_KEEP_WARM_SECONDS, default 600).
+   */
+  readonly cacheKeepWarmMs: number;
   /** Largest request body accepted, in bytes. */
   readonly bodyLimitBytes: number;
   /** Time given to in-flight requests and streams to finish on SIGTERM. */
@@ -238,6 +243,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
       defaultMaxTokens: int("PASSERELLE_DEFAULT_MAX_TOKENS", 1024, 1, 10_000_000),
       budgetLeases: bool("PASSERELLE_BUDGET_LEASES", true),
     },
+    cacheKeepWarmMs: int("PASSERELLE_CACHE_KEEP_WARM_SECONDS", 600, 0, 86_400) * 1000,
     bodyLimitBytes: int("PASSERELLE_BODY_LIMIT_BYTES", 8 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
     shutdownGraceMs: int("PASSERELLE_SHUTDOWN_GRACE_MS", 10_000, 0, 600_000),
     compactAfterStart: bool("PASSERELLE_COMPACT_AFTER_START", true),

@@ -102,9 +102,10 @@ export async function createCore(config: CoreConfig, logger: Logger): Promise<Co
     logger,
     ttlMs: config.auth.cacheTtlMs,
     maxEntries: config.auth.cacheMaxEntries,
+    keepWarmMs: config.cacheKeepWarmMs,
   });
   const bootstrap = await bootstrapAccounts(store, config.bootstrap, logger);
-  const models = await setupModels({ db, kv, logger, specs: modelSpecs });
+  const models = await setupModels({ db, kv, logger, specs: modelSpecs, keepWarmMs: config.cacheKeepWarmMs });
   const metrics = createMetrics();
   const governance: Governance = await setupGovernance({
     pool: db.pool,
@@ -114,7 +115,7 @@ export async function createCore(config: CoreConfig, logger: Logger): Promise<Co
     // The primary of a pool, or a single process started where a pool ran before: write what workers left.
     replayOthers: config.workerIndex === undefined,
     databaseUrl: config.databaseUrl,
-    settings: config.governance,
+    settings: { ...config.governance, cacheKeepWarmMs: config.cacheKeepWarmMs },
     logger,
     onDecision: (outcome) => metrics.limiter.decision(outcome),
     onFlushed: (n) => metrics.usage.recorded(n),

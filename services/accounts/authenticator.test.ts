@@ -132,3 +132,62 @@ describe("authenticator cache", () => {
     await elsewhere.close();
   });
 });
+
+describe("authenticator cache kept warm", () => {
+  /** Real time, a short TTL: passes every 400 ms, and a silence of twice the TTL. */
+  const TTL_MS = 1_200;
+  const silence = () => new Promise((r) => setTimeout(r, 2 * TTL_MS + 100));
+
+  async function afterSilence(keepWarmMs: number) {
+    const s = slowStore();
+    s.releaseAll();
+    const auth = await createAuthenticator({
+      store: s.store,
+      kv: createMemoryKv(),
+      logger: pino({ level: "silent" }),
+      ttlMs: TTL_MS,
+      maxEntries: 100,
+      keepWarmMs,
+    });
+    await auth.authenticate(TOKEN);
+    await silence();
+    // What changed meanwhile is seen: the reloads read the database, they do not extend what was cached.
+    s.db.row = { ...baseRow, roleName: "renamed" };
+    await silence();
+    const before = s.reads();
+    const principal = await auth.authenticate(TOKEN);
+    const onRequestPath = s.reads() - before;
+    await auth.close();
+    return { onRequestPath, reads: s.reads(), roleName: principal.roleName };
+  }
+
+  it("answers the first call after a silence longer than the TTL from the cache, with what the database holds", async () => {
+    const [warm, cold] = await Promise.all([afterSilence(60_000), afterSilence(0)]);
+    expect(warm).toMatchObject({ onRequestPath: 0, roleName: "renamed" });
+    // Reloaded at an age between half and five sixths of the TTL: some 8 reads over 2 × 2.5 TTLs, not one per pass.
+    expect(warm.reads).toBeGreaterThanOrEqual(4);
+    expect(warm.reads).toBeLessThanOrEqual(10);
+    // Control: without it, that call reads the database itself.
+    expect(cold).toMatchObject({ onRequestPath: 1, reads: 2, roleName: "renamed" });
+  });
+
+  it("stops reloading a key left unused for longer than keepWarmMs", async () => {
+    const s = slowStore();
+    s.releaseAll();
+    const auth = await createAuthenticator({
+      store: s.store,
+      kv: createMemoryKv(),
+      logger: pino({ level: "silent" }),
+      ttlMs: TTL_MS,
+      maxEntries: 100,
+      keepWarmMs: 1_000,
+    });
+    await auth.authenticate(TOKEN);
+    await silence();
+    const settled = s.reads();
+    expect(settled).toBeGreaterThanOrEqual(2); // reloaded while in use
+    await silence();
+    expect(s.reads()).toBe(settled);
+    await auth.close();
+  });
+});

@@ -2,6 +2,7 @@ import { LRUCache } from "lru-cache";
 import type { Logger } from "pino";
 import type { Principal } from "../platform/context.js";
 import { unauthenticated } from "../platform/errors.js";
+import { keepWarm } from "../platform/keep-warm.js";
 import type { KvStore } from "../platform/kv/kv.js";
 import { PRECISE_TTL } from "../platform/ttl-cache.js";
 import type { AccountStore, KeyPrincipalRow } from "./account-store.js";
@@ -34,6 +35,8 @@ export async function createAuthenticator(deps: {
   logger: Logger;
   ttlMs: number;
   maxEntries: number;
+  /** How long a key in use stays loaded ahead of its expiry after its last use (platform/keep-warm.ts); 0: off. */
+  keepWarmMs?: number;
   now?: () => number;
 }): Promise<Authenticator> {
   const now = deps.now ?? Date.now;
@@ -68,6 +71,15 @@ export async function createAuthenticator(deps: {
     },
     forgetAll,
   );
+
+  const warm = keepWarm<string>({
+    ttlMs: deps.ttlMs,
+    keepMs: deps.keepWarmMs ?? 0,
+    max: Math.min(deps.maxEntries, 1_000),
+    remainingMs: (hash) => cache.getRemainingTTL(hash),
+    reload: (hash) => load(hash),
+    onError: (err) => deps.logger.debug({ err }, "could not reload a cached key ahead of its expiry"),
+  });
 
   async function load(hash: string): Promise<Entry> {
     const pending = inflight.get(hash);
@@ -119,6 +131,7 @@ export async function createAuthenticator(deps: {
       if (row.keyExpiresAt && row.keyExpiresAt.getTime() <= now()) {
         throw unauthenticated("This API key has expired.", "API_KEY_EXPIRED");
       }
+      warm.used(hash);
       touch(row.keyId);
       return {
         userId: row.userId,
@@ -144,6 +157,7 @@ export async function createAuthenticator(deps: {
       await broadcast(ALL);
     },
     async close() {
+      warm.close();
       await unsubscribe();
     },
   };

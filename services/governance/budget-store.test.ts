@@ -116,6 +116,30 @@ describe("budget store on PostgreSQL", () => {
     expect(budgets.mayHaveBudget([u, o])).toBe(false);
   });
 
+  it("keeps owners in use known through a silence longer than its TTL, and sees budgets set meanwhile elsewhere", async () => {
+    const ttl = 1_200;
+    const silence = () => new Promise((r) => setTimeout(r, 2 * ttl + 100));
+    const warm = createBudgetStore(db.pool, { cacheTtlMs: ttl, keepWarmMs: 60_000 });
+    const cold = createBudgetStore(db.pool, { cacheTtlMs: ttl });
+    const elsewhere = createBudgetStore(db.pool);
+    const u = user();
+    try {
+      for (const store of [warm, cold]) expect(await store.mayHaveBudget([u])).toBe(false);
+      await silence();
+      await elsewhere.setBudget(u, 1_000n);
+      await silence();
+      // Known without a lookup on the request's path, and up to date.
+      expect(warm.mayHaveBudget([u])).toBe(true);
+      // Control: the entry expired, and the request looks it up itself.
+      const looked = cold.mayHaveBudget([u]);
+      expect(looked).toBeInstanceOf(Promise);
+      expect(await looked).toBe(true);
+    } finally {
+      await elsewhere.deleteBudget(u);
+      for (const store of [warm, cold, elsewhere]) await store.close();
+    }
+  });
+
   it("says 'may have a budget' when the lookup fails, so that reserve meets the failure and answers it", async () => {
     const proxy = await startTcpProxy(tdb.url);
     const cut = await openDatabase({ url: proxy.url, dataDir: os.tmpdir(), entities: governanceEntities, poolMax: 1 });

@@ -1,6 +1,7 @@
 import { LRUCache } from "lru-cache";
 import pg from "pg";
 import { failedPrecondition, invalidArgument, notFound } from "../platform/errors.js";
+import { keepWarm } from "../platform/keep-warm.js";
 import { isUuid } from "../platform/paging.js";
 import { PRECISE_TTL } from "../platform/ttl-cache.js";
 import { createBudgetLeases, type LeaseOptions, type LeaseTicket } from "./budget-leases.js";
@@ -35,6 +36,11 @@ export interface BudgetStoreOptions {
    * front: with a TTL, 100,000 entries held some 4.4 MiB from the start, even with no owner in them.
    */
   cacheMaxEntries?: number;
+  /**
+   * How long an owner in use stays remembered ahead of its cache expiry after its last use (platform/keep-warm.ts);
+   * 0 or unset: off. A failed reload only leaves the entry to expire: the request then looks it up itself.
+   */
+  keepWarmMs?: number;
   /** Default lifetime of a reservation before the sweep releases it (default 15 min: longer than any request). */
   reservationTtlMs?: number;
   /**
@@ -108,11 +114,14 @@ const belowSpent = () =>
 export function createBudgetStore(pool: pg.Pool, opts: BudgetStoreOptions = {}) {
   const now = opts.now ?? Date.now;
   const reservationTtlMs = opts.reservationTtlMs ?? 15 * 60_000;
+  const cacheTtlMs = opts.cacheTtlMs ?? 10_000;
   const hasBudget = new LRUCache<string, boolean>({
     ...PRECISE_TTL,
     max: opts.cacheMaxEntries ?? 10_000,
-    ttl: opts.cacheTtlMs ?? 10_000,
+    ttl: cacheTtlMs,
   });
+  /** Bumped by each write here that sets an owner's entry, so that a lookup which read before it does not undo it. */
+  let writes = 0;
   let reservePool: Promise<pg.Pool> | undefined;
   /** The pool reservations run on: its own, with asynchronous commits, when asked (see BudgetStoreOptions). */
   const reservations = (): Promise<pg.Pool> => {
@@ -129,19 +138,39 @@ export function createBudgetStore(pool: pg.Pool, opts: BudgetStoreOptions = {}) 
   };
   const leases = opts.leases ? createBudgetLeases(reservations, { now, ...opts.leases }) : undefined;
 
+  /** Reads which of `list` have a budget (their keys) and remembers it, unless a write here overtook the read. */
+  async function lookUp(list: Owner[]): Promise<Set<string>> {
+    const started = writes;
+    const { rows } = await pool.query<{ owner_kind: OwnerKind; owner_id: string }>(
+      `select owner_kind, owner_id from budget
+        where (owner_kind, owner_id) in (select * from unnest($1::text[], $2::uuid[]))`,
+      [list.map((o) => o.kind), list.map((o) => o.id)],
+    );
+    const found = new Set(rows.map((r) => `${r.owner_kind}:${r.owner_id}`));
+    if (started === writes) for (const o of list) hasBudget.set(ownerKey(o), found.has(ownerKey(o)));
+    return found;
+  }
+
+  const warm = keepWarm<string>({
+    ttlMs: cacheTtlMs,
+    keepMs: opts.keepWarmMs ?? 0,
+    max: 1_000,
+    remainingMs: (key) => hasBudget.getRemainingTTL(key),
+    reload: (key) => {
+      const at = key.indexOf(":");
+      return lookUp([{ kind: key.slice(0, at) as OwnerKind, id: key.slice(at + 1) }]);
+    },
+  });
+
   /** The owners among `owners` that have a budget; one query for those this process does not remember. */
   async function withBudget(owners: Owner[]): Promise<Owner[]> {
     const unknown = owners.filter((o) => hasBudget.get(ownerKey(o)) === undefined);
-    if (unknown.length > 0) {
-      const { rows } = await pool.query<{ owner_kind: OwnerKind; owner_id: string }>(
-        `select owner_kind, owner_id from budget
-          where (owner_kind, owner_id) in (select * from unnest($1::text[], $2::uuid[]))`,
-        [unknown.map((o) => o.kind), unknown.map((o) => o.id)],
-      );
-      const found = new Set(rows.map((r) => `${r.owner_kind}:${r.owner_id}`));
-      for (const o of unknown) hasBudget.set(ownerKey(o), found.has(ownerKey(o)));
-    }
-    return owners.filter((o) => hasBudget.get(ownerKey(o)) === true);
+    const found = unknown.length > 0 ? await lookUp(unknown) : undefined;
+    return owners.filter((o) => {
+      const key = ownerKey(o);
+      warm.used(key);
+      return hasBudget.get(key) ?? found?.has(key) === true;
+    });
   }
 
   return {
@@ -153,7 +182,9 @@ export function createBudgetStore(pool: pg.Pool, opts: BudgetStoreOptions = {}) 
     mayHaveBudget(owners: readonly Owner[]): boolean | Promise<boolean> {
       let unknown = false;
       for (const o of owners) {
-        const known = hasBudget.get(ownerKey(o));
+        const key = ownerKey(o);
+        warm.used(key);
+        const known = hasBudget.get(key);
         if (known === true) return true;
         if (known === undefined) unknown = true;
       }
@@ -232,6 +263,7 @@ export function createBudgetStore(pool: pg.Pool, opts: BudgetStoreOptions = {}) 
 
     /** Gives the leases back, then ends the reservations' own connections, if any (the shared pool is the ORM's). */
     async close(): Promise<void> {
+      warm.close();
       await leases?.close();
       const p = reservePool;
       reservePool = undefined;
@@ -279,6 +311,7 @@ export function createBudgetStore(pool: pg.Pool, opts: BudgetStoreOptions = {}) 
            returning ${COLUMNS}`,
           [owner.kind, owner.id, amountNanos.toString()],
         );
+        writes++;
         hasBudget.set(ownerKey(owner), true);
         leases?.forget(owner);
         return toState(rows[0] as BudgetRow);
@@ -311,6 +344,7 @@ export function createBudgetStore(pool: pg.Pool, opts: BudgetStoreOptions = {}) 
         owner.kind,
         owner.id,
       ]);
+      writes++;
       hasBudget.set(ownerKey(owner), false);
       leases?.forget(owner);
       return (res.rowCount ?? 0) > 0;

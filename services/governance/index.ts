@@ -33,6 +33,8 @@ export interface GovernanceSettings {
   readonly defaultMaxTokens: number;
   /** Budget leases (budget-leases.ts) instead of one reservation per request (PASSERELLE_BUDGET_LEASES, default on). */
   readonly budgetLeases?: boolean;
+  /** How long an owner in use stays remembered ahead of its cache expiry (PASSERELLE_CACHE_KEEP_WARM_SECONDS). */
+  readonly cacheKeepWarmMs?: number;
 }
 
 export interface Governance {
@@ -71,6 +73,7 @@ export async function setupGovernance(opts: {
   const usageStore = createUsageStore(opts.pool);
   const budgetStore = createBudgetStore(opts.pool, {
     asyncCommitReservationsUrl: opts.databaseUrl,
+    keepWarmMs: opts.settings.cacheKeepWarmMs,
     leases:
       opts.settings.budgetLeases === false
         ? undefined

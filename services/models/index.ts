@@ -34,11 +34,18 @@ export async function setupModels(deps: {
   logger: Logger;
   specs?: ModelSpec[];
   probe?: Probe;
+  /** How long a model in use stays loaded ahead of its cache expiry after its last use; 0 or unset: off. */
+  keepWarmMs?: number;
 }): Promise<Models> {
   const { specs } = deps;
   const store = createModelStore(deps.db);
   const probe = deps.probe ?? createHttpProbe();
-  const registry = await createModelRegistry({ store, kv: deps.kv, logger: deps.logger });
+  const registry = await createModelRegistry({
+    store,
+    kv: deps.kv,
+    logger: deps.logger,
+    keepWarmMs: deps.keepWarmMs,
+  });
   try {
     const bootstrap = specs ? await bootstrapModels(specs, { store, probe, registry, logger: deps.logger }) : undefined;
     const service = createModelService({ store, registry, probe, logger: deps.logger });

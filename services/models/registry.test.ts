@@ -96,4 +96,30 @@ describe("model registry cache", () => {
     await here.close();
     await elsewhere.close();
   });
+
+  it("kept warm: a grant removed during a silence longer than the TTL is known, with no read on the request path", async () => {
+    const s = slowStore();
+    const answering = setInterval(s.release, 5); // reads answer within 5 ms
+    const ttlMs = 1_200;
+    const silence = () => new Promise((r) => setTimeout(r, 2 * ttlMs + 100));
+    const registry = await createModelRegistry({
+      store: s.store,
+      kv: createMemoryKv(),
+      logger: pino({ level: "silent" }),
+      ttlMs,
+      keepWarmMs: 60_000,
+    });
+    try {
+      expect(await codeOf(registry.resolve("chat", member))).toBe("OK");
+      await silence();
+      s.db.granted = [];
+      await silence();
+      const before = s.reads();
+      expect(await codeOf(registry.resolve("chat", member))).toBe("NotFound");
+      expect(s.reads()).toBe(before);
+    } finally {
+      clearInterval(answering);
+      await registry.close();
+    }
+  });
 });

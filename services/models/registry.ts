@@ -3,6 +3,7 @@ import { LRUCache } from "lru-cache";
 import type { Logger } from "pino";
 import type { Principal } from "../platform/context.js";
 import { rpcError } from "../platform/errors.js";
+import { keepWarm } from "../platform/keep-warm.js";
 import type { KvStore } from "../platform/kv/kv.js";
 import { PRECISE_TTL } from "../platform/ttl-cache.js";
 import { type GrantLimits, isForbidden, type ModelDetail, type ModelStore } from "./model-store.js";
@@ -127,6 +128,8 @@ export async function createModelRegistry(deps: {
   logger: Logger;
   ttlMs?: number;
   maxEntries?: number;
+  /** How long a model in use stays loaded ahead of its expiry after its last use (platform/keep-warm.ts); 0: off. */
+  keepWarmMs?: number;
 }): Promise<ModelRegistry> {
   const ttl = Math.max(deps.ttlMs ?? 60_000, 1);
   const cache = new LRUCache<string, { entry: Entry }>({ ...PRECISE_TTL, max: deps.maxEntries ?? 10_000, ttl });
@@ -142,6 +145,15 @@ export async function createModelRegistry(deps: {
     inflight.clear();
   };
   const unsubscribe = await deps.kv.subscribe(CHANNEL, forgetAll, forgetAll);
+
+  const warm = keepWarm<string>({
+    ttlMs: ttl,
+    keepMs: deps.keepWarmMs ?? 0,
+    max: 1_000,
+    remainingMs: (name) => cache.getRemainingTTL(name),
+    reload: (name) => load(name),
+    onError: (err) => deps.logger.debug({ err }, "could not reload a cached model ahead of its expiry"),
+  });
 
   function load(name: string): Promise<Entry> {
     const pending = inflight.get(name);
@@ -176,6 +188,7 @@ export async function createModelRegistry(deps: {
     if (!isModelName(nameOrAlias)) throw modelNotFound(nameOrAlias);
     const entry = cache.get(nameOrAlias)?.entry ?? (cache.has(nameOrAlias) ? null : await load(nameOrAlias));
     if (!entry) throw modelNotFound(nameOrAlias);
+    warm.used(nameOrAlias);
     if (isAdmin(principal)) return { model: entry.model, limits: null };
     const limits = entry.roles.get(principal.roleId);
     if (limits === undefined) throw modelNotFound(nameOrAlias);
@@ -207,6 +220,7 @@ export async function createModelRegistry(deps: {
       }
     },
     async close() {
+      warm.close();
       await unsubscribe();
     },
   };
