@@ -138,7 +138,8 @@ describe("authenticator cache kept warm", () => {
   const TTL_MS = 1_200;
   const silence = () => new Promise((r) => setTimeout(r, 2 * TTL_MS + 100));
 
-  async function afterSilence(keepWarmMs: number) {
+  /** A store that answers at once, and an authenticator on it that has verified TOKEN once. */
+  async function verifiedOnce(keepWarmMs: number) {
     const s = slowStore();
     s.releaseAll();
     const auth = await createAuthenticator({
@@ -150,6 +151,11 @@ describe("authenticator cache kept warm", () => {
       keepWarmMs,
     });
     await auth.authenticate(TOKEN);
+    return { s, auth };
+  }
+
+  async function afterSilence(keepWarmMs: number) {
+    const { s, auth } = await verifiedOnce(keepWarmMs);
     await silence();
     // What changed meanwhile is seen: the reloads read the database, they do not extend what was cached.
     s.db.row = { ...baseRow, roleName: "renamed" };
@@ -172,17 +178,7 @@ describe("authenticator cache kept warm", () => {
   });
 
   it("stops reloading a key left unused for longer than keepWarmMs", async () => {
-    const s = slowStore();
-    s.releaseAll();
-    const auth = await createAuthenticator({
-      store: s.store,
-      kv: createMemoryKv(),
-      logger: pino({ level: "silent" }),
-      ttlMs: TTL_MS,
-      maxEntries: 100,
-      keepWarmMs: 1_000,
-    });
-    await auth.authenticate(TOKEN);
+    const { s, auth } = await verifiedOnce(1_000);
     await silence();
     const settled = s.reads();
     expect(settled).toBeGreaterThanOrEqual(2); // reloaded while in use
