@@ -10,7 +10,8 @@ import { NO_MODEL } from "./journal.js";
 import type { RateLimiter } from "./limiter/limiter.js";
 import { createMemoryLimiter } from "./limiter/memory-limiter.js";
 import { createResilientLimiter } from "./limiter/resilient-limiter.js";
-import { type UsageBuffer, validateUsageRecord } from "./usage-buffer.js";
+import type { UsageBuffer } from "./usage-buffer.js";
+import { validateUsageRecord } from "./usage-line.js";
 
 const principal: Principal = {
   userId: randomUUID(),
