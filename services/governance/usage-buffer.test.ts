@@ -33,6 +33,22 @@ async function eventually(ok: () => Promise<boolean>, timeoutMs = 20_000): Promi
   }
 }
 
+/** Counts the journal's background opens (`fs.open`) once their callbacks have run: the spare is then ready. */
+function countBackgroundOpens() {
+  const open = fs.open;
+  let done = 0;
+  const spy = vi.spyOn(fs, "open").mockImplementation(((
+    file: string,
+    flags: string,
+    cb: (err: NodeJS.ErrnoException | null, fd: number) => void,
+  ) =>
+    open(file, flags, (err, fd) => {
+      cb(err, fd);
+      done++;
+    })) as unknown as typeof fs.open);
+  return { done: () => done, restore: () => spy.mockRestore() };
+}
+
 describe("usage journal, on its own", () => {
   it("refuses invalid records before they reach the disk", async () => {
     const dir = tempDir();
@@ -108,6 +124,59 @@ describe("usage journal, on its own", () => {
     expect(fs.readFileSync(path.join(dir, "rejected.jsonl"), "utf8")).toContain(bad.id);
     await buf.close();
   });
+
+  it("keeps a record written after close apart from the segments of the journal that took the directory since", async () => {
+    const dir = tempDir();
+    const delivered: string[] = [];
+    const sink = async (batch: UsageRecord[]) => void delivered.push(...batch.map((r) => r.id));
+    const opts = { dir, sink, flushIntervalMs: 60_000 };
+    const opens = countBackgroundOpens();
+    try {
+      const first = await createUsageBuffer(opts);
+      await eventually(async () => opens.done() === 1);
+      const early = record();
+      first.record(early); // in segment 1, opened ahead
+      await first.close();
+      // The next process (here: journal) takes the directory. It is empty: its segments are numbered from 1 again.
+      const second = await createUsageBuffer(opts);
+      await eventually(async () => opens.done() === 2);
+      const own = record();
+      second.record(own);
+      // A request of the first process finished during its shutdown: journaled after its close, as segment 2.
+      const late = record();
+      first.record(late);
+      // The second seals its segment and opens its next one ahead: segment 2 is not its own, it takes 3.
+      expect(await second.flush()).toBe(true);
+      await eventually(async () => fs.existsSync(path.join(dir, "usage-000000000003.jsonl")));
+      await second.close();
+      expect(delivered).toEqual([early.id, own.id]);
+      // The late record is on disk for the next start.
+      const third = await createUsageBuffer(opts);
+      expect(third.depth()).toBe(1);
+      expect(await third.flush()).toBe(true);
+      await third.close();
+      expect(delivered).toEqual([early.id, own.id, late.id]);
+    } finally {
+      opens.restore();
+    }
+    expect(fs.readdirSync(dir)).toEqual([]);
+  });
+
+  it("adopts the record that a process killed mid-way through a late write left aside", async () => {
+    const dir = tempDir();
+    const delivered: string[] = [];
+    const sink = async (batch: UsageRecord[]) => void delivered.push(...batch.map((r) => r.id));
+    const late = record();
+    const line = `${JSON.stringify({ ...late, createdAt: late.createdAt.toISOString(), costNanos: "3" })}\n`;
+    // Written whole, not yet linked as a segment, by a process now gone (pids above pid_max never run).
+    fs.writeFileSync(path.join(dir, "late-4194001-0.tmp"), line);
+    const buf = await createUsageBuffer({ dir, sink, flushIntervalMs: 60_000 });
+    expect(buf.depth()).toBe(1);
+    expect(await buf.flush()).toBe(true);
+    await buf.close();
+    expect(delivered).toEqual([late.id]);
+    expect(fs.readdirSync(dir)).toEqual([]);
+  });
 });
 
 describe("usage journal writes", () => {
@@ -136,18 +205,7 @@ describe("usage journal writes", () => {
   it("opens the next segment ahead: the record that starts a segment creates no file; close removes the spare", async () => {
     const dir = tempDir();
     const delivered: UsageRecord[] = [];
-    // Counts the journal's background opens once their callbacks have run (the spare is then ready).
-    const open = fs.open;
-    let opened = 0;
-    const asyncOpens = vi.spyOn(fs, "open").mockImplementation(((
-      file: string,
-      flags: string,
-      cb: (err: NodeJS.ErrnoException | null, fd: number) => void,
-    ) =>
-      open(file, flags, (err, fd) => {
-        cb(err, fd);
-        opened++;
-      })) as unknown as typeof fs.open);
+    const opens = countBackgroundOpens();
     const syncOpens = vi.spyOn(fs, "openSync");
     try {
       const buf = await createUsageBuffer({
@@ -155,12 +213,12 @@ describe("usage journal writes", () => {
         sink: async (b) => void delivered.push(...b),
         flushIntervalMs: 60_000,
       });
-      await eventually(async () => opened === 1);
+      await eventually(async () => opens.done() === 1);
       const first = record();
       buf.record(first);
       expect(await buf.flush()).toBe(true);
       // The flush sealed the segment: the next one is opened ahead again.
-      await eventually(async () => opened === 2);
+      await eventually(async () => opens.done() === 2);
       const second = record();
       buf.record(second);
       expect(segments(dir)).toHaveLength(1);
@@ -169,7 +227,7 @@ describe("usage journal writes", () => {
       expect(delivered).toEqual([first, second]);
       await buf.close();
     } finally {
-      asyncOpens.mockRestore();
+      opens.restore();
       syncOpens.mockRestore();
     }
     expect(fs.readdirSync(dir)).toEqual([]);

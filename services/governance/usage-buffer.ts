@@ -1,8 +1,10 @@
+import { randomUUID } from "node:crypto";
 import fs from "node:fs";
 import fsp from "node:fs/promises";
 import path from "node:path";
 import type { Logger } from "pino";
 import type { UsageRecord } from "./entities.js";
+import { lock, otherProcessAlive, unlock } from "./journal-lock.js";
 import { decode, encode, validateUsageRecord, writeLine } from "./usage-line.js";
 
 /**
@@ -17,7 +19,9 @@ import { decode, encode, validateUsageRecord, writeLine } from "./usage-line.js"
  * a failure, a crash between commit and delete, or a failure after some of its calls succeeded, changes nothing.
  * PostgreSQL down → records keep going to disk and the flusher retries with exponential backoff; a start replays
  * every segment left over (a segment gone before it is read is skipped). One live journal per directory: a lock file
- * between processes, and a registry within one.
+ * between processes, and a registry within one (journal-lock.ts). Segments are only ever created, never reopened, so a
+ * record written after close (a request that ended during shutdown) lands in a segment of its own even when another
+ * journal took the directory meanwhile, and waits there for the next start.
  */
 
 export interface UsageBufferOptions {
@@ -71,63 +75,13 @@ export interface UsageBuffer {
 }
 
 const SEGMENT = /^usage-(\d{12})\.jsonl$/;
-const LOCK = "journal.lock";
+/** A record written after close, before it is linked as a segment of its own: `late-<pid>-<uuid>.tmp`. */
+const LATE = /^late-(\d+)-[0-9a-f-]+\.tmp$/;
 const REJECTED = "rejected.jsonl";
 /** Sealed segments whose records the flusher keeps in memory (see `sealed`). */
 const IN_MEMORY = 2;
 
 const defaultPermanent = (err: unknown) => /^2[23]/.test(String((err as { code?: unknown })?.code ?? ""));
-
-/**
- * Journal directories held by journals of this process. The lock file names a pid, and a lock holding this process's
- * own pid is stale (a restarted container is pid 1 again), so a second journal of the same process would otherwise
- * take a directory that a live one writes: its replay would deliver and delete the other's active segment while that
- * one still appends to it, and those records would be lost.
- */
-const heldDirs = new Set<string>();
-
-/** Takes the directory's lock file; a lock whose process is gone (or is this pid, restarted) is stale. */
-async function lock(dir: string): Promise<string> {
-  const file = path.join(dir, LOCK);
-  if (heldDirs.has(file)) {
-    throw new Error(`${dir} is the usage journal of another journal of this process: give each its own directory`);
-  }
-  heldDirs.add(file);
-  try {
-    return await takeLock(dir, file);
-  } catch (err) {
-    heldDirs.delete(file);
-    throw err;
-  }
-}
-
-async function unlock(file: string): Promise<void> {
-  await fsp.rm(file, { force: true });
-  heldDirs.delete(file);
-}
-
-async function takeLock(dir: string, file: string): Promise<string> {
-  for (let attempt = 0; attempt < 3; attempt++) {
-    try {
-      await fsp.writeFile(file, String(process.pid), { flag: "wx" });
-      return file;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
-    }
-    const pid = Number(await fsp.readFile(file, "utf8").catch(() => ""));
-    let alive = false;
-    try {
-      alive = Number.isInteger(pid) && pid > 0 && pid !== process.pid && process.kill(pid, 0);
-    } catch (err) {
-      alive = (err as NodeJS.ErrnoException).code === "EPERM";
-    }
-    if (alive) {
-      throw new Error(`${dir} is the usage journal of the running process ${pid}: give each process its own directory`);
-    }
-    await fsp.rm(file, { force: true });
-  }
-  throw new Error(`cannot lock the usage journal ${dir}`);
-}
 
 /** Opens the journal in `dir`, replays what a previous run left there, and starts the flusher. */
 export async function createUsageBuffer(opts: UsageBufferOptions): Promise<UsageBuffer> {
@@ -154,11 +108,33 @@ export async function createUsageBuffer(opts: UsageBufferOptions): Promise<Usage
       return undefined;
     });
   let seq = 0;
+  const nextFile = () => `usage-${String(++seq).padStart(12, "0")}.jsonl`;
+  /** Links `from` as the next free segment (never over a file that exists) and removes it; returns the segment. */
+  function linkAsSegment(from: string): string {
+    for (;;) {
+      const file = nextFile();
+      try {
+        fs.linkSync(from, path.join(dir, file));
+        fs.unlinkSync(from);
+        return file;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+      }
+    }
+  }
   try {
-    for (const name of (await fsp.readdir(dir)).sort()) {
+    const names = (await fsp.readdir(dir)).sort();
+    for (const name of names) {
       const m = SEGMENT.exec(name);
-      if (!m) continue;
-      seq = Math.max(seq, Number(m[1]));
+      if (m) seq = Math.max(seq, Number(m[1]));
+    }
+    // Late records whose process died between their write and their link (a live one links them itself).
+    for (const name of names) {
+      const m = LATE.exec(name);
+      if (m && !otherProcessAlive(Number(m[1]))) names.push(linkAsSegment(path.join(dir, name)));
+    }
+    for (const name of names) {
+      if (!SEGMENT.test(name)) continue;
       const text = await readSegment(name);
       if (text === undefined) continue;
       sealed.push({ file: name, count: text.split("\n").filter(Boolean).length, ready: Promise.resolve() });
@@ -167,7 +143,6 @@ export async function createUsageBuffer(opts: UsageBufferOptions): Promise<Usage
     await unlock(lockFile);
     throw err;
   }
-  const nextFile = () => `usage-${String(++seq).padStart(12, "0")}.jsonl`;
 
   /** The segment being written; `records`: what it holds, in order (its count). */
   let active: { file: string; fd: number; dirty: boolean; records: UsageRecord[] } | undefined;
@@ -187,15 +162,30 @@ export async function createUsageBuffer(opts: UsageBufferOptions): Promise<Usage
 
   function prepareSpare(): void {
     if (spare || spareOpening || closed) return;
-    const file = nextFile();
-    spareOpening = new Promise<void>((resolve) =>
-      fs.open(path.join(dir, file), "a", (err, fd) => {
-        spareOpening = undefined;
-        if (err) logger?.warn({ err, file }, "usage journal: could not open the next segment ahead");
-        else spare = { file, fd };
-        resolve();
-      }),
-    );
+    spareOpening = new Promise<void>((resolve) => {
+      const attempt = (file: string) =>
+        // Created, never reopened ("ax"): a file of that name (a late record of a previous process) is not ours.
+        fs.open(path.join(dir, file), "ax", (err, fd) => {
+          if (err?.code === "EEXIST") return attempt(nextFile());
+          spareOpening = undefined;
+          if (err) logger?.warn({ err, file }, "usage journal: could not open the next segment ahead");
+          else spare = { file, fd };
+          resolve();
+        });
+      attempt(nextFile());
+    });
+  }
+
+  /** A new segment, opened on the request's turn (no spare ready). */
+  function openSegment(): { file: string; fd: number } {
+    for (;;) {
+      const file = nextFile();
+      try {
+        return { file, fd: fs.openSync(path.join(dir, file), "ax") };
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+      }
+    }
   }
 
   function seal(): void {
@@ -311,13 +301,16 @@ export async function createUsageBuffer(opts: UsageBufferOptions): Promise<Usage
       validateUsageRecord(rec);
       const json = encode(rec);
       if (closed) {
-        // After close (requests that finished during shutdown): straight to a segment of its own for the next start.
-        fs.appendFileSync(path.join(dir, nextFile()), `${json}\n`);
+        // After close (requests that finished during shutdown): a segment of its own, for the next start. Another
+        // journal may have taken the directory meanwhile: the record is written whole under a name of its own, then
+        // linked under a segment name no file has (a replay never reads it half-written, nor a journal append to it).
+        const tmp = path.join(dir, `late-${process.pid}-${randomUUID()}.tmp`);
+        fs.writeFileSync(tmp, `${json}\n`, { flag: "wx" });
+        linkAsSegment(tmp);
         return;
       }
       if (!active) {
-        const file = spare?.file ?? nextFile();
-        active = { file, fd: spare?.fd ?? fs.openSync(path.join(dir, file), "a"), dirty: false, records: [] };
+        active = { ...(spare ?? openSegment()), dirty: false, records: [] };
         spare = undefined;
       }
       try {

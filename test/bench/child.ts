@@ -111,7 +111,9 @@ async function start(config: unknown): Promise<{ info: unknown; handlers: Record
             "profile",
             async (s) => {
               await s.post("Profiler.enable");
-              await s.post("Profiler.setSamplingInterval", { interval: 200 });
+              await s.post("Profiler.setSamplingInterval", {
+                interval: Number(process.env.BENCH_PROFILE_INTERVAL_US ?? 200),
+              });
               await s.post("Profiler.start");
             },
             "Profiler.stop",
