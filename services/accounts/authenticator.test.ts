@@ -83,6 +83,24 @@ describe("authenticator cache", () => {
     await auth.close();
   });
 
+  it("records a key's use after the call's turn, once a minute at most", async () => {
+    const s = slowStore();
+    s.releaseAll();
+    const touched: string[] = [];
+    s.store.touchKey = async (keyId: string) => void touched.push(keyId);
+    const auth = await newAuthenticator(s.store);
+    await auth.authenticate(TOKEN);
+    expect(touched).toEqual([]); // not on the call's turn: its upstream call is sent first
+    await new Promise((r) => setImmediate(r));
+    expect(touched).toEqual([]); // nor in its check phase, where a reused upstream connection is written
+    await tick();
+    expect(touched).toEqual([baseRow.keyId]);
+    await auth.authenticate(TOKEN);
+    await tick();
+    expect(touched).toEqual([baseRow.keyId]);
+    await auth.close();
+  });
+
   it("refuses a key revoked while its lookup was in flight", async () => {
     const s = slowStore();
     const auth = await newAuthenticator(s.store);

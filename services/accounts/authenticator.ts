@@ -105,7 +105,13 @@ export async function createAuthenticator(deps: {
     const t = now();
     if ((lastTouch.get(keyId) ?? 0) > t - TOUCH_EVERY_MS) return;
     lastTouch.set(keyId, t);
-    deps.store.touchKey(keyId).catch((err: unknown) => deps.logger.debug({ err }, "could not record key use"));
+    // A timer, not this turn nor its check phase (where undici writes a request on a reused connection): the
+    // query's encoding and write then come after the request's upstream call is sent, not before it (the first
+    // request after a silence always touches). A stamp kept to the minute can wait a millisecond.
+    setTimeout(
+      () => deps.store.touchKey(keyId).catch((err: unknown) => deps.logger.debug({ err }, "could not record key use")),
+      1,
+    );
   }
 
   // The change is already committed when we broadcast: a store outage must not turn it into an error for the
