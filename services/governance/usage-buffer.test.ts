@@ -162,6 +162,28 @@ describe("usage journal, on its own", () => {
     expect(fs.readdirSync(dir)).toEqual([]);
   });
 
+  it("renames a late record into place on a filesystem without hard links", async () => {
+    const dir = tempDir();
+    const delivered: string[] = [];
+    const sink = async (batch: UsageRecord[]) => void delivered.push(...batch.map((r) => r.id));
+    const first = await createUsageBuffer({ dir, sink, flushIntervalMs: 60_000 });
+    await first.close();
+    const noLinks = vi.spyOn(fs, "linkSync").mockImplementation(() => {
+      throw Object.assign(new Error("operation not permitted"), { code: "EPERM" });
+    });
+    const late = record();
+    try {
+      first.record(late);
+    } finally {
+      noLinks.mockRestore();
+    }
+    expect(fs.readdirSync(dir).filter((f) => f.endsWith(".tmp"))).toEqual([]);
+    const second = await createUsageBuffer({ dir, sink, flushIntervalMs: 60_000 });
+    expect(await second.flush()).toBe(true);
+    await second.close();
+    expect(delivered).toEqual([late.id]);
+  });
+
   it("adopts the record that a process killed mid-way through a late write left aside", async () => {
     const dir = tempDir();
     const delivered: string[] = [];

@@ -78,6 +78,8 @@ const SEGMENT = /^usage-(\d{12})\.jsonl$/;
 /** A record written after close, before it is linked as a segment of its own: `late-<pid>-<uuid>.tmp`. */
 const LATE = /^late-(\d+)-[0-9a-f-]+\.tmp$/;
 const REJECTED = "rejected.jsonl";
+/** What `link(2)` answers on a filesystem without hard links. */
+const NO_HARD_LINKS = new Set(["EPERM", "ENOTSUP", "EOPNOTSUPP", "ENOSYS"]);
 /** Sealed segments whose records the flusher keeps in memory (see `sealed`). */
 const IN_MEMORY = 2;
 
@@ -109,16 +111,25 @@ export async function createUsageBuffer(opts: UsageBufferOptions): Promise<Usage
     });
   let seq = 0;
   const nextFile = () => `usage-${String(++seq).padStart(12, "0")}.jsonl`;
-  /** Links `from` as the next free segment (never over a file that exists) and removes it; returns the segment. */
+  /**
+   * Links `from` as the next free segment (never over a file that exists) and removes it; returns the segment. On a
+   * filesystem without hard links, a rename to a name not taken at the time (the check and the rename are two steps).
+   */
   function linkAsSegment(from: string): string {
     for (;;) {
       const file = nextFile();
+      const to = path.join(dir, file);
       try {
-        fs.linkSync(from, path.join(dir, file));
+        fs.linkSync(from, to);
         fs.unlinkSync(from);
         return file;
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === "EEXIST") continue;
+        if (!NO_HARD_LINKS.has(code ?? "")) throw err;
+        if (fs.existsSync(to)) continue;
+        fs.renameSync(from, to);
+        return file;
       }
     }
   }
