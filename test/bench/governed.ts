@@ -59,10 +59,13 @@ export async function runGoverned(targets: Record<Path, Target>, plan: GovernedP
   const order = (r: number) => [...PATHS.slice(r % 3), ...PATHS.slice(0, r % 3)];
   const c1: Record<Path, number[]> = { direct: [], ungoverned: [], governed: [] };
   const c1Errors: Record<Path, number> = { direct: 0, ungoverned: 0, governed: 0 };
+  /** Passerelle's own time on each answer (Server-Timing `gateway;dur`, see LatencySplit). */
+  const gateway: Record<Path, number[]> = { direct: [], ungoverned: [], governed: [] };
   for (let r = 0; r < plan.c1Rounds; r++) {
     for (const p of order(r)) {
-      const run = await closedLoop(targets[p], { connections: 1, requests: plan.c1PerRound });
+      const run = await closedLoop(targets[p], { connections: 1, requests: plan.c1PerRound, split: p !== "direct" });
       c1[p].push(...run.latencies);
+      gateway[p].push(...(run.split?.gateway ?? []));
       c1Errors[p] += run.errors;
     }
   }
@@ -72,6 +75,10 @@ export async function runGoverned(targets: Record<Path, Target>, plan: GovernedP
       c32[p].push(await closedLoop(targets[p], { connections: 32, durationMs: plan.c32RoundMs }));
   }
   const s1 = Object.fromEntries(PATHS.map((p) => [p, summarize(c1[p])])) as Record<Path, ReturnType<typeof summarize>>;
+  const g1 = Object.fromEntries(PATHS.map((p) => [p, summarize(gateway[p])])) as Record<
+    Path,
+    ReturnType<typeof summarize>
+  >;
   const rps = Object.fromEntries(
     PATHS.map((p) => {
       const ok = c32[p].reduce((a, x) => a + x.latencies.length, 0);
@@ -93,6 +100,7 @@ export async function runGoverned(targets: Record<Path, Target>, plan: GovernedP
     "c=1 p99 ms": fx(s1[p].p99, 3),
     "added p50 ms": p === "direct" ? "—" : signed(s1[p].p50 - s1.direct.p50, 3),
     "added p99 ms": p === "direct" ? "—" : signed(s1[p].p99 - s1.direct.p99, 3),
+    "gateway's own p50 / p99 ms": p === "direct" ? "—" : `${fx(g1[p].p50, 3)} / ${fx(g1[p].p99, 3)}`,
     "c=32 req/s": Math.round(rps[p]),
     "vs direct": times(rps[p], rps.direct),
     "vs ungoverned": p === "direct" ? "—" : times(rps[p], rps.ungoverned),
@@ -103,6 +111,8 @@ export async function runGoverned(targets: Record<Path, Target>, plan: GovernedP
     rows,
     figures: {
       c1: s1,
+      /** Server-Timing `gateway;dur` at c=1: the time spent in Passerelle itself, hops and upstream wait left out. */
+      gatewayC1: { ungoverned: g1.ungoverned, governed: g1.governed },
       rps,
       p99c32,
       errors: { c1: c1Errors, c32: errors32 },

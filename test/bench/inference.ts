@@ -26,7 +26,16 @@ import {
 } from "./common.js";
 import { type GcTally, gcDuring, gcLine } from "./gc.js";
 import { governedTarget, runGoverned } from "./governed.js";
-import { answerText, closedLoop, type LoadRun, makeTarget, type StreamRecord, streams, type Target } from "./load.js";
+import {
+  answerText,
+  closedLoop,
+  type LatencySplit,
+  type LoadRun,
+  makeTarget,
+  type StreamRecord,
+  streams,
+  type Target,
+} from "./load.js";
 import { runPool, runPoolStreams, startPool, sumRss } from "./pool.js";
 import { type ProfileSummary, summarizeProfile } from "./profile.js";
 import {
@@ -123,6 +132,8 @@ export interface InferenceFigures {
   nonStreamingC32?: Record<TargetName, C32>;
   streamsC1?: Record<TargetName, StreamStats>;
   streamsC64?: Record<TargetName, StreamStats>;
+  /** Passerelle's c=1 latency split by its Server-Timing (gateway, upstream, outside). */
+  nonStreamingC1Split?: Record<keyof LatencySplit, Stats>;
   /** V8's collections in Passerelle during its c=1 rounds. */
   nonStreamingC1Gc?: GcTally;
   /** V8's collections in Passerelle during its batches of the c=64 rows. */
@@ -150,6 +161,17 @@ export interface InferenceFigures {
     peakMiB: Record<string, number>;
     highWaterMarkMiB: Record<string, number>;
     idleCpuPct: Record<string, number>;
+  };
+}
+
+/** The c=1 rounds' latency split (LoadRun.split), each part summarized; undefined when no answer carried one. */
+function splitOf(runs: readonly LoadRun[]): Record<keyof LatencySplit, Stats> | undefined {
+  const parts = (k: keyof LatencySplit) => runs.flatMap((r) => r.split?.[k] ?? []);
+  if (parts("gateway").length === 0) return undefined;
+  return {
+    gateway: summarize(parts("gateway")),
+    upstream: summarize(parts("upstream")),
+    outside: summarize(parts("outside")),
   };
 }
 
@@ -278,7 +300,8 @@ export async function runInferenceBench(resultsDir: string): Promise<InferenceRe
     const gc1 = await gcDuring(passerelle, async (around) => {
       for (let r = 0; r < PLAN.c1Rounds; r++) {
         for (const name of rotation(r)) {
-          const round = () => closedLoop(targets[name], { connections: 1, requests: PLAN.c1PerRound });
+          const split = name === "passerelle";
+          const round = () => closedLoop(targets[name], { connections: 1, requests: PLAN.c1PerRound, split });
           c1[name].push(name === "passerelle" ? await around(round) : await round());
         }
       }
@@ -307,6 +330,28 @@ export async function runInferenceBench(resultsDir: string): Promise<InferenceRe
         "p50 vs direct": times(c1s[n].p50, c1s.direct.p50),
       })),
     });
+    const split = splitOf(c1.passerelle);
+    if (split) {
+      figures.nonStreamingC1Split = split;
+      emit({
+        title:
+          "Where Passerelle's concurrency-1 latency goes (ms; its own Server-Timing on each answer, same requests)",
+        note:
+          "gateway: from the request's arrival in Fastify to its answer's headers, less the upstream wait (auth, limits, " +
+          "routing, mapping); upstream: Passerelle waiting on the model server (its undici client included); outside: " +
+          "the rest of what the client measured (the client↔gateway hops, the HTTP parse, the answer's serialization " +
+          `and write). Direct, the whole exchange: p50 ${fx(c1s.direct.p50, 3)}, p99 ${fx(c1s.direct.p99, 3)}. ` +
+          "Percentiles of each part taken on their own.",
+        rows: (["gateway", "upstream", "outside"] as const).map((part) => ({
+          part,
+          requests: split[part].n,
+          "p50 ms": fx(split[part].p50, 3),
+          "p90 ms": fx(split[part].p90, 3),
+          "p99 ms": fx(split[part].p99, 3),
+          "mean ms": fx(split[part].mean, 3),
+        })),
+      });
+    }
 
     // ---------------------------------------------------------------- non-streaming, concurrency 32
     log(`non-streaming, concurrency 32: ${PLAN.c32Rounds} rounds × ${PLAN.c32RoundMs} ms per path…`);
@@ -390,7 +435,8 @@ export async function runInferenceBench(resultsDir: string): Promise<InferenceRe
       note:
         "ungoverned = the admin key (no limits, no budget; its usage record is still journaled). governed = a user whose " +
         `role has limits on the model (${process.env.PASSERELLE_TEST_REDIS_URL ? "Redis" : "in-process"} limiter) and who has a budget on a priced model: ` +
-        "reserve → settle of both on every request (the budget on this process's lease). Target (issue 5): governed added p99 at c=1 ≤ 1 ms.",
+        "reserve → settle of both on every request (the budget on this process's lease). Target (issue 5): governed added p99 at c=1 ≤ 1 ms. " +
+        "gateway's own: Server-Timing gateway;dur on each c=1 answer (time in Passerelle, hops and upstream wait left out).",
       rows: gov.rows,
     });
 
@@ -817,6 +863,17 @@ export function headline(r: InferenceResults): Section {
         "≤ 1",
         "+5–6",
       ),
+      ...(f.nonStreamingC1Split
+        ? [
+            row(
+              "gateway's own time p50 / p99, c=1 (ms; Server-Timing)",
+              `${fx(f.nonStreamingC1Split.gateway.p50, 3)} / ${fx(f.nonStreamingC1Split.gateway.p99, 3)}`,
+              "—",
+              "—",
+              "—",
+            ),
+          ]
+        : []),
       row("req/s, c=32", Math.round(c32.passerelle.rps), Math.round(c32.ceiling.rps), "≥ 3,210 (3× peer)", "~1,070"),
       row("Passerelle ÷ ceiling req/s, c=32", fx(c32.passerelle.rps / c32.ceiling.rps, 2), 1, "—", "—"),
       row(
@@ -936,6 +993,13 @@ export function headline(r: InferenceResults): Section {
       ...(f.governed
         ? [
             row("governed: added p99, c=1 (ms)", fx(f.governed.addedP99GovernedMs, 3), "—", "≤ 1 (issue 5)", "—"),
+            row(
+              "governed: gateway's own time p50 / p99, c=1 (ms; Server-Timing)",
+              `${fx(f.governed.gatewayC1.governed.p50, 3)} / ${fx(f.governed.gatewayC1.governed.p99, 3)}`,
+              "—",
+              "—",
+              "—",
+            ),
             row("governed ÷ ungoverned req/s, c=32", fx(f.governed.governedVsUngoverned, 2), "—", "—", "—"),
           ]
         : []),

@@ -39,31 +39,53 @@ export function makeTarget(name: TargetName, origin: string, apiKey: string, mod
 
 const PATH = "/v1/chat/completions";
 
-/** One request, its body read and dropped; calls back with the status (0 on a transport error). */
-function unary(t: Target, done: (status: number, bytes: number) => void): void {
+/**
+ * One request, its body read and dropped; calls back with the status (0 on a transport error) and the answer's
+ * `server-timing` header, if it had one (read for every target alike, so that the client's work stays the same).
+ */
+function unary(t: Target, done: (status: number, bytes: number, timing: string | undefined) => void): void {
   let status = 0;
   let bytes = 0;
+  let timing: string | undefined;
   t.pool.dispatch({ origin: t.origin, method: "POST", path: PATH, headers: t.headers, body: t.unaryBody }, {
     // (onRequestStart marks the handler as one of undici 7's controller API.)
     onRequestStart() {},
-    onResponseStart(_c, s) {
+    onResponseStart(_c, s, headers) {
       status = s;
+      const h = headers["server-timing"];
+      timing = typeof h === "string" ? h : undefined;
     },
     onResponseData(_c, chunk) {
       bytes += chunk.length;
     },
     onResponseEnd() {
-      done(status, bytes);
+      done(status, bytes, timing);
     },
     onResponseError() {
-      done(0, bytes);
+      done(0, bytes, undefined);
     },
   } satisfies Dispatcher.DispatchHandler);
 }
 
+/**
+ * Where one answer's time went, by Passerelle's `server-timing` (bridge/rpc.ts): `upstream` (waiting on the model
+ * server), `gateway` (from the request's arrival in Fastify to the answer's headers, less the upstream wait: auth,
+ * limits, routing, mapping), and `outside`: the rest of the latency the client saw (the hops between the client and
+ * the gateway, the HTTP parse, the answer's serialization and write).
+ */
+export interface LatencySplit {
+  upstream: number[];
+  gateway: number[];
+  outside: number[];
+}
+
+const SERVER_TIMING = /upstream;dur=(\d+(?:\.\d+)?), gateway;dur=(\d+(?:\.\d+)?)/;
+
 export interface LoadRun {
   /** Latencies (ms) of the 200 answers, in completion order. */
   latencies: number[];
+  /** With `split`: the same answers' latencies split by their server-timing (answers without one are left out). */
+  split?: LatencySplit;
   completed: number;
   errors: number;
   elapsedMs: number;
@@ -75,10 +97,11 @@ export interface LoadRun {
  */
 export function closedLoop(
   t: Target,
-  opts: { connections: number; requests?: number; durationMs?: number },
+  opts: { connections: number; requests?: number; durationMs?: number; split?: boolean },
 ): Promise<LoadRun> {
   return new Promise((resolve) => {
     const latencies: number[] = [];
+    const split: LatencySplit | undefined = opts.split ? { upstream: [], gateway: [], outside: [] } : undefined;
     let errors = 0;
     let issued = 0;
     let running = opts.connections;
@@ -87,16 +110,31 @@ export function closedLoop(
     const user = () => {
       if ((opts.requests !== undefined && issued >= opts.requests) || performance.now() >= deadline) {
         if (--running === 0) {
-          resolve({ latencies, completed: latencies.length + errors, errors, elapsedMs: performance.now() - started });
+          resolve({
+            latencies,
+            split,
+            completed: latencies.length + errors,
+            errors,
+            elapsedMs: performance.now() - started,
+          });
         }
         return;
       }
       issued++;
       const t0 = performance.now();
-      unary(t, (status) => {
+      unary(t, (status, _bytes, timing) => {
         const ms = performance.now() - t0;
-        if (status === 200) latencies.push(ms);
-        else errors++;
+        if (status === 200) {
+          latencies.push(ms);
+          const m = split && timing ? SERVER_TIMING.exec(timing) : null;
+          if (split && m) {
+            const upstream = Number(m[1]);
+            const gateway = Number(m[2]);
+            split.upstream.push(upstream);
+            split.gateway.push(gateway);
+            split.outside.push(ms - upstream - gateway);
+          }
+        } else errors++;
         // Out of undici's parser callback before sending the next one.
         queueMicrotask(user);
       });
