@@ -60,12 +60,12 @@ export async function runGoverned(targets: Record<Path, Target>, plan: GovernedP
   const c1: Record<Path, number[]> = { direct: [], ungoverned: [], governed: [] };
   const c1Errors: Record<Path, number> = { direct: 0, ungoverned: 0, governed: 0 };
   /** Passerelle's own time on each answer (Server-Timing `gateway;dur`, see LatencySplit). */
-  const gateway: Record<Path, number[]> = { direct: [], ungoverned: [], governed: [] };
+  const gateway: Record<Exclude<Path, "direct">, number[]> = { ungoverned: [], governed: [] };
   for (let r = 0; r < plan.c1Rounds; r++) {
     for (const p of order(r)) {
       const run = await closedLoop(targets[p], { connections: 1, requests: plan.c1PerRound, split: p !== "direct" });
       c1[p].push(...run.latencies);
-      gateway[p].push(...(run.split?.gateway ?? []));
+      if (p !== "direct") gateway[p].push(...(run.split?.gateway ?? []));
       c1Errors[p] += run.errors;
     }
   }
@@ -75,10 +75,7 @@ export async function runGoverned(targets: Record<Path, Target>, plan: GovernedP
       c32[p].push(await closedLoop(targets[p], { connections: 32, durationMs: plan.c32RoundMs }));
   }
   const s1 = Object.fromEntries(PATHS.map((p) => [p, summarize(c1[p])])) as Record<Path, ReturnType<typeof summarize>>;
-  const g1 = Object.fromEntries(PATHS.map((p) => [p, summarize(gateway[p])])) as Record<
-    Path,
-    ReturnType<typeof summarize>
-  >;
+  const g1 = { ungoverned: summarize(gateway.ungoverned), governed: summarize(gateway.governed) };
   const rps = Object.fromEntries(
     PATHS.map((p) => {
       const ok = c32[p].reduce((a, x) => a + x.latencies.length, 0);
@@ -112,7 +109,7 @@ export async function runGoverned(targets: Record<Path, Target>, plan: GovernedP
     figures: {
       c1: s1,
       /** Server-Timing `gateway;dur` at c=1: the time spent in Passerelle itself, hops and upstream wait left out. */
-      gatewayC1: { ungoverned: g1.ungoverned, governed: g1.governed },
+      gatewayC1: g1,
       rps,
       p99c32,
       errors: { c1: c1Errors, c32: errors32 },
