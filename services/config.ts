@@ -113,6 +113,11 @@ export interface CoreConfig {
     readonly defaultMaxTokens: number;
     /** Budgets admitted on per-process leases instead of one reservation per request (PASSERELLE_BUDGET_LEASES). */
     readonly budgetLeases: boolean;
+    /**
+     * With Redis limits: a call whose caller had ample room at its last decision is sent upstream while its
+     * reservation is decided, and aborted if refused (PASSERELLE_FORWARD_EARLY, default on; governance/headroom.ts).
+     */
+    readonly forwardEarly: boolean;
   };
   /**
    * How long after its last use a cached key, model or budget owner is reloaded ahead of its cache expiry, off the
@@ -242,6 +247,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
       limitsTimeoutMs: int("PASSERELLE_LIMITS_REDIS_TIMEOUT_MS", 250, 1, 5_000),
       defaultMaxTokens: int("PASSERELLE_DEFAULT_MAX_TOKENS", 1024, 1, 10_000_000),
       budgetLeases: bool("PASSERELLE_BUDGET_LEASES", true),
+      forwardEarly: bool("PASSERELLE_FORWARD_EARLY", true),
     },
     cacheKeepWarmMs: int("PASSERELLE_CACHE_KEEP_WARM_SECONDS", 600, 0, 86_400) * 1000,
     bodyLimitBytes: int("PASSERELLE_BODY_LIMIT_BYTES", 8 * 1024 * 1024, 1024, 1024 * 1024 * 1024),

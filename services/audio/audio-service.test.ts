@@ -1,10 +1,10 @@
-import { Code, ConnectError, createClient, createRouterTransport, type Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { TimestampGranularity, TranscriptionFormat } from "../../gen/passerelle/audio/v1/audio_pb.js";
 import { AudioService } from "../../gen/passerelle/audio/v1/audio_service_pb.js";
 import { ErrorInfoSchema } from "../../gen/passerelle/errors/v1/error_info_pb.js";
 import { wavFile } from "../../test/support/audio.js";
-import { TEST_PRINCIPAL } from "../../test/support/principal.js";
+import { clientAs, TEST_PRINCIPAL } from "../../test/support/principal.js";
 import { transcriptOf } from "../../test/upstream/audio.js";
 import { type Simulator, startSimulator } from "../../test/upstream/simulator.js";
 import { DEFAULT_MODELS } from "../../test/upstream/types.js";
@@ -12,7 +12,6 @@ import type { AdmitInput, Governor, Outcome } from "../governance/index.js";
 import { type ChatModel, createUpstreamClient, type ProviderRoute, type UpstreamClient } from "../inference/index.js";
 import { createProviderRouter } from "../inference/provider-router.js";
 import { modelNotFound } from "../models/registry.js";
-import { kPrincipal } from "../platform/context.js";
 import { countTokens } from "../platform/tokenizer.js";
 import { createAudioService } from "./audio-service.js";
 
@@ -73,6 +72,7 @@ describe("AudioService", () => {
     };
     const governor: Governor = {
       refusedBeforeAdmission: () => {},
+      mayForwardEarly: () => false,
       needsPromptTokens: () => true,
       admit: async (input) => {
         admitted.push(input);
@@ -108,14 +108,7 @@ describe("AudioService", () => {
       maxFileBytes,
       defaultMaxTokens: 777,
     });
-    const authenticate: Interceptor = (next) => (req) => {
-      req.contextValues.set(kPrincipal, principal);
-      return next(req);
-    };
-    const transport = createRouterTransport((r) => r.service(AudioService, service), {
-      router: { interceptors: [authenticate] },
-    });
-    return createClient(AudioService, transport);
+    return clientAs(AudioService, service, principal);
   }
 
   async function refusal(p: Promise<unknown>) {

@@ -136,6 +136,7 @@ function setup(
     // (services/governance, test/e2e).
     governor: settings.governor ?? {
       refusedBeforeAdmission: () => {},
+      mayForwardEarly: () => false,
       needsPromptTokens: () => true,
       admit: async () => ({
         usageId: "u",

@@ -43,7 +43,7 @@ const input = (over: Partial<AdmitInput> = {}): AdmitInput => ({
  * A governor over a real limiter (resilient over memory, as in production) and budgets faked in memory: on a lease
  * (`withLease`) or on a row of their own, released through `release`.
  */
-function setup(opts: { limiter?: RateLimiter; withLease?: boolean } = {}) {
+function setup(opts: { limiter?: RateLimiter; withLease?: boolean; forwardEarly?: boolean } = {}) {
   const records: UsageRecord[] = [];
   const buffer: UsageBuffer = {
     record(r) {
@@ -55,10 +55,11 @@ function setup(opts: { limiter?: RateLimiter; withLease?: boolean } = {}) {
     stats: () => ({ depth: 0, flushed: 0, flushFailures: 0, rejected: 0 }),
     close: async () => {},
   };
-  const budget = { inflight: 0n, finished: [] as bigint[], released: [] as string[] };
+  const budget = { inflight: 0n, finished: [] as bigint[], released: [] as string[], exhausted: false };
   const budgets = {
     mayHaveBudget: () => true,
     reserve: async (usageId: string, owners: unknown[], worst: bigint) => {
+      if (budget.exhausted) return { admitted: false, owner: { kind: "user", id: "u" }, remainingNanos: 0n };
       budget.inflight += worst;
       if (opts.withLease === false) return { admitted: true, owners };
       return {
@@ -82,7 +83,7 @@ function setup(opts: { limiter?: RateLimiter; withLease?: boolean } = {}) {
   const logs: { level: number; msg: string }[] = [];
   const logger = pino({ level: "warn" }, { write: (line: string) => void logs.push(JSON.parse(line)) });
   const limiter = opts.limiter ?? createResilientLimiter({ primary: createMemoryLimiter(), policy: "fail-closed" });
-  const governor = createGovernor({ limiter, budgets, buffer, logger });
+  const governor = createGovernor({ limiter, budgets, buffer, logger, forwardEarly: opts.forwardEarly });
   return { governor, records, budget, logs, limiter };
 }
 
@@ -225,5 +226,73 @@ describe("a request refused before admission", () => {
     // validateUsageRecord (the buffer's own check) accepted all three.
     expect(records.map((r) => r.model)).toEqual([NO_MODEL, NO_MODEL, `ab${"c".repeat(198)}`]);
     expect(records.map((r) => r.status)).toEqual([500, 500, 500]);
+  });
+});
+
+describe("governor mayForwardEarly", () => {
+  it("is off unless asked for", async () => {
+    const { governor } = setup();
+    (await governor.admit(input())).finish({ status: 200, promptTokens: 1, completionTokens: 1 });
+    expect(governor.mayForwardEarly(input())).toBe(false);
+  });
+
+  it("vouches once an admission in full left room, for the same caller and model only", async () => {
+    const { governor } = setup({ forwardEarly: true });
+    expect(governor.mayForwardEarly(input())).toBe(false);
+    const first = await governor.admit(input());
+    expect(governor.mayForwardEarly(input())).toBe(true);
+    expect(governor.mayForwardEarly(input({ model: { ...input().model, name: "other" } }))).toBe(false);
+    expect(governor.mayForwardEarly(input({ principal: { ...principal, userId: randomUUID() } }))).toBe(false);
+    // 10,000 tokens a minute, 110 reserved, 1,000 kept: a call of 8,790 fits, one of 8,910 does not.
+    expect(governor.mayForwardEarly(input({ maxCompletionTokens: 8_780 }))).toBe(true);
+    expect(governor.mayForwardEarly(input({ maxCompletionTokens: 8_900 }))).toBe(false);
+    first.finish({ status: 200, promptTokens: 1, completionTokens: 1 });
+  });
+
+  it("never vouches for a call that no limit counts (no round trip to overlap)", async () => {
+    const { governor } = setup({ forwardEarly: true });
+    await governor.admit(input({ limits: null }));
+    expect(governor.mayForwardEarly(input({ limits: null }))).toBe(false);
+  });
+
+  it("forgets the caller on a refusal by the limits, then vouches again after an admission", async () => {
+    const { governor } = setup({ forwardEarly: true });
+    await governor.admit(input());
+    expect(governor.mayForwardEarly(input())).toBe(true);
+    await expect(governor.admit(input({ maxCompletionTokens: 20_000 }))).rejects.toThrow(/exceeds/);
+    expect(governor.mayForwardEarly(input())).toBe(false);
+    await governor.admit(input());
+    expect(governor.mayForwardEarly(input())).toBe(true);
+  });
+
+  it("forgets the caller when its budget refuses, though the limits admitted", async () => {
+    const { governor, budget } = setup({ forwardEarly: true });
+    await governor.admit(input());
+    budget.exhausted = true;
+    await expect(governor.admit(input())).rejects.toThrow(/budget is exhausted/);
+    expect(governor.mayForwardEarly(input())).toBe(false);
+  });
+
+  it("does not vouch after a degraded decision (the limits store down, fail-open)", async () => {
+    const down: RateLimiter = {
+      ...createMemoryLimiter(),
+      reserve: async () => {
+        throw new Error("store down");
+      },
+    };
+    const { governor } = setup({
+      forwardEarly: true,
+      limiter: createResilientLimiter({ primary: down, policy: "fail-open" }),
+    });
+    await governor.admit(input());
+    expect(governor.mayForwardEarly(input())).toBe(false);
+  });
+
+  it("tracks a key with its own limits apart from the user's other keys", async () => {
+    const { governor } = setup({ forwardEarly: true });
+    const keyed = { ...principal, keyId: randomUUID(), keyLimits: limits };
+    await governor.admit(input({ principal: keyed }));
+    expect(governor.mayForwardEarly(input({ principal: keyed }))).toBe(true);
+    expect(governor.mayForwardEarly(input({ principal: { ...keyed, keyId: randomUUID() } }))).toBe(false);
   });
 });

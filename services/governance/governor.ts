@@ -1,3 +1,5 @@
+// Over 400 lines on purpose: admit and finish are one life cycle per request (limits and budget reserved together,
+// either given back on any refusal, each settled and journaled exactly once); split, those guarantees would span files.
 import { Code } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import type { Principal } from "../platform/context.js";
@@ -6,6 +8,7 @@ import { uuidv7 } from "../platform/ids.js";
 import type { Reservation as BudgetReservation, BudgetStore } from "./budget-store.js";
 import { estimateCarbon } from "./carbon.js";
 import type { Owner } from "./entities.js";
+import { createHeadroom, type Headroom } from "./headroom.js";
 import { type JournalEntry, journal, recordableModelName, statusOf } from "./journal.js";
 import { rateLimitHeaders } from "./limiter/headers.js";
 import { type DecisionOutcome, type Limits, type RateLimiter, UNLIMITED } from "./limiter/limiter.js";
@@ -76,6 +79,12 @@ export interface GovernorDeps {
   now?: () => number;
   /** Called once per finished request (metrics), when the turn that finished it is over. */
   onFinish?: (input: AdmitInput, outcome: Outcome, seconds: number) => void;
+  /**
+   * Lets callers forward a call before its admission is decided when this process's last decision for the caller
+   * left ample room (mayForwardEarly; headroom.ts). Worth it when reservations take a round trip (Redis); off by
+   * default.
+   */
+  forwardEarly?: boolean | Headroom;
 }
 
 export interface Governor {
@@ -101,6 +110,13 @@ export interface Governor {
    * one record.
    */
   refusedBeforeAdmission(input: RefusalInput, err: unknown): void;
+  /**
+   * Whether the call may be sent upstream while `admit(input)` is being decided: early forwarding is on, the call is
+   * counted against limits, and the last decision for its caller, model and key left ample room (headroom.ts). Ask
+   * just before `admit(input)`. The caller still waits for the admission before anything reaches its client, and
+   * aborts the upstream call when it is refused.
+   */
+  mayForwardEarly(input: AdmitInput): boolean;
 }
 
 /** A request refused before its admission (see Governor.refusedBeforeAdmission). */
@@ -124,6 +140,17 @@ const ZERO_CARBON: Settled["carbon"] = { kWh: { min: 0, max: 0 }, kgCO2eq: { min
 
 export function createGovernor(deps: GovernorDeps): Governor {
   const now = deps.now ?? Date.now;
+  const headroom =
+    deps.forwardEarly === true
+      ? createHeadroom({ now })
+      : deps.forwardEarly === false || deps.forwardEarly === undefined
+        ? undefined
+        : deps.forwardEarly;
+  /** The caller the headroom tracks for `input`: only calls the limiter counts (a round trip worth overlapping). */
+  const headroomKey = (input: AdmitInput) =>
+    headroom && (counted(input.limits) || counted(input.principal.keyLimits))
+      ? `${input.principal.userId}\n${input.model.name}\n${input.principal.keyLimits ? input.principal.keyId : ""}`
+      : undefined;
 
   /**
    * A refused call: its error, and its usage record (status 429 or 503, no tokens, no cost). A refusal is a request
@@ -182,6 +209,11 @@ export function createGovernor(deps: GovernorDeps): Governor {
       });
     },
 
+    mayForwardEarly(input) {
+      const key = headroomKey(input);
+      return key !== undefined && (headroom as Headroom).ample(key, input.promptTokens + input.maxCompletionTokens);
+    },
+
     needsPromptTokens(principal, model, limits) {
       if (tokenLimited(limits) || tokenLimited(principal.keyLimits)) return true;
       if (model.costPromptPerMillion <= 0 && model.costCompletionPerMillion <= 0) return false;
@@ -203,6 +235,8 @@ export function createGovernor(deps: GovernorDeps): Governor {
       // request that one admits and the other refuses gives the first back; so does one where either side throws.
       type LimitOutcome = { decision: Awaited<ReturnType<RateLimiter["reserve"]>> } | { error: unknown };
       type BudgetOutcome = Awaited<ReturnType<BudgetStore["reserve"]>> | { error: unknown } | undefined;
+      const tracked = headroomKey(input);
+      if (tracked) headroom?.pending(tracked, estimate);
       const [limited, budget] = await Promise.all([
         deps.limiter
           .reserve({
@@ -225,6 +259,14 @@ export function createGovernor(deps: GovernorDeps): Governor {
       ]);
       /** The budget reservation this request holds, if any: on a lease (in memory) or a row of its own. */
       const held = budget && "admitted" in budget && budget.admitted ? budget : undefined;
+      if (tracked) {
+        // Only an admission in full vouches for the next call: limits allowed (not degraded), the budget admitted.
+        const full =
+          "decision" in limited &&
+          limited.decision.outcome === "allowed" &&
+          (budget === undefined || held !== undefined);
+        headroom?.decided(tracked, estimate, full ? limited.decision : null);
+      }
       if ("error" in limited) {
         // A limiter that throws (an input it rejects, such as an estimate beyond 2^53) rather than answering: the
         // request still has its one record.
@@ -347,6 +389,14 @@ export function createGovernor(deps: GovernorDeps): Governor {
       };
     },
   };
+}
+
+/** Whether the limiter counts anything under `l` (some limit set; 0 = forbidden is decided without counting). */
+function counted(l: Limits | null | undefined): boolean {
+  return (
+    l != null &&
+    [l.requestsPerMinute, l.requestsPerDay, l.tokensPerMinute, l.tokensPerDay].some((v) => v !== null && v > 0)
+  );
 }
 
 /** The usage record's largest token count (a PostgreSQL integer). */

@@ -33,6 +33,11 @@ export interface GovernanceSettings {
   readonly defaultMaxTokens: number;
   /** Budget leases (budget-leases.ts) instead of one reservation per request (PASSERELLE_BUDGET_LEASES, default on). */
   readonly budgetLeases?: boolean;
+  /**
+   * Calls sent upstream while their Redis reservation is decided, when their caller had ample room
+   * (PASSERELLE_FORWARD_EARLY, default on; headroom.ts). Only with Redis: the in-process limiter answers at once.
+   */
+  readonly forwardEarly?: boolean;
   /** How long an owner in use stays remembered ahead of its cache expiry (PASSERELLE_CACHE_KEEP_WARM_SECONDS). */
   readonly cacheKeepWarmMs?: number;
 }
@@ -112,6 +117,7 @@ export async function setupGovernance(opts: {
     buffer,
     logger: opts.logger,
     onFinish: opts.onFinish,
+    forwardEarly: redis !== undefined && opts.settings.forwardEarly !== false,
   });
   return {
     governor,

@@ -4,14 +4,13 @@
 import { once } from "node:events";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
-import { Code, ConnectError, createClient, createRouterTransport, type Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { ErrorInfoSchema } from "../../gen/passerelle/errors/v1/error_info_pb.js";
 import { Role } from "../../gen/passerelle/inference/v1/chat_pb.js";
 import { InferenceService } from "../../gen/passerelle/inference/v1/inference_service_pb.js";
-import { TEST_PRINCIPAL } from "../../test/support/principal.js";
+import { clientAs } from "../../test/support/principal.js";
 import type { Governor, Outcome } from "../governance/index.js";
-import { kPrincipal } from "../platform/context.js";
 import { type ChatModel, createInferenceService } from "./inference-service.js";
 import { createProviderRouter, type ProviderRoute } from "./provider-router.js";
 import { createUpstreamClient } from "./upstream-client.js";
@@ -89,6 +88,7 @@ function setup(providers: ProviderRoute[]) {
   const outcomes: Outcome[] = [];
   const governor: Governor = {
     refusedBeforeAdmission: () => {},
+    mayForwardEarly: () => false,
     needsPromptTokens: () => false,
     admit: async () => ({
       usageId: "u",
@@ -111,14 +111,7 @@ function setup(providers: ProviderRoute[]) {
     idleTimeoutMs: 5_000,
     connectTimeoutMs: 1_000,
   });
-  const authenticate: Interceptor = (next) => (req) => {
-    req.contextValues.set(kPrincipal, TEST_PRINCIPAL);
-    return next(req);
-  };
-  const transport = createRouterTransport((r) => r.service(InferenceService, service), {
-    router: { interceptors: [authenticate] },
-  });
-  const client = createClient(InferenceService, transport);
+  const client = clientAs(InferenceService, service);
   const params = { model: "chat", messages: [{ role: Role.USER, content: { case: "text" as const, value: "hi" } }] };
   /** Streams a request to its end: the text received, and the error that ended it (if one did). */
   async function stream(signal?: AbortSignal) {

@@ -12,12 +12,13 @@ import {
   ListProviderStatesResponseSchema,
   StreamChatCompletionResponseSchema,
 } from "../../gen/passerelle/inference/v1/inference_service_pb.js";
-import type { Governor, Limits, Settled } from "../governance/index.js";
+import type { AdmitInput, Governor, Limits, Settled } from "../governance/index.js";
 import { statusOf } from "../governance/index.js";
 import { kPrincipal, kRequestId, type Principal } from "../platform/context.js";
 import { invalidArgument, permissionDenied, rpcError, unauthenticated } from "../platform/errors.js";
 import { beforeAdmission, promptTokensIfNeeded } from "./admission.js";
 import { choicesGenerated, refuseStreamOptions } from "./chat-checks.js";
+import { forwardWhileAdmitting } from "./early-forward.js";
 import { createUpstreamClock, SERVER_TIMING, upstreamTarget, upstreamTiming, withFailover } from "./failover.js";
 import { chunkFromJson, completionFromJson, upstreamChatBody } from "./openai-json.js";
 import { type Lease, type ProviderRoute, type ProviderRouter, servedBy } from "./provider-router.js";
@@ -135,7 +136,7 @@ export function createInferenceService(deps: InferenceDeps): ServiceImpl<typeof 
       () => admissible(asked, principal, ctx, unary),
     );
     const perChoice = params.maxCompletionTokens ?? params.maxTokens ?? deps.defaultMaxTokens;
-    const admission = await deps.governor.admit({
+    const input: AdmitInput = {
       principal,
       requestId: ctx.values.get(kRequestId),
       endpoint: "chat.completions",
@@ -143,21 +144,38 @@ export function createInferenceService(deps: InferenceDeps): ServiceImpl<typeof 
       limits,
       promptTokens,
       maxCompletionTokens: perChoice * choices,
-    });
-    for (const [k, v] of Object.entries(admission.headers)) ctx.responseHeader.set(k, v);
-    return { model, params, admission, promptTokens, searchResults };
+    };
+    // Asked before admit(), which counts this call among the caller's undecided ones.
+    const early = deps.governor.mayForwardEarly(input);
+    return { model, params, promptTokens, searchResults, admitting: deps.governor.admit(input), early };
+  }
+
+  /**
+   * The call's upstream work, started after its admission or, when the governor allows, while it is decided
+   * (early-forward.ts); resolves once admitted, with the rate-limit headers on the answer.
+   */
+  async function admitted<T>(
+    prepared: Awaited<ReturnType<typeof prepare>>,
+    ctx: HandlerContext,
+    forward: (signal: AbortSignal) => Promise<T>,
+    discard: (out: T) => void,
+  ) {
+    const f = await forwardWhileAdmitting(prepared.admitting, prepared.early, ctx.signal, forward, discard);
+    for (const [k, v] of Object.entries(f.admission.headers)) ctx.responseHeader.set(k, v);
+    return f;
   }
 
   /** Failover across the model's providers; upstream failures reach the client as Connect errors. */
   async function failover<T>(
     model: ChatModel,
     ctx: HandlerContext,
+    signal: AbortSignal,
     attempt: (lease: Lease) => Promise<T>,
     hold = false,
   ) {
     const clock = createUpstreamClock();
     try {
-      const out = await withFailover(deps.router, model.providers, deps.maxAttempts, ctx.signal, attempt, {
+      const out = await withFailover(deps.router, model.providers, deps.maxAttempts, signal, attempt, {
         hold,
         clock,
       });
@@ -187,15 +205,23 @@ export function createInferenceService(deps: InferenceDeps): ServiceImpl<typeof 
     },
 
     async createChatCompletion(req, ctx) {
-      const { model, params, admission, searchResults } = await prepare(req.params, ctx, true);
+      const prepared = await prepare(req.params, ctx, true);
+      const { model, params, searchResults } = prepared;
       let provider: ProviderRoute | undefined;
+      const { admission, result, done } = await admitted(
+        prepared,
+        ctx,
+        (signal) =>
+          failover(model, ctx, signal, async (lease) => {
+            provider = lease.provider;
+            const body = upstreamChatBody(params, lease.provider.upstreamModel, false);
+            const res = await deps.upstream.postJson(target(lease.provider), "/v1/chat/completions", body, signal);
+            return completionFromJson(res.body, params.model);
+          }),
+        () => {},
+      );
       try {
-        const completion = await failover(model, ctx, async (lease) => {
-          provider = lease.provider;
-          const body = upstreamChatBody(params, lease.provider.upstreamModel, false);
-          const res = await deps.upstream.postJson(target(lease.provider), "/v1/chat/completions", body, ctx.signal);
-          return completionFromJson(res.body, params.model);
-        });
+        const completion = await result;
         completion.usage ??= countedUsage(params, completion);
         const settled = admission.finish({
           status: 200,
@@ -209,33 +235,50 @@ export function createInferenceService(deps: InferenceDeps): ServiceImpl<typeof 
       } catch (err) {
         admission.finish({ ...statusOf(err), promptTokens: 0, completionTokens: 0, servedBy: servedBy(provider) });
         throw err;
+      } finally {
+        done();
       }
     },
 
     async *streamChatCompletion(req, ctx) {
-      const { model, params, admission, promptTokens, searchResults } = await prepare(req.params, ctx, false);
+      const prepared = await prepare(req.params, ctx, false);
+      const { model, params, promptTokens, searchResults } = prepared;
       const started = performance.now();
       const wantsUsage = params.streamOptions?.includeUsage === true;
       let provider: ProviderRoute | undefined;
       // Open the stream and read its first event under failover: until a chunk is yielded, nothing reached the
       // client, so another provider may still be tried.
-      let opened: { lease: Lease; events: AsyncIterableIterator<string>; first: IteratorResult<string> };
+      type Opened = { lease: Lease; events: AsyncIterableIterator<string>; first: IteratorResult<string> };
+      const { admission, result, done } = await admitted(
+        prepared,
+        ctx,
+        (signal) =>
+          failover(
+            model,
+            ctx,
+            signal,
+            async (lease): Promise<Opened> => {
+              provider = lease.provider;
+              const body = upstreamChatBody(params, lease.provider.upstreamModel, true);
+              const events = deps.upstream.postStream(target(lease.provider), "/v1/chat/completions", body, signal);
+              const first = await events.next().catch((err: unknown) => {
+                throw beforeFirstChunk(err);
+              });
+              return { lease, events, first };
+            },
+            true,
+          ),
+        // Refused after the stream opened: nothing of it reached the client; its slot and connection are freed.
+        (o) => {
+          o.lease.release("neutral");
+          o.events.return?.(undefined).catch(() => {});
+        },
+      );
+      let opened: Opened;
       try {
-        opened = await failover(
-          model,
-          ctx,
-          async (lease) => {
-            provider = lease.provider;
-            const body = upstreamChatBody(params, lease.provider.upstreamModel, true);
-            const events = deps.upstream.postStream(target(lease.provider), "/v1/chat/completions", body, ctx.signal);
-            const first = await events.next().catch((err: unknown) => {
-              throw beforeFirstChunk(err);
-            });
-            return { lease, events, first };
-          },
-          true,
-        );
+        opened = await result;
       } catch (err) {
+        done();
         admission.finish({ ...statusOf(err), promptTokens: 0, completionTokens: 0, servedBy: servedBy(provider) });
         throw err;
       }
@@ -314,6 +357,7 @@ export function createInferenceService(deps: InferenceDeps): ServiceImpl<typeof 
       } finally {
         lease.release(outcome);
         await events.return?.(undefined);
+        done();
         if (ended?.status !== 200) {
           // Failed or cancelled after the first byte (a client that left ends here too): what was generated so far
           // was produced by the model, and is charged.

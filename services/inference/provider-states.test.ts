@@ -1,12 +1,10 @@
 // The admins' view of provider states (ListProviderStates, GET /v1/admin/provider-states): which providers it lists,
 // and how it counts the requests waiting for a free slot.
-import { createClient, createRouterTransport, type Interceptor } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
 import { InferenceService } from "../../gen/passerelle/inference/v1/inference_service_pb.js";
 import { QUICK_INFERENCE_SETTINGS } from "../../test/support/inference-settings.js";
-import { TEST_PRINCIPAL } from "../../test/support/principal.js";
+import { clientAs } from "../../test/support/principal.js";
 import type { Governor } from "../governance/index.js";
-import { kPrincipal } from "../platform/context.js";
 import { setupInference } from "./index.js";
 import { createInferenceService } from "./inference-service.js";
 import { createProviderRouter, type ProviderRoute } from "./provider-router.js";
@@ -41,14 +39,7 @@ function setup(registry: () => string[]) {
     idleTimeoutMs: 1000,
     connectTimeoutMs: 1000,
   });
-  const authenticate: Interceptor = (next) => (req) => {
-    req.contextValues.set(kPrincipal, TEST_PRINCIPAL);
-    return next(req);
-  };
-  const client = createClient(
-    InferenceService,
-    createRouterTransport((x) => x.service(InferenceService, service), { router: { interceptors: [authenticate] } }),
-  );
+  const client = clientAs(InferenceService, service);
   const list = async () =>
     (await client.listProviderStates({})).states.map((s) => ({
       id: s.providerId,

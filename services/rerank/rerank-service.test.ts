@@ -1,14 +1,13 @@
-import { Code, ConnectError, createClient, createRouterTransport, type Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
 import { ErrorInfoSchema } from "../../gen/passerelle/errors/v1/error_info_pb.js";
 import { RerankService } from "../../gen/passerelle/rerank/v1/rerank_service_pb.js";
-import { TEST_PRINCIPAL } from "../../test/support/principal.js";
+import { clientAs, TEST_PRINCIPAL } from "../../test/support/principal.js";
 import type { AdmitInput, Outcome } from "../governance/governor.js";
 import type { ChatModel, ProviderRoute, UpstreamClient } from "../inference/index.js";
 import { UpstreamError } from "../inference/index.js";
 import { createProviderRouter } from "../inference/provider-router.js";
 import { modelNotFound } from "../models/registry.js";
-import { kPrincipal } from "../platform/context.js";
 import { createRerankService } from "./rerank-service.js";
 import { countRerankTokens } from "./upstream-json.js";
 
@@ -113,6 +112,7 @@ function setup(upstream: UpstreamClient, opts: { limited?: boolean; needs?: bool
     }),
     governor: {
       refusedBeforeAdmission: () => {},
+      mayForwardEarly: () => false,
       needsPromptTokens: (...args) => {
         asked.push(args);
         return needs;
@@ -133,14 +133,7 @@ function setup(upstream: UpstreamClient, opts: { limited?: boolean; needs?: bool
     connectTimeoutMs: 1000,
     idleTimeoutMs: 1000,
   });
-  const authenticate: Interceptor = (next) => (req) => {
-    req.contextValues.set(kPrincipal, principal);
-    return next(req);
-  };
-  const transport = createRouterTransport((r) => r.service(RerankService, service), {
-    router: { interceptors: [authenticate] },
-  });
-  return { client: createClient(RerankService, transport), admitted, finished, asked };
+  return { client: clientAs(RerankService, service, principal), admitted, finished, asked };
 }
 
 async function rejection(p: Promise<unknown>): Promise<ConnectError> {

@@ -184,6 +184,31 @@ describe.skipIf(!redisUrl)("rate limits over REST (the test Redis)", () => {
     await grant(t.httpUrl, t.adminKey, role, CHAT, { requests_per_minute: 3 });
     expect((await chat(key)).status).toBe(429);
   });
+
+  it("forwards early while the caller had room, and a refusal then cuts the upstream call (PASSERELLE_FORWARD_EARLY)", async () => {
+    const role = await createRole(t.httpUrl, t.adminKey, { [CHAT]: { requests_per_minute: 100 } });
+    const { keys } = await createMember(t.httpUrl, t.adminKey, role);
+    const key = keys[0] as string;
+    expect((await chat(key)).status).toBe(200);
+    // The last decision left 99 of 100: the next call is sent upstream while Redis decides. Lowered to 1 meanwhile
+    // (another process's traffic would do the same), Redis refuses it: the client gets the 429, never the answer,
+    // and the model server sees the call it had started cancelled.
+    await grant(t.httpUrl, t.adminKey, role, CHAT, { requests_per_minute: 1 });
+    sim.reset();
+    sim.setOptions({ ttftMs: 2_000 });
+    try {
+      const refused = await chat(key);
+      expectError(refused, 429, "rate_limit_error", "rate_limit_exceeded");
+      expect(sim.stats.requests["/v1/chat/completions"]).toBe(1);
+      await sim.waitUntil(() => sim.stats.cancelled === 1, 2_000);
+      // Refused, the caller is forgotten: its next call waits for its decision and never reaches the upstream.
+      sim.reset();
+      expectError(await chat(key), 429, "rate_limit_error", "rate_limit_exceeded");
+      expect(sim.stats.requests["/v1/chat/completions"] ?? 0).toBe(0);
+    } finally {
+      sim.setOptions({ ttftMs: 0 });
+    }
+  });
 });
 
 describe.skipIf(!redisUrl)("quota accuracy: two Passerelle processes sharing Redis", () => {
