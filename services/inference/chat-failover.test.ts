@@ -9,6 +9,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { ErrorInfoSchema } from "../../gen/passerelle/errors/v1/error_info_pb.js";
 import { Role } from "../../gen/passerelle/inference/v1/chat_pb.js";
 import { InferenceService } from "../../gen/passerelle/inference/v1/inference_service_pb.js";
+import { readChatStream } from "../../test/support/chat-stream.js";
 import { clientAs } from "../../test/support/principal.js";
 import type { Governor, Outcome } from "../governance/index.js";
 import { type ChatModel, createInferenceService } from "./inference-service.js";
@@ -114,17 +115,7 @@ function setup(providers: ProviderRoute[]) {
   const client = clientAs(InferenceService, service);
   const params = { model: "chat", messages: [{ role: Role.USER, content: { case: "text" as const, value: "hi" } }] };
   /** Streams a request to its end: the text received, and the error that ended it (if one did). */
-  async function stream(signal?: AbortSignal) {
-    let text = "";
-    try {
-      for await (const m of client.streamChatCompletion({ params }, { signal })) {
-        text += m.chunk?.choices[0]?.delta?.content ?? "";
-      }
-      return { text, error: undefined };
-    } catch (err) {
-      return { text, error: ConnectError.from(err) };
-    }
-  }
+  const stream = (signal?: AbortSignal) => readChatStream(client.streamChatCompletion({ params }, { signal }));
   const health = (p: ProviderRoute) => router.snapshotOf([p])[0];
   return { router, client, params, outcomes, stream, health, close: () => upstream.close() };
 }

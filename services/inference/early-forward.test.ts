@@ -6,6 +6,7 @@ import { type Client, Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { Role } from "../../gen/passerelle/inference/v1/chat_pb.js";
 import { InferenceService } from "../../gen/passerelle/inference/v1/inference_service_pb.js";
+import { readChatStream } from "../../test/support/chat-stream.js";
 import { clientAs } from "../../test/support/principal.js";
 import { type Simulator, startSimulator } from "../../test/upstream/simulator.js";
 import type { Admission, Governor, Outcome } from "../governance/index.js";
@@ -109,17 +110,7 @@ describe("early forwarding of chat calls", () => {
   });
 
   /** Streams a request to its end: the text received, and the error that ended it (if one did). */
-  async function stream(signal?: AbortSignal) {
-    let text = "";
-    try {
-      for await (const m of client.streamChatCompletion({ params }, { signal })) {
-        text += m.chunk?.choices[0]?.delta?.content ?? "";
-      }
-      return { text, error: undefined };
-    } catch (err) {
-      return { text, error: ConnectError.from(err) };
-    }
-  }
+  const stream = (signal?: AbortSignal) => readChatStream(client.streamChatCompletion({ params }, { signal }));
 
   it("sends a vouched-for call upstream before its admission, and answers only once admitted", async () => {
     sim.setOptions({ ttftMs: 0 });
