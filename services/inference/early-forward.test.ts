@@ -174,11 +174,14 @@ describe("early forwarding of chat calls", () => {
     sim.setOptions({ ttftMs: 0, interTokenMs: 5 });
     const result = stream();
     await sim.waitUntil(() => sim.stats.inFlight === 1);
+    await sleep(300);
     admission.open(admitted);
     const { text, error } = await result;
     expect(error).toBeUndefined();
     expect(text.length).toBeGreaterThan(0);
     expect(outcomes).toMatchObject([{ status: 200 }]);
+    // The time to first token is the upstream's (its first event came at once), not the admission's 300 ms.
+    expect(outcomes[0]?.ttftMs).toBeLessThan(300);
     expect(inFlight()).toBe(0);
   });
 

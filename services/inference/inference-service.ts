@@ -243,17 +243,19 @@ export function createInferenceService(deps: InferenceDeps): ServiceImpl<typeof 
     async *streamChatCompletion(req, ctx) {
       const prepared = await prepare(req.params, ctx, false);
       const { model, params, promptTokens, searchResults } = prepared;
-      const started = performance.now();
+      /** When the upstream work began (after the admission, or during it when forwarded early): for the TTFT. */
+      let started = 0;
       const wantsUsage = params.streamOptions?.includeUsage === true;
       let provider: ProviderRoute | undefined;
       // Open the stream and read its first event under failover: until a chunk is yielded, nothing reached the
       // client, so another provider may still be tried.
-      type Opened = { lease: Lease; events: AsyncIterableIterator<string>; first: IteratorResult<string> };
+      type Opened = { lease: Lease; events: AsyncIterableIterator<string>; first: IteratorResult<string>; at: number };
       const { admission, result, done } = await admitted(
         prepared,
         ctx,
-        (signal) =>
-          failover(
+        (signal) => {
+          started = performance.now();
+          return failover(
             model,
             ctx,
             signal,
@@ -264,10 +266,11 @@ export function createInferenceService(deps: InferenceDeps): ServiceImpl<typeof 
               const first = await events.next().catch((err: unknown) => {
                 throw beforeFirstChunk(err);
               });
-              return { lease, events, first };
+              return { lease, events, first, at: performance.now() };
             },
             true,
-          ),
+          );
+        },
         // Refused after the stream opened: nothing of it reached the client; its slot and connection are freed.
         (o) => {
           o.lease.release("neutral");
@@ -282,7 +285,8 @@ export function createInferenceService(deps: InferenceDeps): ServiceImpl<typeof 
         admission.finish({ ...statusOf(err), promptTokens: 0, completionTokens: 0, servedBy: servedBy(provider) });
         throw err;
       }
-      const ttftMs = performance.now() - started;
+      // From the upstream work's start to its first event: an admission decided after that event is not in it.
+      const ttftMs = opened.at - started;
       const { events, lease } = opened;
       let next = opened.first;
       let outcome: "ok" | "failure" | "neutral" = "neutral";
