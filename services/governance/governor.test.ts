@@ -43,7 +43,9 @@ const input = (over: Partial<AdmitInput> = {}): AdmitInput => ({
  * A governor over a real limiter (resilient over memory, as in production) and budgets faked in memory: on a lease
  * (`withLease`) or on a row of their own, released through `release`.
  */
-function setup(opts: { limiter?: RateLimiter; withLease?: boolean; forwardEarly?: boolean } = {}) {
+function setup(
+  opts: { limiter?: RateLimiter; withLease?: boolean; forwardEarly?: boolean; forwardEarlyBelow?: number } = {},
+) {
   const records: UsageRecord[] = [];
   const buffer: UsageBuffer = {
     record(r) {
@@ -83,7 +85,14 @@ function setup(opts: { limiter?: RateLimiter; withLease?: boolean; forwardEarly?
   const logs: { level: number; msg: string }[] = [];
   const logger = pino({ level: "warn" }, { write: (line: string) => void logs.push(JSON.parse(line)) });
   const limiter = opts.limiter ?? createResilientLimiter({ primary: createMemoryLimiter(), policy: "fail-closed" });
-  const governor = createGovernor({ limiter, budgets, buffer, logger, forwardEarly: opts.forwardEarly });
+  const governor = createGovernor({
+    limiter,
+    budgets,
+    buffer,
+    logger,
+    forwardEarly: opts.forwardEarly,
+    forwardEarlyBelow: opts.forwardEarlyBelow,
+  });
   return { governor, records, budget, logs, limiter };
 }
 
@@ -247,6 +256,27 @@ describe("governor mayForwardEarly", () => {
     expect(governor.mayForwardEarly(input({ maxCompletionTokens: 8_780 }))).toBe(true);
     expect(governor.mayForwardEarly(input({ maxCompletionTokens: 8_900 }))).toBe(false);
     first.finish({ status: 200, promptTokens: 1, completionTokens: 1 });
+  });
+
+  it("does not vouch while the process is busy: as many calls open as forwardEarlyBelow, refusals and finishes closing them", async () => {
+    const { governor, budget } = setup({ forwardEarly: true, forwardEarlyBelow: 3 });
+    const open = [await governor.admit(input()), await governor.admit(input())];
+    expect(governor.mayForwardEarly(input())).toBe(true);
+    open.push(await governor.admit(input()));
+    expect(governor.mayForwardEarly(input())).toBe(false);
+    // Finished twice, closed once.
+    open[0]?.finish({ status: 200, promptTokens: 1, completionTokens: 1 });
+    open[0]?.finish({ status: 200, promptTokens: 1, completionTokens: 1 });
+    expect(governor.mayForwardEarly(input())).toBe(true);
+    open.push(await governor.admit(input()));
+    expect(governor.mayForwardEarly(input())).toBe(false);
+    open[1]?.finish({ status: 200, promptTokens: 1, completionTokens: 1 });
+    // A refusal closes its call too (and forgets the caller until an admission in full).
+    budget.exhausted = true;
+    await expect(governor.admit(input())).rejects.toThrow(/budget/);
+    budget.exhausted = false;
+    await governor.admit(input()).then((a) => a.finish({ status: 200, promptTokens: 1, completionTokens: 1 }));
+    expect(governor.mayForwardEarly(input())).toBe(true);
   });
 
   it("never vouches for a call that no limit counts (no round trip to overlap)", async () => {

@@ -85,6 +85,14 @@ export interface GovernorDeps {
    * default.
    */
   forwardEarly?: boolean | Headroom;
+  /**
+   * Early forwarding only while fewer calls than this are open in the process (admitted or being admitted, not
+   * finished; default 4). Busier, the CPU is what calls wait for: the Redis reply waits its turn in the event loop
+   * anyway, and an abortable upstream call costs a controller per call. Measured on 2 vCPUs, governed, 32 concurrent
+   * calls: ungated, early forwarding cut throughput by ~15 %; gated at 4, by ~3 % (within the run-to-run noise),
+   * while at one call at a time it took 0.18 ms off the p50 and 0.66 ms off the p99.
+   */
+  forwardEarlyBelow?: number;
 }
 
 export interface Governor {
@@ -111,8 +119,9 @@ export interface Governor {
    */
   refusedBeforeAdmission(input: RefusalInput, err: unknown): void;
   /**
-   * Whether the call may be sent upstream while `admit(input)` is being decided: early forwarding is on, the call is
-   * counted against limits, and the last decision for its caller, model and key left ample room (headroom.ts). Ask
+   * Whether the call may be sent upstream while `admit(input)` is being decided: early forwarding is on, the process
+   * is not busy (GovernorDeps.forwardEarlyBelow), the call is counted against limits, and the last decision for its
+   * caller, model and key left ample room (headroom.ts). Ask
    * just before `admit(input)`. The caller still waits for the admission before anything reaches its client, and
    * aborts the upstream call when it is refused.
    */
@@ -146,6 +155,9 @@ export function createGovernor(deps: GovernorDeps): Governor {
       : deps.forwardEarly === false || deps.forwardEarly === undefined
         ? undefined
         : deps.forwardEarly;
+  /** Calls admitted (or being admitted) and not finished: this process's load, as early forwarding sees it. */
+  let open = 0;
+  const forwardEarlyBelow = deps.forwardEarlyBelow ?? 4;
   /** The caller the headroom tracks for `input`: only calls the limiter counts (a round trip worth overlapping). */
   const headroomKey = (input: AdmitInput) =>
     headroom && (counted(input.limits) || counted(input.principal.keyLimits))
@@ -192,6 +204,171 @@ export function createGovernor(deps: GovernorDeps): Governor {
   const tokenLimited = (l: { tokensPerMinute: number | null; tokensPerDay: number | null } | null | undefined) =>
     l != null && (l.tokensPerMinute != null || l.tokensPerDay != null);
 
+  /** Admit's work: see Governor.admit. */
+  async function admitOnce(input: AdmitInput): Promise<Admission> {
+    const started = now();
+    const { principal, model } = input;
+    const estimate = input.promptTokens + input.maxCompletionTokens;
+    const usageId = uuidv7();
+    const owners = budgetOwners(principal);
+    const prices = model;
+    const worst = costNanos({ promptTokens: input.promptTokens, completionTokens: input.maxCompletionTokens }, prices);
+    // Limits (Redis) and budgets (PostgreSQL) are reserved at once: one round trip of latency, not two. The rare
+    // request that one admits and the other refuses gives the first back; so does one where either side throws.
+    type LimitOutcome = { decision: Awaited<ReturnType<RateLimiter["reserve"]>> } | { error: unknown };
+    type BudgetOutcome = Awaited<ReturnType<BudgetStore["reserve"]>> | { error: unknown } | undefined;
+    const tracked = headroomKey(input);
+    if (tracked) headroom?.pending(tracked, estimate);
+    const [limited, budget] = await Promise.all([
+      deps.limiter
+        .reserve({
+          subject: principal.userId,
+          model: model.name,
+          limits: input.limits ?? UNLIMITED,
+          key: principal.keyLimits ? { id: principal.keyId, limits: principal.keyLimits } : undefined,
+          tokens: estimate,
+        })
+        .then(
+          (decision): LimitOutcome => ({ decision }),
+          (error: unknown): LimitOutcome => ({ error }),
+        ),
+      worst > 0n
+        ? deps.budgets.reserve(usageId, owners, worst).then(
+            (b): BudgetOutcome => b,
+            (error: unknown): BudgetOutcome => ({ error }),
+          )
+        : Promise.resolve<BudgetOutcome>(undefined),
+    ]);
+    /** The budget reservation this request holds, if any: on a lease (in memory) or a row of its own. */
+    const held = budget && "admitted" in budget && budget.admitted ? budget : undefined;
+    if (tracked) {
+      // Only an admission in full vouches for the next call: limits allowed (not degraded), the budget admitted.
+      const full =
+        "decision" in limited && limited.decision.outcome === "allowed" && (budget === undefined || held !== undefined);
+      headroom?.decided(tracked, estimate, full ? limited.decision : null);
+    }
+    if ("error" in limited) {
+      // A limiter that throws (an input it rejects, such as an estimate beyond 2^53) rather than answering: the
+      // request still has its one record.
+      giveBack(usageId, held);
+      const outcome: Outcome = { ...statusOf(limited.error), promptTokens: 0, completionTokens: 0 };
+      journal(deps, entryOf(input, usageId, started, now(), outcome, 0n, ZERO_CARBON));
+      throw limited.error;
+    }
+    const { decision } = limited;
+    const headers = rateLimitHeaders(decision);
+    if (!decision.allowed) {
+      giveBack(usageId, held);
+      const r = decision.refusal;
+      if (r?.reason === "unavailable") {
+        throw refused(
+          input,
+          usageId,
+          started,
+          Code.Unavailable,
+          "Rate limits cannot be checked right now; retry shortly.",
+          "LIMITS_UNAVAILABLE",
+          headers,
+          decision.retryAfterSeconds ?? 1,
+        );
+      }
+      const what = r?.limit ? LIMIT_NAMES[r.limit] : "rate limit";
+      if (r?.reason === "forbidden") {
+        const whose = r.scope === "key" ? "This API key's" : "Your role's";
+        throw refused(
+          input,
+          usageId,
+          started,
+          Code.ResourceExhausted,
+          `${whose} limit on '${model.name}' (${what}) is 0: calls with it are refused.`,
+          "RATE_LIMIT_EXCEEDED",
+          headers,
+        );
+      }
+      const message =
+        r?.reason === "too_large"
+          ? `This request (about ${estimate} tokens with max_tokens) exceeds your ${what} on '${model.name}'; lower max_tokens or the prompt.`
+          : `Rate limit reached on '${model.name}': ${what}. Retry after ${decision.retryAfterSeconds ?? 1} s.`;
+      throw refused(
+        input,
+        usageId,
+        started,
+        Code.ResourceExhausted,
+        message,
+        "RATE_LIMIT_EXCEEDED",
+        headers,
+        decision.retryAfterSeconds,
+      );
+    }
+    if (budget && "error" in budget) {
+      settle(decision.reservation, 0);
+      deps.logger.error({ err: budget.error }, "budget reservation failed (database unreachable?)");
+      throw refused(
+        input,
+        usageId,
+        started,
+        Code.Unavailable,
+        "Budgets cannot be checked right now; retry shortly.",
+        "BUDGETS_UNAVAILABLE",
+        headers,
+        1,
+      );
+    }
+    if (budget && !budget.admitted) {
+      settle(decision.reservation, 0);
+      const whose = budget.owner.kind === "organization" ? "Your organization's" : "Your";
+      throw refused(
+        input,
+        usageId,
+        started,
+        Code.ResourceExhausted,
+        `${whose} budget is exhausted (${nanosToUnits(budget.remainingNanos)} left, this request may cost up to ${nanosToUnits(worst)}).`,
+        "INSUFFICIENT_QUOTA",
+        headers,
+      );
+    }
+
+    const lease = held?.lease;
+    let finished: Settled | undefined;
+    return {
+      usageId,
+      headers,
+      finish(reported) {
+        if (finished) return finished;
+        // Counts come from upstreams and token counters: one that is not a count (10.5, -5, NaN) must not leave
+        // the request unsettled. Everything that can throw is computed before the first side effect, so the
+        // limiter, the budget lease and the journal each hear of the request exactly once.
+        const outcome: Outcome = {
+          ...reported,
+          promptTokens: tokenCount(reported.promptTokens),
+          completionTokens: tokenCount(reported.completionTokens),
+        };
+        const ended = now();
+        const seconds = Math.max(0, ended - started) / 1000;
+        const cost = costNanos(outcome, prices);
+        const c = outcome.servedBy
+          ? estimateCarbon({
+              activeParamsB: outcome.servedBy.carbon.activeParamsB,
+              totalParamsB: outcome.servedBy.carbon.totalParamsB,
+              zone: outcome.servedBy.carbon.zone,
+              completionTokens: outcome.completionTokens,
+              promptTokens: outcome.promptTokens,
+              latencySeconds: seconds,
+            })
+          : null;
+        const carbon = c ? { kWh: c.kWh, kgCO2eq: c.kgCO2eq } : ZERO_CARBON;
+        finished = { cost: nanosToUnits(cost), carbon };
+        settle(decision.reservation, outcome.promptTokens + outcome.completionTokens);
+        lease?.finish(cost);
+        journal(deps, entryOf(input, usageId, started, ended, outcome, cost, carbon, lease?.ids));
+        // Metrics once the turn is over: the answer does not wait for them. The journal is written before it, above:
+        // the record of an answered request survives even a process killed right after the answer.
+        if (deps.onFinish) setImmediate(deps.onFinish, input, outcome, seconds);
+        return finished;
+      },
+    };
+  }
+
   return {
     refusedBeforeAdmission(input, err) {
       const { status, errorCode } = statusOf(err);
@@ -210,6 +387,7 @@ export function createGovernor(deps: GovernorDeps): Governor {
     },
 
     mayForwardEarly(input) {
+      if (open >= forwardEarlyBelow) return false;
       const key = headroomKey(input);
       return key !== undefined && (headroom as Headroom).ample(key, input.promptTokens + input.maxCompletionTokens);
     },
@@ -221,170 +399,24 @@ export function createGovernor(deps: GovernorDeps): Governor {
     },
 
     async admit(input) {
-      const started = now();
-      const { principal, model } = input;
-      const estimate = input.promptTokens + input.maxCompletionTokens;
-      const usageId = uuidv7();
-      const owners = budgetOwners(principal);
-      const prices = model;
-      const worst = costNanos(
-        { promptTokens: input.promptTokens, completionTokens: input.maxCompletionTokens },
-        prices,
-      );
-      // Limits (Redis) and budgets (PostgreSQL) are reserved at once: one round trip of latency, not two. The rare
-      // request that one admits and the other refuses gives the first back; so does one where either side throws.
-      type LimitOutcome = { decision: Awaited<ReturnType<RateLimiter["reserve"]>> } | { error: unknown };
-      type BudgetOutcome = Awaited<ReturnType<BudgetStore["reserve"]>> | { error: unknown } | undefined;
-      const tracked = headroomKey(input);
-      if (tracked) headroom?.pending(tracked, estimate);
-      const [limited, budget] = await Promise.all([
-        deps.limiter
-          .reserve({
-            subject: principal.userId,
-            model: model.name,
-            limits: input.limits ?? UNLIMITED,
-            key: principal.keyLimits ? { id: principal.keyId, limits: principal.keyLimits } : undefined,
-            tokens: estimate,
-          })
-          .then(
-            (decision): LimitOutcome => ({ decision }),
-            (error: unknown): LimitOutcome => ({ error }),
-          ),
-        worst > 0n
-          ? deps.budgets.reserve(usageId, owners, worst).then(
-              (b): BudgetOutcome => b,
-              (error: unknown): BudgetOutcome => ({ error }),
-            )
-          : Promise.resolve<BudgetOutcome>(undefined),
-      ]);
-      /** The budget reservation this request holds, if any: on a lease (in memory) or a row of its own. */
-      const held = budget && "admitted" in budget && budget.admitted ? budget : undefined;
-      if (tracked) {
-        // Only an admission in full vouches for the next call: limits allowed (not degraded), the budget admitted.
-        const full =
-          "decision" in limited &&
-          limited.decision.outcome === "allowed" &&
-          (budget === undefined || held !== undefined);
-        headroom?.decided(tracked, estimate, full ? limited.decision : null);
+      open++;
+      let admission: Admission;
+      try {
+        admission = await admitOnce(input);
+      } catch (err) {
+        open--;
+        throw err;
       }
-      if ("error" in limited) {
-        // A limiter that throws (an input it rejects, such as an estimate beyond 2^53) rather than answering: the
-        // request still has its one record.
-        giveBack(usageId, held);
-        const outcome: Outcome = { ...statusOf(limited.error), promptTokens: 0, completionTokens: 0 };
-        journal(deps, entryOf(input, usageId, started, now(), outcome, 0n, ZERO_CARBON));
-        throw limited.error;
-      }
-      const { decision } = limited;
-      const headers = rateLimitHeaders(decision);
-      if (!decision.allowed) {
-        giveBack(usageId, held);
-        const r = decision.refusal;
-        if (r?.reason === "unavailable") {
-          throw refused(
-            input,
-            usageId,
-            started,
-            Code.Unavailable,
-            "Rate limits cannot be checked right now; retry shortly.",
-            "LIMITS_UNAVAILABLE",
-            headers,
-            decision.retryAfterSeconds ?? 1,
-          );
-        }
-        const what = r?.limit ? LIMIT_NAMES[r.limit] : "rate limit";
-        if (r?.reason === "forbidden") {
-          const whose = r.scope === "key" ? "This API key's" : "Your role's";
-          throw refused(
-            input,
-            usageId,
-            started,
-            Code.ResourceExhausted,
-            `${whose} limit on '${model.name}' (${what}) is 0: calls with it are refused.`,
-            "RATE_LIMIT_EXCEEDED",
-            headers,
-          );
-        }
-        const message =
-          r?.reason === "too_large"
-            ? `This request (about ${estimate} tokens with max_tokens) exceeds your ${what} on '${model.name}'; lower max_tokens or the prompt.`
-            : `Rate limit reached on '${model.name}': ${what}. Retry after ${decision.retryAfterSeconds ?? 1} s.`;
-        throw refused(
-          input,
-          usageId,
-          started,
-          Code.ResourceExhausted,
-          message,
-          "RATE_LIMIT_EXCEEDED",
-          headers,
-          decision.retryAfterSeconds,
-        );
-      }
-      if (budget && "error" in budget) {
-        settle(decision.reservation, 0);
-        deps.logger.error({ err: budget.error }, "budget reservation failed (database unreachable?)");
-        throw refused(
-          input,
-          usageId,
-          started,
-          Code.Unavailable,
-          "Budgets cannot be checked right now; retry shortly.",
-          "BUDGETS_UNAVAILABLE",
-          headers,
-          1,
-        );
-      }
-      if (budget && !budget.admitted) {
-        settle(decision.reservation, 0);
-        const whose = budget.owner.kind === "organization" ? "Your organization's" : "Your";
-        throw refused(
-          input,
-          usageId,
-          started,
-          Code.ResourceExhausted,
-          `${whose} budget is exhausted (${nanosToUnits(budget.remainingNanos)} left, this request may cost up to ${nanosToUnits(worst)}).`,
-          "INSUFFICIENT_QUOTA",
-          headers,
-        );
-      }
-
-      const lease = held?.lease;
-      let finished: Settled | undefined;
+      let closed = false;
       return {
-        usageId,
-        headers,
-        finish(reported) {
-          if (finished) return finished;
-          // Counts come from upstreams and token counters: one that is not a count (10.5, -5, NaN) must not leave
-          // the request unsettled. Everything that can throw is computed before the first side effect, so the
-          // limiter, the budget lease and the journal each hear of the request exactly once.
-          const outcome: Outcome = {
-            ...reported,
-            promptTokens: tokenCount(reported.promptTokens),
-            completionTokens: tokenCount(reported.completionTokens),
-          };
-          const ended = now();
-          const seconds = Math.max(0, ended - started) / 1000;
-          const cost = costNanos(outcome, prices);
-          const c = outcome.servedBy
-            ? estimateCarbon({
-                activeParamsB: outcome.servedBy.carbon.activeParamsB,
-                totalParamsB: outcome.servedBy.carbon.totalParamsB,
-                zone: outcome.servedBy.carbon.zone,
-                completionTokens: outcome.completionTokens,
-                promptTokens: outcome.promptTokens,
-                latencySeconds: seconds,
-              })
-            : null;
-          const carbon = c ? { kWh: c.kWh, kgCO2eq: c.kgCO2eq } : ZERO_CARBON;
-          finished = { cost: nanosToUnits(cost), carbon };
-          settle(decision.reservation, outcome.promptTokens + outcome.completionTokens);
-          lease?.finish(cost);
-          journal(deps, entryOf(input, usageId, started, ended, outcome, cost, carbon, lease?.ids));
-          // Metrics once the turn is over: the answer does not wait for them. The journal is written before it, above:
-          // the record of an answered request survives even a process killed right after the answer.
-          if (deps.onFinish) setImmediate(deps.onFinish, input, outcome, seconds);
-          return finished;
+        usageId: admission.usageId,
+        headers: admission.headers,
+        finish(outcome) {
+          if (!closed) {
+            closed = true;
+            open--;
+          }
+          return admission.finish(outcome);
         },
       };
     },

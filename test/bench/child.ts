@@ -81,7 +81,18 @@ async function start(config: unknown): Promise<{ info: unknown; handlers: Record
       const t = await startTestPlatform({
         redis: c.redis === true,
         // As npm start: compacted once started, so that idle RSS is what a deployment keeps.
-        env: { PASSERELLE_MODELS_FILE: file, PASSERELLE_COMPACT_AFTER_START: "1" },
+        // The platform reads only the env it is given: a PASSERELLE_* setting of the bench's own environment (not
+        // the test harness's PASSERELLE_TEST_*) reaches it, so that a setting can be compared run against run.
+        env: {
+          ...Object.fromEntries(
+            Object.entries(process.env).filter(
+              (e): e is [string, string] =>
+                e[0].startsWith("PASSERELLE_") && !e[0].startsWith("PASSERELLE_TEST_") && e[1] !== undefined,
+            ),
+          ),
+          PASSERELLE_MODELS_FILE: file,
+          PASSERELLE_COMPACT_AFTER_START: "1",
+        },
         keepDatabase: c.keepDatabase,
         prepared: c.prepared,
       });
