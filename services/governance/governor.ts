@@ -8,7 +8,7 @@ import { uuidv7 } from "../platform/ids.js";
 import type { Reservation as BudgetReservation, BudgetStore } from "./budget-store.js";
 import { estimateCarbon } from "./carbon.js";
 import type { Owner } from "./entities.js";
-import { createHeadroom, type Headroom } from "./headroom.js";
+import { createHeadroom } from "./headroom.js";
 import { type JournalEntry, journal, recordableModelName, statusOf } from "./journal.js";
 import { rateLimitHeaders } from "./limiter/headers.js";
 import { type DecisionOutcome, type Limits, type RateLimiter, UNLIMITED } from "./limiter/limiter.js";
@@ -84,7 +84,7 @@ export interface GovernorDeps {
    * left ample room (mayForwardEarly; headroom.ts). Worth it when reservations take a round trip (Redis); off by
    * default.
    */
-  forwardEarly?: boolean | Headroom;
+  forwardEarly?: boolean;
   /**
    * Early forwarding only while fewer calls than this are open in the process (admitted or being admitted, not
    * finished; default 4). Busier, the CPU is what calls wait for: the Redis reply waits its turn in the event loop
@@ -149,12 +149,7 @@ const ZERO_CARBON: Settled["carbon"] = { kWh: { min: 0, max: 0 }, kgCO2eq: { min
 
 export function createGovernor(deps: GovernorDeps): Governor {
   const now = deps.now ?? Date.now;
-  const headroom =
-    deps.forwardEarly === true
-      ? createHeadroom({ now })
-      : deps.forwardEarly === false || deps.forwardEarly === undefined
-        ? undefined
-        : deps.forwardEarly;
+  const headroom = deps.forwardEarly ? createHeadroom({ now }) : undefined;
   /** Calls admitted (or being admitted) and not finished: this process's load, as early forwarding sees it. */
   let open = 0;
   const forwardEarlyBelow = deps.forwardEarlyBelow ?? 4;
@@ -387,9 +382,12 @@ export function createGovernor(deps: GovernorDeps): Governor {
     },
 
     mayForwardEarly(input) {
-      if (open >= forwardEarlyBelow) return false;
       const key = headroomKey(input);
-      return key !== undefined && (headroom as Headroom).ample(key, input.promptTokens + input.maxCompletionTokens);
+      return (
+        key !== undefined &&
+        open < forwardEarlyBelow &&
+        headroom?.ample(key, input.promptTokens + input.maxCompletionTokens) === true
+      );
     },
 
     needsPromptTokens(principal, model, limits) {
@@ -399,6 +397,8 @@ export function createGovernor(deps: GovernorDeps): Governor {
     },
 
     async admit(input) {
+      // Open calls are counted for early forwarding only: without it, the admission is admitOnce's, unwrapped.
+      if (!headroom) return admitOnce(input);
       open++;
       let admission: Admission;
       try {
