@@ -2,10 +2,11 @@ import path from "node:path";
 import { startNodeFlags } from "./build.js";
 import type { PasserelleInfo } from "./child.js";
 import { type ChildHandle, startChild } from "./children.js";
-import { fx, processCpuMs, QUICK, signed, sleep, summarize, times } from "./common.js";
+import { fx, processCpuMs, QUICK, type Summary, signed, sleep, summarize, times } from "./common.js";
 import type { FloorMode } from "./floors-server.js";
 import type { Section } from "./inference.js";
-import { answerText, closedLoop, makeTarget, type Target } from "./load.js";
+import { answerText, closedLoop, makeTarget, type StreamRecord, streams, type Target } from "./load.js";
+import { addedPair, frameColumns, parseStream, streamOutcome } from "./streams.js";
 
 /**
  * Architecture floors: where Passerelle's added latency lies. Five paths to one simulator, interleaved in one run:
@@ -21,12 +22,37 @@ const PUBLIC_MODEL = "bench-chat";
 const UPSTREAM_MODEL = "sim-chat";
 const PATHS = ["direct", "ceiling", "fastify floor", "connect floor", "passerelle"] as const;
 type PathName = (typeof PATHS)[number];
+
+/** One path's figures in the floors section. */
+export interface FloorPath {
+  c1: Summary;
+  c1CpuMsPerRequest: number;
+  c32Rps: number;
+  c32CpuMsPerRequest: number;
+}
+export type FloorPaths = Record<PathName, FloorPath>;
+/** Streams as in the inference section: 64 tokens 5 ms apart; warm-up batches of 64, then 1 and 64 at a time. */
+const STREAM_TOKENS = 64;
+const STREAM_ITL_MS = 5;
+const STREAMS = { streamWarmBatches: 3, s1Rounds: 16, s64Rounds: 3 };
+const STREAMS_QUICK = { streamWarmBatches: 1, s1Rounds: 4, s64Rounds: 1 };
+/** The paths measured streaming: the Fastify floor does not stream. */
+const STREAM_PATHS = ["direct", "ceiling", "connect floor", "passerelle"] as const;
+export type StreamPathName = (typeof STREAM_PATHS)[number];
+/** What a path's streams did, and the CPU its server process spent per stream (ms; 0 for direct, not measured). */
+export type StreamFigures = ReturnType<typeof streamOutcome> & { cpuMsPerStream: number };
+export type FloorStreams = Record<"c1" | "c64", Record<StreamPathName, StreamFigures>>;
 const PLAN = QUICK
-  ? { warmupMs: 1_000, c1Warmup: 300, c1Rounds: 4, c1PerRound: 100, c32Rounds: 1, c32RoundMs: 1_500 }
-  : { warmupMs: 3_000, c1Warmup: 2_000, c1Rounds: 12, c1PerRound: 400, c32Rounds: 3, c32RoundMs: 2_500 };
+  ? { warmupMs: 1_000, c1Warmup: 300, c1Rounds: 4, c1PerRound: 100, c32Rounds: 1, c32RoundMs: 1_500, ...STREAMS_QUICK }
+  : { warmupMs: 3_000, c1Warmup: 2_000, c1Rounds: 12, c1PerRound: 400, c32Rounds: 3, c32RoundMs: 2_500, ...STREAMS };
 
 /** `script`: the compiled child.js the inference section ran (undefined: from source through tsx). */
-export async function runFloorsBench(script: string | undefined): Promise<{ section: Section; figures: unknown }> {
+export async function runFloorsBench(script: string | undefined): Promise<{
+  section: Section;
+  /** Streams through the Connect floor beside the ceiling and Passerelle. */
+  streamSection: Section;
+  figures: { plan: typeof PLAN; errors: number; paths: FloorPaths; streams: FloorStreams };
+}> {
   const nodeFlags = await startNodeFlags(path.resolve(import.meta.dirname, "../.."));
   const children: ChildHandle<unknown>[] = [];
   try {
@@ -115,12 +141,13 @@ export async function runFloorsBench(script: string | undefined): Promise<{ sect
       }
     }
 
+    const streamed = await measureStreams(sim, targets, pids);
     const c1 = new Map(PATHS.map((n) => [n, summarize(latencies.get(n) as number[])]));
     const d = c1.get("direct") as ReturnType<typeof summarize>;
     const seconds = (PLAN.c32Rounds * PLAN.c32RoundMs) / 1000;
     const rps = (n: PathName) => (c32.get(n)?.requests ?? 0) / seconds;
     const figures = Object.fromEntries(
-      PATHS.map((n) => {
+      PATHS.map((n): [PathName, FloorPath] => {
         const s = c1.get(n) as ReturnType<typeof summarize>;
         const w = c32.get(n) as { requests: number; cpuMs: number };
         return [
@@ -133,10 +160,10 @@ export async function runFloorsBench(script: string | undefined): Promise<{ sect
           },
         ];
       }),
-    );
+    ) as FloorPaths;
     const rows = PATHS.map((n) => {
       const s = c1.get(n) as ReturnType<typeof summarize>;
-      const f = figures[n] as { c1CpuMsPerRequest: number; c32CpuMsPerRequest: number };
+      const f = figures[n];
       const direct = n === "direct";
       return {
         path: n,
@@ -161,9 +188,73 @@ export async function runFloorsBench(script: string | undefined): Promise<{ sect
           `Errors: ${errors}.`,
         rows,
       },
-      figures: { plan: PLAN, errors, paths: figures },
+      streamSection: streamSection(streamed),
+      figures: { plan: PLAN, errors, paths: figures, streams: streamed },
     };
   } finally {
     for (const c of children.reverse()) await c.stop().catch(() => {});
   }
+}
+
+/** 1 and 64 concurrent streams on each streaming path, interleaved, checked frame by frame against a direct one. */
+async function measureStreams(
+  sim: ChildHandle<{ url: string }>,
+  targets: Record<PathName, Target>,
+  pids: Record<PathName, number>,
+): Promise<FloorStreams> {
+  await sim.call("setOptions", { interTokenMs: STREAM_ITL_MS });
+  try {
+    const [refRec] = await streams(targets.direct, 1);
+    const ref = parseStream(refRec as StreamRecord);
+    if (!ref.done || ref.frames.length !== STREAM_TOKENS + 1) {
+      throw new Error(`reference stream: expected ${STREAM_TOKENS + 1} frames and [DONE], got ${ref.frames.length}`);
+    }
+    for (let i = 0; i < PLAN.streamWarmBatches; i++) for (const name of STREAM_PATHS) await streams(targets[name], 64);
+    const order = (r: number) => [...STREAM_PATHS.slice(r % 4), ...STREAM_PATHS.slice(0, r % 4)];
+    const run = async (rounds: number, n: number) => {
+      const recs = new Map<StreamPathName, StreamRecord[]>(STREAM_PATHS.map((p) => [p, []]));
+      const cpu = new Map<StreamPathName, number>(STREAM_PATHS.map((p) => [p, 0]));
+      for (let r = 0; r < rounds; r++) {
+        for (const name of order(r)) {
+          const cpu0 = name === "direct" ? 0 : processCpuMs(pids[name]);
+          recs.get(name)?.push(...(await streams(targets[name], n)));
+          if (name !== "direct") cpu.set(name, (cpu.get(name) as number) + processCpuMs(pids[name]) - cpu0);
+        }
+      }
+      return Object.fromEntries(
+        STREAM_PATHS.map((p) => {
+          const got = recs.get(p) as StreamRecord[];
+          return [p, { ...streamOutcome(got, ref.frames), cpuMsPerStream: (cpu.get(p) as number) / got.length }];
+        }),
+      ) as Record<StreamPathName, StreamFigures>;
+    };
+    return { c1: await run(PLAN.s1Rounds, 1), c64: await run(PLAN.s64Rounds, 64) };
+  } finally {
+    await sim.call("setOptions", { interTokenMs: 0 });
+  }
+}
+
+function streamSection(s: FloorStreams): Section {
+  const rows = (["c1", "c64"] as const).flatMap((c) => {
+    const d = s[c].direct;
+    return STREAM_PATHS.map((p) => {
+      const x = s[c][p];
+      return {
+        streams: c === "c1" ? "1 at a time" : "64 at once",
+        path: p,
+        "added TTFB p50/p99 ms": addedPair(x.ttfb, d.ttfb, p === "direct"),
+        "added total p50/p99 ms": addedPair(x.total, d.total, p === "direct", 1),
+        ...frameColumns(x.fidelity),
+        "server CPU ms/stream": p === "direct" ? "—" : fx(x.cpuMsPerStream, 2),
+      };
+    });
+  });
+  return {
+    title: "Architecture floors, streaming: the Connect floor's stream path beside the ceiling and Passerelle",
+    note:
+      `${STREAM_TOKENS} tokens ${STREAM_ITL_MS} ms apart, ${PLAN.s1Rounds} interleaved streams per path one at a time, ` +
+      `then ${PLAN.s64Rounds} interleaved batches of 64; frames checked against a direct reference stream (streams.ts). ` +
+      "Server CPU: /proc utime+stime of the path's own server process.",
+    rows,
+  };
 }

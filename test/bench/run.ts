@@ -8,6 +8,7 @@
  *   2. Architecture floors (floors.ts): direct, the ceiling, a Fastify floor, a Fastify + Connect floor and
  *      Passerelle, interleaved: what the required shape costs, and what Passerelle's features add (BENCH_FLOORS=0
  *      skips it).
+ *      Then the targets against this machine (attainable.ts): which of them the required shape's floor allows here.
  *   3. Accounts (accounts.ts): the foundation's `GET /v1/me` and `GetMe` against `GET /health`.
  *   4. Search (search.ts, in a process of its own): the PostgreSQL search backend at 100 000 chunks × 384 dimensions
  *      (10 000 when quick): ingestion throughput and latency per method; BENCH_SEARCH=0 skips it.
@@ -18,6 +19,7 @@ import { spawnSync } from "node:child_process";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
+import { attainability, targetFigures } from "./attainable.js";
 import { loadAverage, QUICK } from "./common.js";
 import { runFloorsBench } from "./floors.js";
 import { headline, runInferenceBench } from "./inference.js";
@@ -54,8 +56,15 @@ async function main(): Promise<void> {
           ? undefined
           : path.join(RESULTS_DIR, "build/test/bench/child.js");
     floors = await runFloorsBench(script);
-    process.stdout.write(`\n${floors.section.title}\n${floors.section.note ?? ""}\n`);
-    console.table(floors.section.rows);
+    for (const s of [floors.section, floors.streamSection]) {
+      process.stdout.write(`\n${s.title}\n${s.note ?? ""}\n`);
+      console.table(s.rows);
+    }
+  }
+  const reach = floors ? attainability(targetFigures(floors.figures, inference.figures.governed)) : null;
+  if (reach) {
+    process.stdout.write(`\n${reach.title}\n${reach.note ?? ""}\n`);
+    console.table(reach.rows);
   }
   process.stderr.write("[bench] accounts…\n");
   // Imported only now: it loads the whole platform into this process.
@@ -90,6 +99,7 @@ async function main(): Promise<void> {
         durationS: seconds,
         inference: { ...inference, headline: head },
         floors,
+        attainability: reach,
         accounts: { section: accounts.section, figures: accounts.figures },
         search,
       },
