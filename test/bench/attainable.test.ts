@@ -18,7 +18,16 @@ describe("attainability", () => {
     expect(verdictOf({ target: 1, passerelle: 1, floor: floor(0.5) })).toBe("met");
     expect(verdictOf({ target: 1, passerelle: 1.2, floor: floor(1) })).toBe("missed");
     expect(verdictOf({ target: 1, passerelle: 1.2, floor: floor(1.01) })).toBe("out of reach here");
+    // A path doing less work than the floor that misses the target puts it out of reach too.
+    const direct = { name: "direct", value: 2.8 };
+    expect(verdictOf({ target: 2, passerelle: 4, floor: floor(1.9), others: [direct] })).toBe("out of reach here");
+    expect(verdictOf({ target: 2, passerelle: 4, floor: floor(1.9), others: [{ ...direct, value: 1 }] })).toBe(
+      "missed",
+    );
     expect(() => verdictOf({ target: 1, passerelle: Number.NaN, floor: floor(1) })).toThrow(/missing/);
+    expect(() =>
+      verdictOf({ target: 1, passerelle: 2, floor: floor(1), others: [{ ...direct, value: Number.NaN }] }),
+    ).toThrow(/missing/);
   });
 
   it("measures every figure over direct against the Connect floor, beside the ceiling", () => {
