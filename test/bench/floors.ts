@@ -14,7 +14,9 @@ import { addedPair, frameColumns, parseStream, streamOutcome } from "./streams.j
  * the project requires, Fastify, then the bridge's protobuf mapping, an in-process Connect call and our upstream
  * client, without any of Passerelle's features); and Passerelle (auth, limits, usage records, metrics, logs, CORS).
  * What lies between the Connect floor and Passerelle is what the features cost; what lies below it, the shape.
- * c=1 latency and CPU per request, c=32 throughput and CPU per request. BENCH_FLOORS=0 skips the section.
+ * c=1 latency and CPU per request, c=32 throughput and CPU per request; then streams (64 tokens 5 ms apart) one at a
+ * time and 64 at once on every path but the Fastify floor: time to first frame, frame fidelity, CPU per stream.
+ * attainable.ts reads these figures against the targets. BENCH_FLOORS=0 skips the section.
  */
 
 const KEY = "sk-upstream-floors-0123456789abcdef";
@@ -210,7 +212,10 @@ async function measureStreams(
       throw new Error(`reference stream: expected ${STREAM_TOKENS + 1} frames and [DONE], got ${ref.frames.length}`);
     }
     for (let i = 0; i < PLAN.streamWarmBatches; i++) for (const name of STREAM_PATHS) await streams(targets[name], 64);
-    const order = (r: number) => [...STREAM_PATHS.slice(r % 4), ...STREAM_PATHS.slice(0, r % 4)];
+    const order = (r: number) => {
+      const k = r % STREAM_PATHS.length;
+      return [...STREAM_PATHS.slice(k), ...STREAM_PATHS.slice(0, k)];
+    };
     const run = async (rounds: number, n: number) => {
       const recs = new Map<StreamPathName, StreamRecord[]>(STREAM_PATHS.map((p) => [p, []]));
       const cpu = new Map<StreamPathName, number>(STREAM_PATHS.map((p) => [p, 0]));
